@@ -1,0 +1,144 @@
+//! Machine-readable reason codes. Every rejected message and every zeroed or
+//! reduced reward carries one (DESIGN invariants 1 and 5). The string form is the
+//! public contract: it appears in API errors, `devices.json` and the store, so a
+//! code is never renamed once released; new codes are only added.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    // --- admission of a signed envelope (ingest) ---
+    /// The bytes are not a well-formed envelope.
+    Malformed,
+    /// The envelope decodes but carries fields this version does not know, or
+    /// is not in canonical encoding.
+    NonCanonical,
+    /// Envelope version not supported.
+    UnsupportedVersion,
+    /// The signature does not verify under the signer's key.
+    BadSignature,
+    /// The signer is not a registered device or operator.
+    UnknownSigner,
+    /// The device key was revoked by its operator.
+    RevokedDevice,
+    /// Timestamp further in the past than the skew window allows.
+    StaleTimestamp,
+    /// Timestamp further in the future than the skew window allows.
+    FutureTimestamp,
+    /// Sequence number already seen, or lower than the last accepted one.
+    ReplayedSequence,
+    /// Payload kind not valid for this endpoint or signer.
+    WrongPayloadKind,
+    /// The payload inside the envelope does not decode or fails validation.
+    BadPayload,
+    /// The device sent more than the rate limit allows.
+    RateLimited,
+    /// A device certificate not signed by the operator it names.
+    BadCertificate,
+    /// The device key is already registered.
+    AlreadyRegistered,
+
+    // --- reward reasons (reductions and hard gates at epoch close) ---
+    /// No accepted report from the device in the epoch.
+    NoReports,
+    /// Availability below the policy's minimum: reward gated to zero.
+    LowUptime,
+    /// Availability below full: reward reduced pro rata.
+    PartialUptime,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 17] = [
+        Reason::Malformed,
+        Reason::NonCanonical,
+        Reason::UnsupportedVersion,
+        Reason::BadSignature,
+        Reason::UnknownSigner,
+        Reason::RevokedDevice,
+        Reason::StaleTimestamp,
+        Reason::FutureTimestamp,
+        Reason::ReplayedSequence,
+        Reason::WrongPayloadKind,
+        Reason::BadPayload,
+        Reason::RateLimited,
+        Reason::BadCertificate,
+        Reason::AlreadyRegistered,
+        Reason::NoReports,
+        Reason::LowUptime,
+        Reason::PartialUptime,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Malformed => "malformed",
+            Reason::NonCanonical => "non_canonical",
+            Reason::UnsupportedVersion => "unsupported_version",
+            Reason::BadSignature => "bad_signature",
+            Reason::UnknownSigner => "unknown_signer",
+            Reason::RevokedDevice => "revoked_device",
+            Reason::StaleTimestamp => "stale_timestamp",
+            Reason::FutureTimestamp => "future_timestamp",
+            Reason::ReplayedSequence => "replayed_sequence",
+            Reason::WrongPayloadKind => "wrong_payload_kind",
+            Reason::BadPayload => "bad_payload",
+            Reason::RateLimited => "rate_limited",
+            Reason::BadCertificate => "bad_certificate",
+            Reason::AlreadyRegistered => "already_registered",
+            Reason::NoReports => "no_reports",
+            Reason::LowUptime => "low_uptime",
+            Reason::PartialUptime => "partial_uptime",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// A sentence an operator can act on.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Reason::Malformed => "the message bytes are not a valid envelope",
+            Reason::NonCanonical => "the envelope is not in canonical encoding or has unknown fields",
+            Reason::UnsupportedVersion => "the envelope version is not supported; update the agent",
+            Reason::BadSignature => "the signature does not match the signer's key",
+            Reason::UnknownSigner => "the signing key is not registered; run `depin node init`",
+            Reason::RevokedDevice => "the device key was revoked by its operator",
+            Reason::StaleTimestamp => "the timestamp is too old; check the device clock (NTP)",
+            Reason::FutureTimestamp => "the timestamp is in the future; check the device clock (NTP)",
+            Reason::ReplayedSequence => "the sequence number was already used",
+            Reason::WrongPayloadKind => "this payload kind is not accepted here",
+            Reason::BadPayload => "the payload does not decode or is out of range",
+            Reason::RateLimited => "too many reports; slow down",
+            Reason::BadCertificate => "the device certificate is not signed by the operator it names",
+            Reason::AlreadyRegistered => "the device key is already registered",
+            Reason::NoReports => "no accepted report in the epoch",
+            Reason::LowUptime => "availability below the minimum; reward is zero",
+            Reason::PartialUptime => "availability below 100%; reward reduced in proportion",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in Reason::ALL {
+            assert!(seen.insert(r.as_str()), "duplicate code {r}");
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+        }
+        assert_eq!(Reason::parse("nope"), None);
+    }
+}
