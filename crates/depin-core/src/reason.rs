@@ -39,6 +39,8 @@ pub enum Reason {
     BadCertificate,
     /// The device key is already registered.
     AlreadyRegistered,
+    /// The report belongs to an epoch that is already closed.
+    LateReport,
 
     // --- reward reasons (reductions and hard gates at epoch close) ---
     /// No accepted report from the device in the epoch.
@@ -50,7 +52,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::Malformed,
         Reason::NonCanonical,
         Reason::UnsupportedVersion,
@@ -65,6 +67,7 @@ impl Reason {
         Reason::RateLimited,
         Reason::BadCertificate,
         Reason::AlreadyRegistered,
+        Reason::LateReport,
         Reason::NoReports,
         Reason::LowUptime,
         Reason::PartialUptime,
@@ -86,6 +89,7 @@ impl Reason {
             Reason::RateLimited => "rate_limited",
             Reason::BadCertificate => "bad_certificate",
             Reason::AlreadyRegistered => "already_registered",
+            Reason::LateReport => "late_report",
             Reason::NoReports => "no_reports",
             Reason::LowUptime => "low_uptime",
             Reason::PartialUptime => "partial_uptime",
@@ -113,6 +117,7 @@ impl Reason {
             Reason::RateLimited => "too many reports; slow down",
             Reason::BadCertificate => "the device certificate is not signed by the operator it names",
             Reason::AlreadyRegistered => "the device key is already registered",
+            Reason::LateReport => "the report's epoch is already closed; send reports sooner",
             Reason::NoReports => "no accepted report in the epoch",
             Reason::LowUptime => "availability below the minimum; reward is zero",
             Reason::PartialUptime => "availability below 100%; reward reduced in proportion",
