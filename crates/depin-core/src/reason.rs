@@ -49,10 +49,16 @@ pub enum Reason {
     LowUptime,
     /// Availability below full: reward reduced pro rata.
     PartialUptime,
+    /// The device was registered or revoked during the epoch, so it could serve
+    /// only part of it: reward reduced in proportion to the time it was active.
+    PartialEpoch,
+    /// The device's share of its sector's emission was below one base unit (or
+    /// the sector received no emission this epoch), so it rounded down to zero.
+    RoundedToZero,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Malformed,
         Reason::NonCanonical,
         Reason::UnsupportedVersion,
@@ -71,6 +77,8 @@ impl Reason {
         Reason::NoReports,
         Reason::LowUptime,
         Reason::PartialUptime,
+        Reason::PartialEpoch,
+        Reason::RoundedToZero,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +101,8 @@ impl Reason {
             Reason::NoReports => "no_reports",
             Reason::LowUptime => "low_uptime",
             Reason::PartialUptime => "partial_uptime",
+            Reason::PartialEpoch => "partial_epoch",
+            Reason::RoundedToZero => "rounded_to_zero",
         }
     }
 
@@ -121,6 +131,12 @@ impl Reason {
             Reason::NoReports => "no accepted report in the epoch",
             Reason::LowUptime => "availability below the minimum; reward is zero",
             Reason::PartialUptime => "availability below 100%; reward reduced in proportion",
+            Reason::PartialEpoch => {
+                "the device was active for only part of the epoch (registered or revoked during it); reward reduced in proportion"
+            }
+            Reason::RoundedToZero => {
+                "the device's share of the sector's emission was below one base unit and rounded down to zero"
+            }
         }
     }
 }
