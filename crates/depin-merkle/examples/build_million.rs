@@ -6,7 +6,9 @@ use depin_merkle::{Leaf, StandardMerkleTree, to_hex, verify};
 use std::time::Instant;
 
 fn main() {
-    let n: usize = std::env::args().nth(1).map_or(1_000_000, |s| s.parse().expect("leaf count"));
+    let n: usize = std::env::args()
+        .nth(1)
+        .map_or(1_000_000, |s| s.parse().expect("leaf count"));
     // Deterministic, distinct accounts; amounts spread over the u64 range.
     let leaves: Vec<Leaf> = (0..n as u64)
         .map(|i| {

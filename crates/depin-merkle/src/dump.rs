@@ -48,11 +48,22 @@ pub enum MerkleError {
     #[error("value {index} is invalid: {reason}")]
     BadValue { index: usize, reason: String },
     #[error("value {value_index} points at tree index {tree_index}, which is not a leaf")]
-    TreeIndexNotALeaf { value_index: usize, tree_index: usize },
-    #[error("value {value_index} points at tree index {tree_index}, which another value already uses")]
-    DuplicateTreeIndex { value_index: usize, tree_index: usize },
+    TreeIndexNotALeaf {
+        value_index: usize,
+        tree_index: usize,
+    },
+    #[error(
+        "value {value_index} points at tree index {tree_index}, which another value already uses"
+    )]
+    DuplicateTreeIndex {
+        value_index: usize,
+        tree_index: usize,
+    },
     #[error("value {value_index} does not hash to the leaf at tree index {tree_index}")]
-    LeafHashMismatch { value_index: usize, tree_index: usize },
+    LeafHashMismatch {
+        value_index: usize,
+        tree_index: usize,
+    },
     #[error("tree node {index} is not the hash of its children")]
     NodeHashMismatch { index: usize },
     #[error(
@@ -68,7 +79,10 @@ pub(crate) fn parse_hash(s: &str) -> Result<Hash, &'static str> {
     if digits.len() != 64 {
         return Err("must have exactly 64 hex digits after 0x");
     }
-    if !digits.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if !digits
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err("must be lowercase hex");
     }
     let mut out = [0u8; 32];
@@ -79,25 +93,43 @@ pub(crate) fn parse_hash(s: &str) -> Result<Hash, &'static str> {
 /// A uint256 as written by `dump()`: a canonical decimal string (no sign, no
 /// leading zeros) that fits our `u128` amounts.
 fn parse_amount(v: &serde_json::Value) -> Result<u128, String> {
-    let s = v.as_str().ok_or_else(|| format!("amount must be a decimal string, got {}", brief(v)))?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| format!("amount must be a decimal string, got {}", brief(v)))?;
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("amount {:?} is not a decimal integer", truncate(s)));
     }
     if s.len() > 1 && s.starts_with('0') {
         return Err(format!("amount {:?} has leading zeros", truncate(s)));
     }
-    s.parse::<u128>().map_err(|_| format!("amount {} exceeds the u128 range of claim amounts", truncate(s)))
+    s.parse::<u128>().map_err(|_| {
+        format!(
+            "amount {} exceeds the u128 range of claim amounts",
+            truncate(s)
+        )
+    })
 }
 
 fn parse_leaf(value: &[serde_json::Value]) -> Result<Leaf, String> {
     let [account, amount] = value else {
-        return Err(format!("expected [bytes32, uint256], got {} elements", value.len()));
+        return Err(format!(
+            "expected [bytes32, uint256], got {} elements",
+            value.len()
+        ));
     };
     let account = match account.as_str() {
         Some(s) => parse_hash(s).map_err(|r| format!("account (bytes32) {r}"))?,
-        None => return Err(format!("account (bytes32) must be a hex string, got {}", brief(account))),
+        None => {
+            return Err(format!(
+                "account (bytes32) must be a hex string, got {}",
+                brief(account)
+            ));
+        }
     };
-    Ok(Leaf { account, amount: parse_amount(amount)? })
+    Ok(Leaf {
+        account,
+        amount: parse_amount(amount)?,
+    })
 }
 
 fn truncate(s: &str) -> String {
@@ -112,8 +144,20 @@ pub(crate) fn load(dump: Dump) -> Result<StandardMerkleTree, MerkleError> {
     if dump.format != FORMAT {
         return Err(MerkleError::UnknownFormat(truncate(&dump.format)));
     }
-    if dump.leaf_encoding.len() != LEAF_ENCODING.len() || dump.leaf_encoding.iter().zip(LEAF_ENCODING).any(|(a, b)| a != b) {
-        return Err(MerkleError::UnsupportedLeafEncoding(dump.leaf_encoding.iter().take(8).map(|s| truncate(s)).collect()));
+    if dump.leaf_encoding.len() != LEAF_ENCODING.len()
+        || dump
+            .leaf_encoding
+            .iter()
+            .zip(LEAF_ENCODING)
+            .any(|(a, b)| a != b)
+    {
+        return Err(MerkleError::UnsupportedLeafEncoding(
+            dump.leaf_encoding
+                .iter()
+                .take(8)
+                .map(|s| truncate(s))
+                .collect(),
+        ));
     }
 
     let tree = dump
@@ -128,7 +172,10 @@ pub(crate) fn load(dump: Dump) -> Result<StandardMerkleTree, MerkleError> {
     }
     let n = len.div_ceil(2);
     if dump.values.len() != n {
-        return Err(MerkleError::LeafCountMismatch { leaves: n, values: dump.values.len() });
+        return Err(MerkleError::LeafCountMismatch {
+            leaves: n,
+            values: dump.values.len(),
+        });
     }
 
     let mut leaves = Vec::with_capacity(n);
@@ -136,19 +183,31 @@ pub(crate) fn load(dump: Dump) -> Result<StandardMerkleTree, MerkleError> {
     // owner[leaf_pos] = value index; leaf_pos = len - 1 - tree index, as in `of`.
     let mut owner = vec![usize::MAX; n];
     for (value_index, entry) in dump.values.iter().enumerate() {
-        let leaf = parse_leaf(&entry.value).map_err(|reason| MerkleError::BadValue { index: value_index, reason })?;
+        let leaf = parse_leaf(&entry.value).map_err(|reason| MerkleError::BadValue {
+            index: value_index,
+            reason,
+        })?;
         let at = entry.tree_index;
         // Leaves occupy indices n-1 ..= len-1 of a 2n-1 node tree.
         if at >= len || at + 1 < n {
-            return Err(MerkleError::TreeIndexNotALeaf { value_index, tree_index: at });
+            return Err(MerkleError::TreeIndexNotALeaf {
+                value_index,
+                tree_index: at,
+            });
         }
         let slot = &mut owner[len - 1 - at];
         if *slot != usize::MAX {
-            return Err(MerkleError::DuplicateTreeIndex { value_index, tree_index: at });
+            return Err(MerkleError::DuplicateTreeIndex {
+                value_index,
+                tree_index: at,
+            });
         }
         *slot = value_index;
         if leaf_hash(&leaf) != tree[at] {
-            return Err(MerkleError::LeafHashMismatch { value_index, tree_index: at });
+            return Err(MerkleError::LeafHashMismatch {
+                value_index,
+                tree_index: at,
+            });
         }
         leaves.push(leaf);
         tree_index.push(at);

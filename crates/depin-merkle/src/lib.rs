@@ -46,6 +46,25 @@
 //! `tools/oz-merkle/verify.mjs` recognises exactly this shape and reports the same
 //! zero root.
 //!
+//! # Usage
+//!
+//! ```
+//! use depin_merkle::{Leaf, StandardMerkleTree, to_hex, verify};
+//!
+//! let tree = StandardMerkleTree::of(vec![Leaf::new([1; 32], 5), Leaf::new([2; 32], 7)]);
+//! let i = tree.find(&[2; 32]).unwrap();
+//! // What a claimant submits on chain: (account, amount, proof) against the root.
+//! assert!(verify(&tree.root(), &tree.leaves()[i], &tree.proof(i)));
+//! // The claim file is the JS dump; it loads back to the same tree.
+//! let again = StandardMerkleTree::from_json(&tree.to_json()).unwrap();
+//! assert_eq!(to_hex(&again.root()), to_hex(&tree.root()));
+//! ```
+//!
+//! [`StandardMerkleTree::load`] is deliberately strict: it accepts exactly what
+//! [`StandardMerkleTree::dump`] writes (lowercase hex, decimal amounts that fit a
+//! `u128`, leaves in `of` order, every leaf owned by one value), so a loaded tree
+//! always equals `of` of its leaves and re-dumps byte-identically.
+//!
 //! # Performance
 //!
 //! Building hashes every leaf twice and every internal node once, nothing more; the
@@ -91,7 +110,10 @@ impl Leaf {
 
     /// A claim for a depin public key (the account is the raw 32 key bytes).
     pub fn for_key(key: &depin_core::PublicKey, amount: u128) -> Self {
-        Self { account: key.0, amount }
+        Self {
+            account: key.0,
+            amount,
+        }
     }
 }
 
@@ -108,14 +130,20 @@ pub fn leaf_hash(leaf: &Leaf) -> Hash {
 /// OpenZeppelin's commutative node hash: `keccak256(sorted(a, b))`.
 fn node_hash(a: &Hash, b: &Hash) -> Hash {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    Keccak256::new().chain_update(lo).chain_update(hi).finalize().into()
+    Keccak256::new()
+        .chain_update(lo)
+        .chain_update(hi)
+        .finalize()
+        .into()
 }
 
 /// Checks a proof the way `MerkleProof.verify` (OpenZeppelin Contracts) and
 /// `StandardMerkleTree.verify` do: fold the siblings into the leaf hash with the
 /// commutative node hash and compare with `root`.
 pub fn verify(root: &Hash, leaf: &Leaf, proof: &[Hash]) -> bool {
-    let computed = proof.iter().fold(leaf_hash(leaf), |acc, sibling| node_hash(&acc, sibling));
+    let computed = proof
+        .iter()
+        .fold(leaf_hash(leaf), |acc, sibling| node_hash(&acc, sibling));
     &computed == root
 }
 
@@ -129,7 +157,10 @@ pub fn to_hex(h: &Hash) -> String {
 
 /// Parses the strict form written by [`to_hex`]: `0x` + 64 lowercase hex digits.
 pub fn parse_hex(s: &str) -> Result<Hash, MerkleError> {
-    dump::parse_hash(s).map_err(|reason| MerkleError::BadHash { text: s.chars().take(80).collect(), reason })
+    dump::parse_hash(s).map_err(|reason| MerkleError::BadHash {
+        text: s.chars().take(80).collect(),
+        reason,
+    })
 }
 
 /// An OpenZeppelin `StandardMerkleTree` over `(bytes32, uint256)` leaves.
@@ -157,7 +188,11 @@ impl StandardMerkleTree {
         }
         // Sorting (hash, value index) pairs is the JS stable sort by hash: ties
         // (identical leaves) stay in insertion order.
-        let mut sorted: Vec<(Hash, usize)> = leaves.iter().enumerate().map(|(v, leaf)| (leaf_hash(leaf), v)).collect();
+        let mut sorted: Vec<(Hash, usize)> = leaves
+            .iter()
+            .enumerate()
+            .map(|(v, leaf)| (leaf_hash(leaf), v))
+            .collect();
         sorted.sort_unstable();
 
         let len = 2 * n - 1;
@@ -177,7 +212,12 @@ impl StandardMerkleTree {
     fn from_parts(leaves: Vec<Leaf>, tree: Vec<Hash>, tree_index: Vec<usize>) -> Self {
         debug_assert_eq!(leaves.len(), tree_index.len());
         debug_assert_eq!(tree.len(), (2 * leaves.len()).saturating_sub(1));
-        Self { leaves, tree, tree_index, by_account: OnceLock::new() }
+        Self {
+            leaves,
+            tree,
+            tree_index,
+            by_account: OnceLock::new(),
+        }
     }
 
     /// The root, or [`EMPTY_ROOT`] for the empty tree.
@@ -207,7 +247,10 @@ impl StandardMerkleTree {
     pub fn proof(&self, value_index: usize) -> Vec<Hash> {
         match self.try_proof(value_index) {
             Some(proof) => proof,
-            None => panic!("value index {value_index} out of bounds for a tree of {} leaves", self.len()),
+            None => panic!(
+                "value index {value_index} out of bounds for a tree of {} leaves",
+                self.len()
+            ),
         }
     }
 
@@ -215,7 +258,8 @@ impl StandardMerkleTree {
     pub fn try_proof(&self, value_index: usize) -> Option<Vec<Hash>> {
         let mut i = *self.tree_index.get(value_index)?;
         // Depth of a leaf in a complete tree is at most log2(len) + 1.
-        let mut proof = Vec::with_capacity(usize::BITS as usize - self.tree.len().leading_zeros() as usize);
+        let mut proof =
+            Vec::with_capacity(usize::BITS as usize - self.tree.len().leading_zeros() as usize);
         while i > 0 {
             let sibling = if i % 2 == 1 { i + 1 } else { i - 1 };
             proof.push(self.tree[sibling]);
@@ -236,7 +280,10 @@ impl StandardMerkleTree {
             idx
         });
         let first = index.partition_point(|&v| self.leaves[v].account < *account);
-        index.get(first).copied().filter(|&v| &self.leaves[v].account == account)
+        index
+            .get(first)
+            .copied()
+            .filter(|&v| &self.leaves[v].account == account)
     }
 
     /// The JS `dump()`: serialising it with `serde_json` gives exactly the object
@@ -307,7 +354,8 @@ impl StandardMerkleTree {
 
     /// Parses dump JSON and [`Self::load`]s it.
     pub fn from_json(json: &str) -> Result<Self, MerkleError> {
-        let dump: Dump = serde_json::from_str(json).map_err(|e| MerkleError::Json(e.to_string()))?;
+        let dump: Dump =
+            serde_json::from_str(json).map_err(|e| MerkleError::Json(e.to_string()))?;
         Self::load(dump)
     }
 }
@@ -316,7 +364,9 @@ impl PartialEq for StandardMerkleTree {
     fn eq(&self, other: &Self) -> bool {
         // The tree and index are functions of the leaves, but comparing them too
         // keeps the check honest for loaded trees.
-        self.leaves == other.leaves && self.tree == other.tree && self.tree_index == other.tree_index
+        self.leaves == other.leaves
+            && self.tree == other.tree
+            && self.tree_index == other.tree_index
     }
 }
 
@@ -325,7 +375,10 @@ impl Eq for StandardMerkleTree {}
 impl fmt::Debug for StandardMerkleTree {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A million-leaf tree must not be printed node by node.
-        f.debug_struct("StandardMerkleTree").field("root", &to_hex(&self.root())).field("len", &self.len()).finish()
+        f.debug_struct("StandardMerkleTree")
+            .field("root", &to_hex(&self.root()))
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -341,7 +394,10 @@ mod tests {
         assert_eq!(t.find(&[0; 32]), None);
         assert_eq!(t.try_proof(0), None);
         let json = t.to_json();
-        assert_eq!(json, r#"{"format":"standard-v1","leafEncoding":["bytes32","uint256"],"tree":[],"values":[]}"#);
+        assert_eq!(
+            json,
+            r#"{"format":"standard-v1","leafEncoding":["bytes32","uint256"],"tree":[],"values":[]}"#
+        );
         assert_eq!(StandardMerkleTree::from_json(&json).unwrap(), t);
     }
 

@@ -55,14 +55,28 @@ fn repo_root() -> PathBuf {
 fn js_verifier() -> Option<PathBuf> {
     let tools = repo_root().join("tools/oz-merkle");
     let required = std::env::var("DEPIN_REQUIRE_NODE").is_ok_and(|v| v == "1");
-    if !tools.join("node_modules/@openzeppelin/merkle-tree").is_dir() {
-        assert!(!required, "DEPIN_REQUIRE_NODE=1 but {} has no node_modules: run `npm ci --prefix tools/oz-merkle`", tools.display());
-        println!("skipped: run `npm ci --prefix tools/oz-merkle` to cross-check against @openzeppelin/merkle-tree");
+    if !tools
+        .join("node_modules/@openzeppelin/merkle-tree")
+        .is_dir()
+    {
+        assert!(
+            !required,
+            "DEPIN_REQUIRE_NODE=1 but {} has no node_modules: run `npm ci --prefix tools/oz-merkle`",
+            tools.display()
+        );
+        println!(
+            "skipped: run `npm ci --prefix tools/oz-merkle` to cross-check against @openzeppelin/merkle-tree"
+        );
         return None;
     }
     if let Err(e) = Command::new("node").arg("--version").output() {
-        assert!(!required, "DEPIN_REQUIRE_NODE=1 but `node` could not be run: {e}");
-        println!("skipped: `node` is not runnable ({e}); install Node.js to cross-check against @openzeppelin/merkle-tree");
+        assert!(
+            !required,
+            "DEPIN_REQUIRE_NODE=1 but `node` could not be run: {e}"
+        );
+        println!(
+            "skipped: `node` is not runnable ({e}); install Node.js to cross-check against @openzeppelin/merkle-tree"
+        );
         return None;
     }
     Some(tools.join("verify.mjs"))
@@ -73,7 +87,11 @@ fn js_verify(verifier: &Path, tree: &StandardMerkleTree) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dump.json");
     std::fs::write(&path, tree.to_json()).unwrap();
-    let out = Command::new("node").arg(verifier).arg(&path).output().expect("node runs");
+    let out = Command::new("node")
+        .arg(verifier)
+        .arg(&path)
+        .output()
+        .expect("node runs");
     assert!(
         out.status.success(),
         "verify.mjs rejected our dump: {}\n{}",
@@ -85,7 +103,9 @@ fn js_verify(verifier: &Path, tree: &StandardMerkleTree) -> serde_json::Value {
 
 #[test]
 fn js_library_accepts_our_dump_of_1000_leaves() {
-    let Some(verifier) = js_verifier() else { return };
+    let Some(verifier) = js_verifier() else {
+        return;
+    };
     let tree = StandardMerkleTree::of(seeded_leaves(0xdeb1_2026, 1000));
     let report = js_verify(&verifier, &tree);
     assert_eq!(report["root"], to_hex(&tree.root()));
@@ -94,7 +114,9 @@ fn js_library_accepts_our_dump_of_1000_leaves() {
 
 #[test]
 fn js_tool_agrees_on_small_and_empty_trees() {
-    let Some(verifier) = js_verifier() else { return };
+    let Some(verifier) = js_verifier() else {
+        return;
+    };
     for n in [0, 1, 2, 3] {
         let tree = StandardMerkleTree::of(seeded_leaves(n as u64, n));
         let report = js_verify(&verifier, &tree);

@@ -16,10 +16,19 @@ fn oz_leaves() -> Vec<Leaf> {
         Leaf::new([0x11; 32], 1_000_000),
         Leaf::new([0x00; 32], 0),
         Leaf::new([0xff; 32], u128::MAX),
-        Leaf::new(hex32(&format!("0x{}{}", "ab".repeat(16), "cd".repeat(16))), (1u128 << 64) + 1),
-        Leaf::new(hex32("0x8f3c2a1b9e7d6c5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f"), 42),
+        Leaf::new(
+            hex32(&format!("0x{}{}", "ab".repeat(16), "cd".repeat(16))),
+            (1u128 << 64) + 1,
+        ),
+        Leaf::new(
+            hex32("0x8f3c2a1b9e7d6c5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f"),
+            42,
+        ),
         Leaf::new([0x11; 32], 7),
-        Leaf::new(hex32("0x0000000000000000000000000000000000000000000000000000000000000001"), 123456789012345678901234567890),
+        Leaf::new(
+            hex32("0x0000000000000000000000000000000000000000000000000000000000000001"),
+            123456789012345678901234567890,
+        ),
     ]
 }
 
@@ -46,9 +55,17 @@ fn root_leaf_hashes_and_proofs_match() {
     let tree = StandardMerkleTree::of(oz_leaves());
     assert_eq!(to_hex(&tree.root()), v["root"]);
     for (i, leaf) in oz_leaves().iter().enumerate() {
-        assert_eq!(to_hex(&leaf_hash(leaf)), v["leafHashes"][i], "leaf hash {i}");
+        assert_eq!(
+            to_hex(&leaf_hash(leaf)),
+            v["leafHashes"][i],
+            "leaf hash {i}"
+        );
         let proof: Vec<String> = tree.proof(i).iter().map(to_hex).collect();
-        assert_eq!(serde_json::to_value(&proof).unwrap(), v["proofs"][i], "proof {i}");
+        assert_eq!(
+            serde_json::to_value(&proof).unwrap(),
+            v["proofs"][i],
+            "proof {i}"
+        );
         assert!(verify(&tree.root(), leaf, &tree.proof(i)));
     }
     assert_eq!(v["proofs"].as_array().unwrap().len(), tree.len());

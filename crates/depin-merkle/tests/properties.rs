@@ -6,11 +6,13 @@ use proptest::prelude::*;
 
 fn arb_leaf() -> impl Strategy<Value = Leaf> {
     // A small account alphabet makes repeated accounts (and identical leaves) common.
-    let account = prop_oneof![
-        any::<[u8; 32]>(),
-        (0u8..4).prop_map(|b| [b; 32]),
+    let account = prop_oneof![any::<[u8; 32]>(), (0u8..4).prop_map(|b| [b; 32]),];
+    let amount = prop_oneof![
+        Just(0u128),
+        Just(u128::MAX),
+        any::<u64>().prop_map(u128::from),
+        any::<u128>()
     ];
-    let amount = prop_oneof![Just(0u128), Just(u128::MAX), any::<u64>().prop_map(u128::from), any::<u128>()];
     (account, amount).prop_map(|(account, amount)| Leaf { account, amount })
 }
 
@@ -30,7 +32,11 @@ fn model_root(leaves: &[Leaf]) -> [u8; 32] {
         if a > b {
             std::mem::swap(&mut a, &mut b);
         }
-        Keccak256::new().chain_update(a).chain_update(b).finalize().into()
+        Keccak256::new()
+            .chain_update(a)
+            .chain_update(b)
+            .finalize()
+            .into()
     }
     let mut hashes: Vec<[u8; 32]> = leaves.iter().map(leaf_hash).collect();
     hashes.sort();
@@ -105,10 +111,9 @@ proptest! {
         let p = pos.index(bytes.len());
         prop_assume!(bytes[p] != byte);
         bytes[p] = byte;
-        if let Ok(text) = std::str::from_utf8(&bytes) {
-            if let Ok(loaded) = StandardMerkleTree::from_json(text) {
-                prop_assert_eq!(loaded, tree);
-            }
+        let loaded = std::str::from_utf8(&bytes).ok().and_then(|text| StandardMerkleTree::from_json(text).ok());
+        if let Some(loaded) = loaded {
+            prop_assert_eq!(loaded, tree);
         }
     }
 
@@ -165,23 +170,36 @@ fn swapped_leaf_order_is_not_canonical() {
     d.values[0].tree_index = b;
     d.values[1].tree_index = a;
     let err = StandardMerkleTree::load(d).unwrap_err();
-    assert!(matches!(err, depin_merkle::MerkleError::NotCanonical { .. }), "{err}");
+    assert!(
+        matches!(err, depin_merkle::MerkleError::NotCanonical { .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn error_messages_say_what_is_wrong() {
     let d = StandardMerkleTree::of(vec![Leaf::new([1; 32], 1)]).dump();
     let mut bad = d.clone();
-    bad.values[0].value[1] = serde_json::Value::String("340282366920938463463374607431768211456".into());
+    bad.values[0].value[1] =
+        serde_json::Value::String("340282366920938463463374607431768211456".into());
     assert_eq!(
         StandardMerkleTree::load(bad).unwrap_err().to_string(),
         "value 0 is invalid: amount 340282366920938463463374607431768211456 exceeds the u128 range of claim amounts"
     );
     let mut bad = d.clone();
     bad.values[0].value[1] = serde_json::Value::from(1);
-    assert_eq!(StandardMerkleTree::load(bad).unwrap_err().to_string(), "value 0 is invalid: amount must be a decimal string, got 1");
+    assert_eq!(
+        StandardMerkleTree::load(bad).unwrap_err().to_string(),
+        "value 0 is invalid: amount must be a decimal string, got 1"
+    );
     let mut bad = d;
     bad.format = "simple-v1".into();
-    assert_eq!(StandardMerkleTree::load(bad).unwrap_err().to_string(), "unknown dump format \"simple-v1\", expected \"standard-v1\"");
-    assert!(matches!(StandardMerkleTree::from_json("[]"), Err(depin_merkle::MerkleError::Json(_))));
+    assert_eq!(
+        StandardMerkleTree::load(bad).unwrap_err().to_string(),
+        "unknown dump format \"simple-v1\", expected \"standard-v1\""
+    );
+    assert!(matches!(
+        StandardMerkleTree::from_json("[]"),
+        Err(depin_merkle::MerkleError::Json(_))
+    ));
 }
