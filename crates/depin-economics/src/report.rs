@@ -1,0 +1,344 @@
+//! What `depin estimate` shows: warnings in words, the JSON documents, the plain tables.
+//!
+//! JSON: every simulated figure is an object `{ "p10", "p50", "p90" }` under a key that
+//! names the figure and its unit; `null` inside it means "never" (payback), "no price is
+//! enough" (break-even) or "undefined" (a ratio over zero revenue). The document echoes
+//! its inputs and carries warnings as `{ "code", "message" }`. Its `schema` key names the
+//! shape (`depin.estimate.device.v1`, `…rank.v1`, `…portfolio.v1`).
+
+use crate::model::EstimateInputs;
+use crate::portfolio::PortfolioEstimate;
+use crate::sim::{Estimate, Figures, OptSpread, Spread, TodayFigures};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// A warning for the operator: a stable machine code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub code: String,
+    pub message: String,
+}
+
+fn warn(code: &str, message: String) -> Warning {
+    Warning { code: code.to_string(), message }
+}
+
+/// Electricity above this share of revenue gets a warning.
+pub const ELECTRICITY_SHARE_WARNING_PCT: f64 = 25.0;
+
+pub(crate) fn warnings_for(i: &EstimateInputs, f: &Figures, today: &TodayFigures) -> Vec<Warning> {
+    let mut w = Vec::new();
+    let life = i.hardware.lifetime_months;
+    let price = i.market.token_price_usd;
+    if let Some(cat) = i.hardware.catalogue_price_usd.filter(|c| *c > 0.0 && i.hardware.price_usd > 1.2 * c) {
+        w.push(warn(
+            "overpriced_hardware",
+            format!(
+                "you pay {:.0}% above the catalogue price (USD {}); hardware bought in a hype cycle takes longer to pay back",
+                (i.hardware.price_usd / cat - 1.0) * 100.0,
+                num(cat)
+            ),
+        ));
+    }
+    if today.revenue_tokens_per_month <= 0.0 {
+        w.push(warn("no_rewards", "the device earns no tokens at these rates".into()));
+    } else if today.net_operating_usd_per_month <= 0.0 {
+        w.push(warn(
+            "running_costs_exceed_revenue",
+            format!(
+                "at today's rates running costs (USD {}/month) exceed revenue (USD {}/month): the device loses money before its hardware price is even counted",
+                num(today.running_costs_usd_per_month),
+                num(today.revenue_usd_per_month)
+            ),
+        ));
+    } else if let Some(pb) = today.payback_months.filter(|pb| *pb > life as f64) {
+        w.push(warn(
+            "payback_after_lifetime",
+            format!("hardware price pays back after its lifetime at today's rates: it needs {pb:.0} months, the hardware lasts {life}"),
+        ));
+    } else if f.payback_months.p50.is_none() {
+        w.push(warn(
+            "median_never_pays_back",
+            format!("pays back at today's rates, but on the median path network growth and the token price leave it short within its {life}-month lifetime"),
+        ));
+    } else if f.payback_within_lifetime_probability < 0.5 {
+        w.push(warn(
+            "low_payback_probability",
+            format!("only {:.0}% of simulated paths pay back within the {life}-month lifetime", f.payback_within_lifetime_probability * 100.0),
+        ));
+    }
+    if let Some(share) = f.electricity_share_of_revenue_pct.p50.filter(|s| *s >= ELECTRICITY_SHARE_WARNING_PCT) {
+        w.push(warn("electricity_share_high", format!("electricity takes {share:.0}% of revenue")));
+    }
+    if let Some(be) = f.break_even_token_price_usd.p50.filter(|be| *be > 0.5 * price) {
+        w.push(warn(
+            "token_price_dependency",
+            format!("earnings depend on a token price above USD {} (today USD {})", num(be), num(price)),
+        ));
+    }
+    if i.rewards.uptime < 0.9 {
+        w.push(warn(
+            "low_uptime",
+            format!("rewards assume {:.0}% uptime; watch uptime, cooling and firmware updates", i.rewards.uptime * 100.0),
+        ));
+    }
+    w
+}
+
+/// A number for people: no needless digits, but small amounts keep their cents.
+pub fn num(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 || a == 0.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn opt(v: Option<f64>, none: &str) -> String {
+    v.map(num).unwrap_or_else(|| none.to_string())
+}
+
+fn months(v: Option<f64>) -> String {
+    v.map(|m| format!("{m:.0}")).unwrap_or_else(|| "never".into())
+}
+
+fn row(out: &mut String, label: &str, a: String, b: String, c: String) {
+    let _ = writeln!(out, "  {label:<34}{a:>11}{b:>11}{c:>11}");
+}
+
+fn spread_row(out: &mut String, label: &str, s: &Spread) {
+    row(out, label, num(s.p10), num(s.p50), num(s.p90));
+}
+
+fn opt_row(out: &mut String, label: &str, s: &OptSpread, none: &str) {
+    row(out, label, opt(s.p10, none), opt(s.p50, none), opt(s.p90, none));
+}
+
+fn figures_table(out: &mut String, f: &Figures, window: u32) {
+    row(out, "", "p10".into(), "p50".into(), "p90".into());
+    spread_row(out, "revenue, tokens/month", &f.revenue_tokens_per_month);
+    spread_row(out, "revenue, USD/month", &f.revenue_usd_per_month);
+    spread_row(out, "electricity, USD/month", &f.electricity_usd_per_month);
+    spread_row(out, "internet share, USD/month", &f.internet_usd_per_month);
+    spread_row(out, "maintenance, USD/month", &f.maintenance_usd_per_month);
+    spread_row(out, "hardware depreciation, USD/month", &f.hardware_depreciation_usd_per_month);
+    spread_row(out, "net before hardware, USD/month", &f.net_operating_usd_per_month);
+    spread_row(out, "net profit, USD/month", &f.net_profit_usd_per_month);
+    spread_row(out, &format!("cash after {window} months, USD"), &f.cumulative_net_usd);
+    opt_row(out, "break-even token price, USD", &f.break_even_token_price_usd, "none");
+    row(out, "payback, months", months(f.payback_months.p10), months(f.payback_months.p50), months(f.payback_months.p90));
+    opt_row(out, "ROI at 12 months, %", &f.roi_12_months_pct, "n/a");
+    opt_row(out, "ROI at 24 months, %", &f.roi_24_months_pct, "n/a");
+    spread_row(out, &format!("token price after {window} months, USD"), &f.token_price_usd_at_window_end);
+}
+
+fn warnings_text(out: &mut String, w: &[Warning]) {
+    if w.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nwarnings:");
+    for x in w {
+        let _ = writeln!(out, "  - {}", x.message);
+    }
+}
+
+fn market_line(out: &mut String, i: &EstimateInputs) {
+    let m = &i.market;
+    let _ = writeln!(
+        out,
+        "token price USD {}, volatility {:.0}%/year; network growth {:.1}%/month ± {:.1}%; uptime {:.0}%",
+        num(m.token_price_usd),
+        m.token_volatility_per_year * 100.0,
+        m.network_growth_per_month * 100.0,
+        m.network_growth_volatility_per_month * 100.0,
+        i.rewards.uptime * 100.0
+    );
+}
+
+/// The plain table for one device.
+pub fn device_table(e: &Estimate) -> String {
+    let i = &e.inputs;
+    let h = &i.hardware;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} ({}): USD {}, {} W, {} months; {} paths, seed {}",
+        h.name,
+        h.sector,
+        num(h.price_usd),
+        h.watts,
+        h.lifetime_months,
+        e.simulation.paths,
+        e.simulation.seed
+    );
+    let _ = writeln!(out, "rate: {}", i.rewards.source);
+    market_line(&mut out, i);
+    let _ = writeln!(
+        out,
+        "costs: electricity USD {}/kWh, internet USD {}/month × {:.0}% share, maintenance USD {}/month\n",
+        num(i.costs.kwh_price_usd),
+        num(i.costs.internet_usd_per_month),
+        i.costs.internet_share * 100.0,
+        num(i.costs.maintenance_usd_per_month)
+    );
+    figures_table(&mut out, &e.figures, e.months);
+    let _ = writeln!(
+        out,
+        "\npays back within the {}-month lifetime on {:.0}% of paths",
+        h.lifetime_months,
+        e.figures.payback_within_lifetime_probability * 100.0
+    );
+    warnings_text(&mut out, &e.warnings);
+    out
+}
+
+/// The JSON document for one device.
+pub fn device_json(e: &Estimate) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).expect("estimates serialise");
+    v["schema"] = "depin.estimate.device.v1".into();
+    v
+}
+
+/// One row of `--rank`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankRow {
+    pub rank: usize,
+    pub device: String,
+    pub sector: depin_core::Sector,
+    pub price_usd: f64,
+    pub net_profit_usd_per_month: Spread,
+    pub payback_months: OptSpread,
+    pub payback_within_lifetime_probability: f64,
+    pub never_pays_back: bool,
+    pub warnings: Vec<Warning>,
+}
+
+/// Orders estimates by p50 payback (never last), then by p50 net profit, then by name.
+pub fn rank(estimates: &[Estimate]) -> Vec<RankRow> {
+    let mut v: Vec<&Estimate> = estimates.iter().collect();
+    v.sort_by(|a, b| {
+        let pa = a.figures.payback_months.p50.unwrap_or(f64::INFINITY);
+        let pb = b.figures.payback_months.p50.unwrap_or(f64::INFINITY);
+        pa.total_cmp(&pb)
+            .then(b.figures.net_profit_usd_per_month.p50.total_cmp(&a.figures.net_profit_usd_per_month.p50))
+            .then(a.inputs.hardware.name.cmp(&b.inputs.hardware.name))
+    });
+    v.into_iter()
+        .enumerate()
+        .map(|(k, e)| RankRow {
+            rank: k + 1,
+            device: e.inputs.hardware.name.clone(),
+            sector: e.inputs.hardware.sector,
+            price_usd: e.inputs.hardware.price_usd,
+            net_profit_usd_per_month: e.figures.net_profit_usd_per_month,
+            payback_months: e.figures.payback_months,
+            payback_within_lifetime_probability: e.figures.payback_within_lifetime_probability,
+            never_pays_back: e.figures.payback_months.p50.is_none(),
+            warnings: e.warnings.clone(),
+        })
+        .collect()
+}
+
+pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
+    let mut out = String::new();
+    if let Some(e) = first {
+        let _ = writeln!(
+            out,
+            "what pays back, for your costs (electricity USD {}/kWh, internet USD {}/month); {} paths, seed {}",
+            num(e.inputs.costs.kwh_price_usd),
+            num(e.inputs.costs.internet_usd_per_month),
+            e.simulation.paths,
+            e.simulation.seed
+        );
+        market_line(&mut out, &e.inputs);
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>11}",
+        "rank", "device", "sector", "price USD", "net USD/mo p50", "payback p10/p50/p90", "pays back"
+    );
+    for r in rows {
+        let pb = &r.payback_months;
+        let payback = if pb.p10.is_none() {
+            "never".to_string()
+        } else {
+            format!("{} / {} / {}", months(pb.p10), months(pb.p50), months(pb.p90))
+        };
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>10.0}%{}",
+            r.rank,
+            r.device,
+            r.sector.as_str(),
+            num(r.price_usd),
+            num(r.net_profit_usd_per_month.p50),
+            payback,
+            r.payback_within_lifetime_probability * 100.0,
+            if r.never_pays_back { "  NEVER PAYS BACK (median)" } else { "" }
+        );
+    }
+    out
+}
+
+pub fn rank_json(rows: &[RankRow], estimates: &[Estimate]) -> serde_json::Value {
+    serde_json::json!({
+        "schema": "depin.estimate.rank.v1",
+        "simulation": estimates.first().map(|e| e.simulation),
+        "market": estimates.first().map(|e| &e.inputs.market),
+        "devices": rows,
+    })
+}
+
+pub fn portfolio_table(p: &PortfolioEstimate) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "portfolio of {} holdings, {} paths, seed {}", p.holdings.len(), p.simulation.paths, p.simulation.seed);
+    let _ = writeln!(out, "{:<26}{:<10}{:>6}{:>12}{:>16}{:>10}", "device", "sector", "count", "price USD", "net USD/mo p50", "payback");
+    for h in &p.holdings {
+        let _ = writeln!(
+            out,
+            "{:<26}{:<10}{:>6}{:>12}{:>16}{:>10}",
+            h.device,
+            h.sector.as_str(),
+            h.count,
+            num(h.price_usd),
+            num(h.net_profit_usd_per_month.p50),
+            months(h.payback_months.p50)
+        );
+    }
+    out.push_str("\ncombined\n");
+    figures_table(&mut out, &p.combined, p.months);
+    let _ = writeln!(
+        out,
+        "\npays back within the longest lifetime on {:.0}% of paths",
+        p.combined.payback_within_lifetime_probability * 100.0
+    );
+    let d = &p.diversification;
+    let _ = writeln!(out, "\ndiversification across {} sector(s):", d.sectors);
+    let _ = writeln!(
+        out,
+        "  at a fixed token price, the spread of cash after {} months is USD {} (sd), against USD {} with the same money in one sector: {:.0}% less",
+        p.months,
+        num(d.token_price_free_sd_usd),
+        num(d.one_sector_token_price_free_sd_usd),
+        d.token_price_free_spread_removed_pct
+    );
+    let _ = writeln!(
+        out,
+        "  with the token price swinging too (it moves every sector together), p10–p90 width is USD {} against USD {}: {:.0}% less",
+        num(d.width_usd),
+        num(d.one_sector_width_usd),
+        d.spread_removed_pct
+    );
+    warnings_text(&mut out, &p.warnings);
+    out
+}
+
+pub fn portfolio_json(p: &PortfolioEstimate) -> serde_json::Value {
+    let mut v = serde_json::to_value(p).expect("portfolio estimates serialise");
+    v["schema"] = "depin.estimate.portfolio.v1".into();
+    v
+}

@@ -1,0 +1,561 @@
+//! The seeded Monte Carlo.
+//!
+//! Each path draws, per month, one standard normal for the token price and one per sector
+//! for that sector's network growth (its demand): the token price is common to every
+//! device, sector growth is independent between sectors. The draws come from a ChaCha8
+//! stream per path (`seed`, stream = path index), so path `p` month `t` is the same
+//! whatever the device, the costs or the horizon (common random numbers).
+//!
+//! - Token price: geometric Brownian motion `P_t = P_0 · exp(μ·t/12 + σ·W_t)`, with `W_t` a
+//!   sum of `t` normals of variance 1/12 (σ and μ per year). μ is the drift of the median
+//!   price: μ = 0 means no assumed rise or fall, p50 stays at today's price.
+//! - Network growth: the sector's device count grows by `exp(ln(1+g) + σ_g·Z)` a month, and
+//!   a device's share of the sector's rewards falls by the same factor (dilution).
+//! - Emission decay: rewards fall by `(1 − decay)^(t/12)`.
+//!
+//! Month 1 (t = 0) is at today's price and rates exactly; a device earns and costs only
+//! during its lifetime; the hardware is paid at month 0. Percentiles are nearest-rank over
+//! paths, of the figure itself: p10 is the low value (for payback months, the fast case).
+
+use crate::model::EstimateInputs;
+use crate::report::{Warning, warnings_for};
+use crate::{EconomicsError, MAX_MONTHS, MAX_PATHS, invalid};
+use depin_core::Sector;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// How many paths to draw and from which seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Simulation {
+    pub seed: u64,
+    pub paths: u32,
+}
+
+impl Default for Simulation {
+    fn default() -> Self {
+        Simulation { seed: crate::Defaults::SEED, paths: crate::Defaults::PATHS }
+    }
+}
+
+impl Simulation {
+    pub fn validate(&self) -> Result<(), EconomicsError> {
+        if self.paths == 0 || self.paths > MAX_PATHS {
+            return Err(invalid("paths", format!("must be 1..={MAX_PATHS}, got {}", self.paths)));
+        }
+        Ok(())
+    }
+}
+
+/// p10/p50/p90 of a figure that always exists.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+}
+
+/// p10/p50/p90 of a figure that may not exist on a path: `None` (JSON `null`) means
+/// "never" for payback months, "no price is high enough" for a break-even price, and
+/// "undefined" for a ratio whose denominator is zero. `None` sorts above every number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OptSpread {
+    pub p10: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+impl Spread {
+    pub fn constant(v: f64) -> Spread {
+        Spread { p10: v, p50: v, p90: v }
+    }
+    fn of(mut v: Vec<f64>) -> Spread {
+        v.sort_unstable_by(f64::total_cmp);
+        let q = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Spread { p10: q(0.1), p50: q(0.5), p90: q(0.9) }
+    }
+    /// p90 − p10: the width the figure can swing.
+    pub fn width(&self) -> f64 {
+        self.p90 - self.p10
+    }
+}
+
+impl OptSpread {
+    fn of(v: Vec<Option<f64>>) -> OptSpread {
+        // Sort numbers, then append the Nones (they rank above every number).
+        let mut nums: Vec<f64> = v.iter().flatten().copied().collect();
+        nums.sort_unstable_by(f64::total_cmp);
+        let n = v.len();
+        let q = |q: f64| {
+            let i = ((n - 1) as f64 * q).round() as usize;
+            nums.get(i).copied()
+        };
+        OptSpread { p10: q(0.1), p50: q(0.5), p90: q(0.9) }
+    }
+}
+
+/// Cumulative cash position (including the hardware price) after a month.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MonthSpread {
+    pub month: u32,
+    pub cumulative_net_usd: Spread,
+}
+
+/// Figures at today's price and rates with no growth: the deterministic baseline the
+/// warnings speak about ("at today's rates").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TodayFigures {
+    pub revenue_tokens_per_month: f64,
+    pub revenue_usd_per_month: f64,
+    pub running_costs_usd_per_month: f64,
+    pub net_operating_usd_per_month: f64,
+    /// Hardware price / net operating profit; `None` if the device never makes a profit.
+    pub payback_months: Option<f64>,
+    /// Token price at which lifetime revenue covers running costs and hardware.
+    pub break_even_token_price_usd: Option<f64>,
+}
+
+/// The figures of a projection. Per-month figures are averages over the months of the
+/// window in which the device is alive; `cumulative_net_usd` is the cash position at the
+/// end of the window, hardware included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub revenue_tokens_per_month: Spread,
+    pub revenue_usd_per_month: Spread,
+    pub electricity_kwh_per_month: Spread,
+    pub electricity_usd_per_month: Spread,
+    pub internet_usd_per_month: Spread,
+    pub maintenance_usd_per_month: Spread,
+    pub hardware_depreciation_usd_per_month: Spread,
+    pub total_cost_usd_per_month: Spread,
+    /// Revenue minus running costs (electricity, internet, maintenance).
+    pub net_operating_usd_per_month: Spread,
+    /// Revenue minus running costs minus hardware depreciation.
+    pub net_profit_usd_per_month: Spread,
+    pub cumulative_net_usd: Spread,
+    pub electricity_share_of_revenue_pct: OptSpread,
+    pub break_even_token_price_usd: OptSpread,
+    pub payback_months: OptSpread,
+    pub roi_12_months_pct: OptSpread,
+    pub roi_24_months_pct: OptSpread,
+    pub token_price_usd_at_window_end: Spread,
+    /// Share of paths whose cumulative cash turns positive within the hardware lifetime.
+    pub payback_within_lifetime_probability: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub cumulative_net_usd_by_month: Vec<MonthSpread>,
+}
+
+/// A single-device estimate: its inputs, the figures, the baseline and the warnings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub inputs: EstimateInputs,
+    pub simulation: Simulation,
+    pub months: u32,
+    #[serde(flatten)]
+    pub figures: Figures,
+    pub today: TodayFigures,
+    pub warnings: Vec<Warning>,
+}
+
+/// Earnings and costs a running device has already seen, to project from (the live
+/// operator view). Set `inputs.rewards.tokens_per_month` from the device's recent rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub months_elapsed: u32,
+    pub revenue_usd_so_far: f64,
+    pub running_costs_usd_so_far: f64,
+}
+
+// ---------------------------------------------------------------------------------------
+// Draws and factors
+
+const NORMALS_PER_MONTH: usize = 6; // price, four sectors, one spare (Box–Muller pairs)
+
+/// Cumulative standard-normal sums per path and month, shared by every device.
+pub(crate) struct Draws {
+    paths: usize,
+    months: usize,
+    /// Index `(p * months + t) * 5 + k`, k = 0 price, 1..=4 sectors in `Sector::ALL` order;
+    /// the value is the sum of the first `t` normals (0 at t = 0).
+    cum: Vec<f64>,
+}
+
+impl Draws {
+    pub(crate) fn generate(sim: Simulation, months: u32) -> Draws {
+        let (paths, months) = (sim.paths as usize, months as usize);
+        let mut cum = vec![0.0; paths * months * 5];
+        let mut z = [0.0f64; NORMALS_PER_MONTH];
+        for p in 0..paths {
+            let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
+            rng.set_stream(p as u64);
+            let mut acc = [0.0f64; 5];
+            for t in 0..months {
+                let base = (p * months + t) * 5;
+                cum[base..base + 5].copy_from_slice(&acc);
+                for pair in z.chunks_exact_mut(2) {
+                    let u1: f64 = 1.0 - rng.r#gen::<f64>(); // (0, 1]
+                    let u2: f64 = rng.r#gen::<f64>();
+                    let r = (-2.0 * u1.ln()).sqrt();
+                    let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+                    pair[0] = r * c;
+                    pair[1] = r * s;
+                }
+                for k in 0..5 {
+                    acc[k] += z[k];
+                }
+            }
+        }
+        Draws { paths, months, cum }
+    }
+}
+
+/// Price and dilution multipliers for one market, per path and month.
+pub(crate) struct Factors {
+    paths: usize,
+    months: usize,
+    price: Vec<f64>,
+    dilution: [Vec<f64>; 4],
+}
+
+pub(crate) fn sector_index(s: Sector) -> usize {
+    Sector::ALL.iter().position(|x| *x == s).expect("Sector::ALL holds every sector")
+}
+
+impl Factors {
+    /// `common_sector_shock`: every sector follows sector 0's growth draws, as if all the
+    /// money were in one sector (used to measure what diversification removes).
+    pub(crate) fn new(d: &Draws, m: &crate::Market, common_sector_shock: bool) -> Factors {
+        let n = d.paths * d.months;
+        let sd_month = (1.0f64 / 12.0).sqrt();
+        let sigma = m.token_volatility_per_year;
+        // The drift is the median's: with μ = 0 the median path stays at today's price
+        // (the mean drifts up by σ²/2 a year). Assuming the mean stays instead would let
+        // the volatility convention alone sink the p50 by 1 − e^(−σ²/2) a year.
+        let drift_month = m.token_drift_per_year / 12.0;
+        let log_growth = (1.0 + m.network_growth_per_month).ln();
+        let sg = m.network_growth_volatility_per_month;
+        let mut price = Vec::with_capacity(n);
+        let mut dilution: [Vec<f64>; 4] = Default::default();
+        for v in &mut dilution {
+            v.reserve_exact(n);
+        }
+        for i in 0..n {
+            let t = (i % d.months) as f64;
+            let c = &d.cum[i * 5..i * 5 + 5];
+            price.push((drift_month * t + sigma * sd_month * c[0]).exp());
+            for (k, v) in dilution.iter_mut().enumerate() {
+                let w = if common_sector_shock { c[1] } else { c[1 + k] };
+                v.push((-(log_growth * t + sg * w)).exp());
+            }
+        }
+        Factors { paths: d.paths, months: d.months, price, dilution }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The cash-flow book of one or several devices
+
+/// One device reduced to the numbers the inner loop needs.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceModel {
+    pub sector: usize,
+    pub tokens_first_month: f64,
+    pub decay_log_per_month: f64,
+    pub token_price_usd: f64,
+    pub electricity_kwh: f64,
+    pub electricity_usd: f64,
+    pub internet_usd: f64,
+    pub maintenance_usd: f64,
+    pub running_usd: f64,
+    pub price_usd: f64,
+    /// Hardware price spread over the full lifetime (not the remaining one).
+    pub depreciation_usd: f64,
+    pub lifetime: u32,
+}
+
+impl DeviceModel {
+    pub(crate) fn from_inputs(i: &EstimateInputs, lifetime: u32) -> DeviceModel {
+        DeviceModel {
+            sector: sector_index(i.hardware.sector),
+            tokens_first_month: i.tokens_first_month(),
+            decay_log_per_month: (1.0 - i.rewards.emission_decay_per_year).ln() / 12.0,
+            token_price_usd: i.market.token_price_usd,
+            electricity_kwh: i.electricity_kwh_per_month(),
+            electricity_usd: i.electricity_usd_per_month(),
+            internet_usd: i.costs.internet_charged_usd_per_month(),
+            maintenance_usd: i.costs.maintenance_usd_per_month,
+            running_usd: i.running_costs_usd_per_month(),
+            price_usd: i.hardware.price_usd,
+            depreciation_usd: i.depreciation_usd_per_month(),
+            lifetime,
+        }
+    }
+
+    /// `count` identical devices.
+    pub(crate) fn times(mut self, count: u32) -> DeviceModel {
+        let c = count as f64;
+        for v in [
+            &mut self.tokens_first_month,
+            &mut self.electricity_kwh,
+            &mut self.electricity_usd,
+            &mut self.internet_usd,
+            &mut self.maintenance_usd,
+            &mut self.running_usd,
+            &mut self.price_usd,
+            &mut self.depreciation_usd,
+        ] {
+            *v *= c;
+        }
+        self
+    }
+}
+
+/// What to simulate: devices, the reporting window, and for a running device where it
+/// stands today.
+pub(crate) struct Book {
+    pub devices: Vec<DeviceModel>,
+    pub window: u32,
+    /// Cash already earned minus running costs already paid (observed mode).
+    pub cash_so_far_usd: f64,
+    pub months_elapsed: u32,
+    pub monthly_series: bool,
+}
+
+impl Book {
+    pub(crate) fn max_lifetime(&self) -> u32 {
+        self.devices.iter().map(|d| d.lifetime).max().unwrap_or(1)
+    }
+    pub(crate) fn horizon(&self) -> u32 {
+        self.window.max(self.max_lifetime()).max(24u32.saturating_sub(self.months_elapsed)).max(1)
+    }
+}
+
+/// Runs every path; returns the figures and the raw per-path cash at the window's end.
+pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
+    let h = book.horizon() as usize;
+    assert!(h <= f.months, "factors drawn for {} months, book needs {h}", f.months);
+    let w = book.window as usize;
+    let alive_window = |d: &DeviceModel| (d.lifetime as usize).min(w) as f64;
+    let months_avg = (book.max_lifetime() as usize).min(w).max(1) as f64;
+    let total_price: f64 = book.devices.iter().map(|d| d.price_usd).sum();
+
+    // Deterministic lines over the window.
+    let sum_line = |g: &dyn Fn(&DeviceModel) -> f64| book.devices.iter().map(|d| g(d) * alive_window(d)).sum::<f64>();
+    let electricity_kwh_w = sum_line(&|d| d.electricity_kwh);
+    let electricity_w = sum_line(&|d| d.electricity_usd);
+    let internet_w = sum_line(&|d| d.internet_usd);
+    let maintenance_w = sum_line(&|d| d.maintenance_usd);
+    let running_w = sum_line(&|d| d.running_usd);
+    let depreciation_w = sum_line(&|d| d.depreciation_usd);
+    let lifetime_running: f64 = book.devices.iter().map(|d| d.running_usd * (d.lifetime as usize).min(h) as f64).sum();
+    let decay: Vec<Vec<f64>> = book
+        .devices
+        .iter()
+        .map(|d| (0..h).map(|t| (d.decay_log_per_month * t as f64).exp()).collect())
+        .collect();
+
+    let n = f.paths;
+    let mut tokens_w = Vec::with_capacity(n);
+    let mut revenue_w = Vec::with_capacity(n);
+    let mut cum_w = Vec::with_capacity(n);
+    let mut elec_share = Vec::with_capacity(n);
+    let mut break_even = Vec::with_capacity(n);
+    let mut payback = Vec::with_capacity(n);
+    let mut roi12 = Vec::with_capacity(n);
+    let mut roi24 = Vec::with_capacity(n);
+    let mut price_end = Vec::with_capacity(n);
+    let mut series: Vec<Vec<f64>> = if book.monthly_series { vec![Vec::with_capacity(n); w] } else { Vec::new() };
+    let mut monthly_net = vec![0.0f64; h];
+    let roi_at = |months_from_purchase: u32| months_from_purchase.checked_sub(book.months_elapsed).filter(|t| *t >= 1);
+    let (roi12_t, roi24_t) = (roi_at(12), roi_at(24));
+    let mut paid_back_in_life = 0usize;
+    let first_price = book.devices.first().map(|d| d.token_price_usd).unwrap_or(0.0);
+
+    for p in 0..n {
+        let row = p * f.months;
+        monthly_net.iter_mut().for_each(|x| *x = 0.0);
+        let (mut tok_w, mut usd_w, mut tok_life) = (0.0, 0.0, 0.0);
+        for (d, dec) in book.devices.iter().zip(&decay) {
+            let dil = &f.dilution[d.sector][row..row + h];
+            let pr = &f.price[row..row + h];
+            let alive = (d.lifetime as usize).min(h);
+            for t in 0..alive {
+                let tok = d.tokens_first_month * dec[t] * dil[t];
+                let usd = tok * d.token_price_usd * pr[t];
+                tok_life += tok;
+                if t < w {
+                    tok_w += tok;
+                    usd_w += usd;
+                }
+                monthly_net[t] += usd - d.running_usd;
+            }
+        }
+        let mut cum = book.cash_so_far_usd - total_price;
+        let mut pb = if cum >= 0.0 { Some(book.months_elapsed as f64) } else { None };
+        let (mut r12, mut r24, mut cwin) = (None, None, cum);
+        let life = book.max_lifetime() as usize;
+        for (t, net) in monthly_net.iter().enumerate() {
+            cum += net;
+            let month = t as u32 + 1;
+            if pb.is_none() && cum >= 0.0 && t < life {
+                pb = Some((book.months_elapsed + month) as f64);
+            }
+            if Some(month) == roi12_t {
+                r12 = Some(cum);
+            }
+            if Some(month) == roi24_t {
+                r24 = Some(cum);
+            }
+            if t < w {
+                cwin = cum;
+                if book.monthly_series {
+                    series[t].push(cum);
+                }
+            }
+        }
+        if pb.is_some() {
+            paid_back_in_life += 1;
+        }
+        let roi = |c: Option<f64>| c.filter(|_| total_price > 0.0).map(|c| c / total_price * 100.0);
+        tokens_w.push(tok_w / months_avg);
+        revenue_w.push(usd_w / months_avg);
+        cum_w.push(cwin);
+        elec_share.push((usd_w > 0.0).then(|| electricity_w / usd_w * 100.0));
+        break_even.push((tok_life > 0.0).then(|| (total_price + lifetime_running) / tok_life));
+        payback.push(pb);
+        roi12.push(roi(r12));
+        roi24.push(roi(r24));
+        price_end.push(first_price * f.price[row + w.min(h) - 1]);
+    }
+
+    let revenue = Spread::of(revenue_w.clone());
+    let running_avg = running_w / months_avg;
+    let depreciation_avg = depreciation_w / months_avg;
+    let net_op: Vec<f64> = revenue_w.iter().map(|r| r - running_avg).collect();
+    let net_profit: Vec<f64> = net_op.iter().map(|r| r - depreciation_avg).collect();
+    let cum_raw = cum_w.clone();
+    let figures = Figures {
+        revenue_tokens_per_month: Spread::of(tokens_w),
+        revenue_usd_per_month: revenue,
+        electricity_kwh_per_month: Spread::constant(electricity_kwh_w / months_avg),
+        electricity_usd_per_month: Spread::constant(electricity_w / months_avg),
+        internet_usd_per_month: Spread::constant(internet_w / months_avg),
+        maintenance_usd_per_month: Spread::constant(maintenance_w / months_avg),
+        hardware_depreciation_usd_per_month: Spread::constant(depreciation_avg),
+        total_cost_usd_per_month: Spread::constant(running_avg + depreciation_avg),
+        net_operating_usd_per_month: Spread::of(net_op),
+        net_profit_usd_per_month: Spread::of(net_profit),
+        cumulative_net_usd: Spread::of(cum_w),
+        electricity_share_of_revenue_pct: OptSpread::of(elec_share),
+        break_even_token_price_usd: OptSpread::of(break_even),
+        payback_months: OptSpread::of(payback),
+        roi_12_months_pct: OptSpread::of(roi12),
+        roi_24_months_pct: OptSpread::of(roi24),
+        token_price_usd_at_window_end: Spread::of(price_end),
+        payback_within_lifetime_probability: paid_back_in_life as f64 / n as f64,
+        cumulative_net_usd_by_month: series
+            .into_iter()
+            .enumerate()
+            .map(|(t, v)| MonthSpread { month: book.months_elapsed + t as u32 + 1, cumulative_net_usd: Spread::of(v) })
+            .collect(),
+    };
+    (figures, cum_raw)
+}
+
+// ---------------------------------------------------------------------------------------
+// Public entry points
+
+/// Bounds memory: draws and factors hold 10 floats per path-month.
+pub(crate) fn check_size(sim: Simulation, horizon: u32) -> Result<(), EconomicsError> {
+    const MAX_PATH_MONTHS: u64 = 4_000_000;
+    if sim.paths as u64 * horizon as u64 > MAX_PATH_MONTHS {
+        return Err(invalid("paths", format!("{} paths × {horizon} months is more than {MAX_PATH_MONTHS} path-months; use fewer paths", sim.paths)));
+    }
+    Ok(())
+}
+
+fn today(i: &EstimateInputs) -> TodayFigures {
+    let tokens = i.tokens_first_month();
+    let revenue = tokens * i.market.token_price_usd;
+    let running = i.running_costs_usd_per_month();
+    let net = revenue - running;
+    TodayFigures {
+        revenue_tokens_per_month: tokens,
+        revenue_usd_per_month: revenue,
+        running_costs_usd_per_month: running,
+        net_operating_usd_per_month: net,
+        payback_months: (net > 0.0).then(|| i.hardware.price_usd / net),
+        break_even_token_price_usd: (tokens > 0.0).then(|| (running + i.depreciation_usd_per_month()) / tokens),
+    }
+}
+
+/// Estimates one device. Deterministic for a given `sim.seed`.
+pub fn estimate(inputs: &EstimateInputs, sim: Simulation) -> Result<Estimate, EconomicsError> {
+    Ok(estimate_all(std::slice::from_ref(inputs), sim, true)?.pop().expect("one input gives one estimate"))
+}
+
+/// Estimates several devices over one set of draws (what `--rank` uses). Without the
+/// per-month series, to stay quick.
+pub fn estimate_many(inputs: &[EstimateInputs], sim: Simulation) -> Result<Vec<Estimate>, EconomicsError> {
+    estimate_all(inputs, sim, false)
+}
+
+fn estimate_all(inputs: &[EstimateInputs], sim: Simulation, series: bool) -> Result<Vec<Estimate>, EconomicsError> {
+    sim.validate()?;
+    for i in inputs {
+        i.validate()?;
+    }
+    let books: Vec<Book> = inputs
+        .iter()
+        .map(|i| Book {
+            devices: vec![DeviceModel::from_inputs(i, i.hardware.lifetime_months)],
+            window: i.months,
+            cash_so_far_usd: 0.0,
+            months_elapsed: 0,
+            monthly_series: series,
+        })
+        .collect();
+    let horizon = books.iter().map(Book::horizon).max().unwrap_or(1).min(MAX_MONTHS);
+    check_size(sim, horizon)?;
+    let draws = Draws::generate(sim, horizon);
+    let mut cache: Option<(crate::Market, Factors)> = None;
+    let mut out = Vec::with_capacity(inputs.len());
+    for (i, book) in inputs.iter().zip(&books) {
+        if cache.as_ref().is_none_or(|(m, _)| *m != i.market) {
+            cache = Some((i.market.clone(), Factors::new(&draws, &i.market, false)));
+        }
+        let (figures, _) = run_paths(book, &cache.as_ref().expect("just set").1);
+        let today = today(i);
+        let warnings = warnings_for(i, &figures, &today);
+        out.push(Estimate { inputs: i.clone(), simulation: sim, months: i.months, figures, today, warnings });
+    }
+    Ok(out)
+}
+
+/// Projects a running device forward from what it has earned and cost so far. Payback
+/// and the series count months from purchase; per-month figures cover the remaining
+/// window (`inputs.months` counts from purchase too).
+pub fn project_from_observed(inputs: &EstimateInputs, observed: &Observed, sim: Simulation) -> Result<Estimate, EconomicsError> {
+    sim.validate()?;
+    inputs.validate()?;
+    crate::model::non_negative("revenue_usd_so_far", observed.revenue_usd_so_far)?;
+    crate::model::non_negative("running_costs_usd_so_far", observed.running_costs_usd_so_far)?;
+    let life = inputs.hardware.lifetime_months;
+    if observed.months_elapsed >= life {
+        return Err(invalid("months_elapsed", format!("the device is {} months old, past its {life}-month lifetime", observed.months_elapsed)));
+    }
+    let remaining = life - observed.months_elapsed;
+    let book = Book {
+        devices: vec![DeviceModel::from_inputs(inputs, remaining)],
+        window: inputs.months.saturating_sub(observed.months_elapsed).max(1),
+        cash_so_far_usd: observed.revenue_usd_so_far - observed.running_costs_usd_so_far,
+        months_elapsed: observed.months_elapsed,
+        monthly_series: true,
+    };
+    check_size(sim, book.horizon())?;
+    let draws = Draws::generate(sim, book.horizon());
+    let (figures, _) = run_paths(&book, &Factors::new(&draws, &inputs.market, false));
+    let today = today(inputs);
+    let warnings = warnings_for(inputs, &figures, &today);
+    Ok(Estimate { inputs: inputs.clone(), simulation: sim, months: inputs.months, figures, today, warnings })
+}

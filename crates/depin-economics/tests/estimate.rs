@@ -1,0 +1,424 @@
+//! Golden cases computed by hand, property tests against the model's promises, the JSON
+//! shape, and bad input.
+
+use depin_core::Sector;
+use depin_economics::report::{device_json, device_table, portfolio_json, rank, rank_json, rank_table};
+use depin_economics::{
+    Catalogue, EconomicsError, EstimateInputs, Hardware, Holding, Market, NetworkRates, Observed, OperatorCosts,
+    OperatorSettings, PortfolioFile, RewardAssumptions, Simulation, estimate, estimate_many, estimate_portfolio,
+    inputs_for_profile, project_from_observed,
+};
+use proptest::prelude::*;
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()))
+}
+
+fn still_market(price: f64) -> Market {
+    Market {
+        token_price_usd: price,
+        token_volatility_per_year: 0.0,
+        token_drift_per_year: 0.0,
+        network_growth_per_month: 0.0,
+        network_growth_volatility_per_month: 0.0,
+    }
+}
+
+/// A hotspot for the golden case: USD 120, 5 W, 36 months, 40 tokens/month at USD 0.50.
+fn golden_inputs() -> EstimateInputs {
+    EstimateInputs {
+        hardware: Hardware {
+            name: "golden-hotspot".into(),
+            sector: Sector::Wireless,
+            price_usd: 120.0,
+            catalogue_price_usd: None,
+            watts: 5.0,
+            lifetime_months: 36,
+            capacity_units: 1.0,
+        },
+        costs: OperatorCosts {
+            kwh_price_usd: 0.20,
+            internet_usd_per_month: 40.0,
+            internet_share: 0.0,
+            maintenance_usd_per_month: 1.0,
+        },
+        rewards: RewardAssumptions { tokens_per_month: 40.0, source: "given".into(), uptime: 1.0, emission_decay_per_year: 0.0 },
+        market: still_market(0.50),
+        months: 36,
+    }
+}
+
+fn sim(seed: u64) -> Simulation {
+    Simulation { seed, paths: 400 }
+}
+
+#[test]
+fn golden_hotspot_by_hand() {
+    // electricity: 5 W × 730.5 h = 3.6525 kWh × USD 0.20 = USD 0.7305 a month
+    // running: 0.7305 + 0 internet + 1 maintenance = 1.7305; revenue 40 × 0.5 = 20
+    // net before hardware 18.2695; depreciation 120/36 = 3.33333; net profit 14.93617
+    // payback: 120 / 18.2695 = 6.57 → cash turns positive in month 7
+    // break-even price: (1.7305 + 3.33333) / 40 = 0.1265958
+    // ROI 12: (12 × 18.2695 − 120)/120 = 82.695%; ROI 24: 265.39%
+    // cash after 36 months: 36 × 18.2695 − 120 = 537.702; electricity share 3.6525%
+    let e = estimate(&golden_inputs(), sim(7)).unwrap();
+    let f = &e.figures;
+    let exact = |s: depin_economics::Spread, v: f64| assert!(close(s.p10, v) && close(s.p50, v) && close(s.p90, v), "{s:?} vs {v}");
+    let exact_opt = |s: depin_economics::OptSpread, v: f64| {
+        for x in [s.p10, s.p50, s.p90] {
+            assert!(close(x.unwrap(), v), "{s:?} vs {v}");
+        }
+    };
+    exact(f.revenue_tokens_per_month, 40.0);
+    exact(f.revenue_usd_per_month, 20.0);
+    exact(f.electricity_kwh_per_month, 3.6525);
+    exact(f.electricity_usd_per_month, 0.7305);
+    exact(f.internet_usd_per_month, 0.0);
+    exact(f.maintenance_usd_per_month, 1.0);
+    exact(f.hardware_depreciation_usd_per_month, 120.0 / 36.0);
+    exact(f.net_operating_usd_per_month, 18.2695);
+    exact(f.net_profit_usd_per_month, 18.2695 - 120.0 / 36.0);
+    exact(f.cumulative_net_usd, 36.0 * 18.2695 - 120.0);
+    exact_opt(f.payback_months, 7.0);
+    exact_opt(f.break_even_token_price_usd, (1.7305 + 120.0 / 36.0) / 40.0);
+    exact_opt(f.roi_12_months_pct, (12.0 * 18.2695 - 120.0) / 120.0 * 100.0);
+    exact_opt(f.roi_24_months_pct, (24.0 * 18.2695 - 120.0) / 120.0 * 100.0);
+    exact_opt(f.electricity_share_of_revenue_pct, 3.6525);
+    assert_eq!(f.payback_within_lifetime_probability, 1.0);
+    assert!(close(e.today.payback_months.unwrap(), 120.0 / 18.2695));
+    assert!(e.warnings.is_empty(), "{:?}", e.warnings);
+    // The series: month 6 still short, month 7 positive.
+    assert!(f.cumulative_net_usd_by_month[5].cumulative_net_usd.p50 < 0.0);
+    assert!(f.cumulative_net_usd_by_month[6].cumulative_net_usd.p50 > 0.0);
+}
+
+#[test]
+fn golden_gpu_that_never_pays_back_warns_in_words() {
+    // 300 W at USD 0.40/kWh: 219.15 kWh = USD 87.66; internet 50 × 0.2 = 10; maintenance 5
+    // running USD 102.66 against revenue 160 × 0.5 = 80: loses USD 22.66 a month.
+    let mut i = golden_inputs();
+    i.hardware = Hardware { name: "gpu".into(), sector: Sector::Compute, price_usd: 1800.0, catalogue_price_usd: Some(1200.0), watts: 300.0, lifetime_months: 48, capacity_units: 1.0 };
+    i.costs = OperatorCosts { kwh_price_usd: 0.40, internet_usd_per_month: 50.0, internet_share: 0.2, maintenance_usd_per_month: 5.0 };
+    i.rewards.tokens_per_month = 160.0;
+    i.months = 48;
+    let e = estimate(&i, sim(1)).unwrap();
+    assert!(close(e.figures.net_operating_usd_per_month.p50, 80.0 - (219.15 * 0.4 + 10.0 + 5.0)));
+    assert_eq!(e.figures.payback_months.p50, None);
+    assert_eq!(e.figures.payback_within_lifetime_probability, 0.0);
+    let codes: Vec<&str> = e.warnings.iter().map(|w| w.code.as_str()).collect();
+    assert_eq!(codes, ["overpriced_hardware", "running_costs_exceed_revenue", "electricity_share_high", "token_price_dependency"]);
+    let table = device_table(&e);
+    assert!(table.contains("electricity takes 110% of revenue"), "{table}");
+    assert!(table.contains("earnings depend on a token price above USD"), "{table}");
+    assert!(table.contains("you pay 50% above the catalogue price"), "{table}");
+    assert!(table.contains("never"), "{table}");
+}
+
+#[test]
+fn payback_after_lifetime_is_said_in_words() {
+    // net 18.2695 a month, but the hardware costs 900 and lasts 36 months: 49 months needed.
+    let mut i = golden_inputs();
+    i.hardware.price_usd = 900.0;
+    let e = estimate(&i, sim(1)).unwrap();
+    assert_eq!(e.warnings[0].code, "payback_after_lifetime");
+    assert_eq!(e.warnings[0].message, "hardware price pays back after its lifetime at today's rates: it needs 49 months, the hardware lasts 36");
+}
+
+#[test]
+fn same_seed_same_estimate_different_seed_different() {
+    let mut i = golden_inputs();
+    i.market = Market::default();
+    let a = estimate(&i, sim(42)).unwrap();
+    let b = estimate(&i, sim(42)).unwrap();
+    assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    let c = estimate(&i, sim(43)).unwrap();
+    assert_ne!(a.figures.revenue_usd_per_month, c.figures.revenue_usd_per_month);
+    // Volatility spreads the figures in the expected order.
+    let r = a.figures.revenue_usd_per_month;
+    assert!(r.p10 < r.p50 && r.p50 < r.p90);
+}
+
+#[test]
+fn growth_dilutes_and_decay_reduces() {
+    let base = estimate(&golden_inputs(), sim(1)).unwrap();
+    let mut grow = golden_inputs();
+    grow.market.network_growth_per_month = 0.05;
+    let g = estimate(&grow, sim(1)).unwrap();
+    // Month t earns 40 / 1.05^t tokens: mean over 36 months = 40 × (1 − 1.05^-36)/(36 × (1 − 1/1.05)).
+    let expect = 40.0 * (1.0 - 1.05f64.powi(-36)) / (36.0 * (1.0 - 1.0 / 1.05));
+    assert!(close(g.figures.revenue_tokens_per_month.p50, expect), "{} {expect}", g.figures.revenue_tokens_per_month.p50);
+    assert!(g.figures.payback_months.p50.unwrap() >= base.figures.payback_months.p50.unwrap());
+    let mut decay = golden_inputs();
+    decay.rewards.emission_decay_per_year = 0.5;
+    let d = estimate(&decay, sim(1)).unwrap();
+    assert!(d.figures.revenue_tokens_per_month.p50 < 40.0);
+}
+
+#[test]
+fn observed_projection_continues_from_cash_so_far() {
+    // 10 months in, USD 200 earned, USD 17.305 running costs paid: cash −120 + 182.695 > 0.
+    let i = golden_inputs();
+    let obs = Observed { months_elapsed: 10, revenue_usd_so_far: 200.0, running_costs_usd_so_far: 17.305 };
+    let e = project_from_observed(&i, &obs, sim(1)).unwrap();
+    assert_eq!(e.figures.payback_months.p50, Some(10.0));
+    // Remaining 26 months at 18.2695: cash = 62.695 + 26 × 18.2695.
+    assert!(close(e.figures.cumulative_net_usd.p50, 200.0 - 17.305 - 120.0 + 26.0 * 18.2695));
+    assert_eq!(e.figures.cumulative_net_usd_by_month[0].month, 11);
+    // Behind: only USD 20 earned in 10 months; it must pay back later than a fresh device.
+    let slow = Observed { months_elapsed: 10, revenue_usd_so_far: 20.0, running_costs_usd_so_far: 17.305 };
+    let e = project_from_observed(&i, &slow, sim(1)).unwrap();
+    // cash −117.305, + 18.2695/month → 7 more months → month 17.
+    assert_eq!(e.figures.payback_months.p50, Some(17.0));
+    let late = Observed { months_elapsed: 36, ..slow };
+    assert!(project_from_observed(&i, &late, sim(1)).is_err());
+}
+
+// ---------------------------------------------------------------------------------------
+// Properties
+
+fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
+    (
+        (0.0f64..3000.0, 0.0f64..500.0, 1u32..72, prop::sample::select(Sector::ALL.to_vec())),
+        (0.0f64..0.6, 0.0f64..100.0, 0.0f64..1.0, 0.0f64..20.0),
+        (0.0f64..300.0, 0.5f64..1.0, 0.0f64..0.3),
+        (0.01f64..5.0, 0.0f64..2.0, -0.05f64..0.1, 0.0f64..0.1),
+        1u32..72,
+    )
+        .prop_map(|((price, watts, life, sector), (kwh, internet, share, maint), (tokens, uptime, decay), (tp, vol, g, gv), months)| EstimateInputs {
+            hardware: Hardware { name: "p".into(), sector, price_usd: price, catalogue_price_usd: None, watts, lifetime_months: life, capacity_units: 1.0 },
+            costs: OperatorCosts { kwh_price_usd: kwh, internet_usd_per_month: internet, internet_share: share, maintenance_usd_per_month: maint },
+            rewards: RewardAssumptions { tokens_per_month: tokens, source: "p".into(), uptime, emission_decay_per_year: decay },
+            market: Market { token_price_usd: tp, token_volatility_per_year: vol, token_drift_per_year: 0.0, network_growth_per_month: g, network_growth_volatility_per_month: gv },
+            months,
+        })
+}
+
+fn le(a: Option<f64>, b: Option<f64>) -> bool {
+    // None is "never", above every number.
+    match (a, b) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(x), Some(y)) => x <= y + 1e-9,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn higher_electricity_price_never_raises_net_profit(i in any_inputs(), extra in 0.0f64..0.5, seed in 0u64..1000) {
+        let mut dear = i.clone();
+        dear.costs.kwh_price_usd += extra;
+        let s = Simulation { seed, paths: 200 };
+        let (a, b) = (estimate(&i, s).unwrap().figures, estimate(&dear, s).unwrap().figures);
+        for (x, y) in [(a.net_profit_usd_per_month, b.net_profit_usd_per_month), (a.net_operating_usd_per_month, b.net_operating_usd_per_month), (a.cumulative_net_usd, b.cumulative_net_usd)] {
+            prop_assert!(y.p10 <= x.p10 + 1e-9 && y.p50 <= x.p50 + 1e-9 && y.p90 <= x.p90 + 1e-9, "{x:?} → {y:?}");
+        }
+        prop_assert!(le(a.payback_months.p50, b.payback_months.p50));
+        prop_assert!(b.payback_within_lifetime_probability <= a.payback_within_lifetime_probability);
+    }
+
+    #[test]
+    fn longer_lifetime_never_shortens_payback(i in any_inputs(), more in 0u32..48, seed in 0u64..1000) {
+        let mut long = i.clone();
+        long.hardware.lifetime_months += more;
+        let s = Simulation { seed, paths: 200 };
+        let (a, b) = (estimate(&i, s).unwrap().figures, estimate(&long, s).unwrap().figures);
+        // A longer life can only turn "never" into a month; a month it had stays the same.
+        prop_assert!(le(b.payback_months.p10, a.payback_months.p10));
+        prop_assert!(le(b.payback_months.p50, a.payback_months.p50));
+        prop_assert!(le(b.payback_months.p90, a.payback_months.p90));
+        prop_assert!(b.payback_within_lifetime_probability >= a.payback_within_lifetime_probability);
+    }
+
+    #[test]
+    fn zero_volatility_collapses_the_spread(mut i in any_inputs(), seed in 0u64..1000) {
+        i.market.token_volatility_per_year = 0.0;
+        i.market.network_growth_volatility_per_month = 0.0;
+        let f = estimate(&i, Simulation { seed, paths: 100 }).unwrap().figures;
+        let json = serde_json::to_value(&f).unwrap();
+        for (key, v) in json.as_object().unwrap() {
+            if let Some(o) = v.as_object() {
+                prop_assert_eq!(&o["p10"], &o["p50"], "{}", key);
+                prop_assert_eq!(&o["p50"], &o["p90"], "{}", key);
+            }
+        }
+        prop_assert!(f.payback_within_lifetime_probability == 0.0 || f.payback_within_lifetime_probability == 1.0);
+    }
+
+    #[test]
+    fn diversifying_never_raises_token_price_free_variance(
+        picks in prop::collection::vec((0usize..12, 1u32..4), 1..6),
+        seed in 0u64..1000,
+    ) {
+        let cat = Catalogue::builtin();
+        let rates = NetworkRates::builtin();
+        let settings = OperatorSettings::default();
+        let holdings: Vec<Holding> = picks.iter().map(|(k, count)| {
+            let p = &cat.devices()[k % cat.devices().len()];
+            Holding { inputs: inputs_for_profile(p, None, &settings, &rates, None).unwrap(), count: *count }
+        }).collect();
+        let p = estimate_portfolio(&holdings, None, Simulation { seed, paths: 200 }).unwrap();
+        let d = &p.diversification;
+        prop_assert!(d.token_price_free_variance_usd2 <= d.one_sector_token_price_free_variance_usd2 * (1.0 + 1e-12) + 1e-9, "{d:?}");
+        if d.sectors == 1 {
+            prop_assert!(close(d.token_price_free_variance_usd2, d.one_sector_token_price_free_variance_usd2));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Catalogue-wide, JSON shape, bad input, speed
+
+fn every_catalogue_estimate() -> Vec<depin_economics::Estimate> {
+    let cat = Catalogue::builtin();
+    let inputs: Vec<EstimateInputs> = cat
+        .devices()
+        .iter()
+        .map(|p| inputs_for_profile(p, None, &OperatorSettings::default(), &NetworkRates::builtin(), None).unwrap())
+        .collect();
+    estimate_many(&inputs, Simulation::default()).unwrap()
+}
+
+#[test]
+fn rank_orders_by_p50_payback_and_marks_the_never() {
+    let est = every_catalogue_estimate();
+    let rows = rank(&est);
+    assert_eq!(rows.len(), Catalogue::builtin().devices().len());
+    let keys: Vec<f64> = rows.iter().map(|r| r.payback_months.p50.unwrap_or(f64::INFINITY)).collect();
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{keys:?}");
+    assert!(rows.iter().any(|r| r.never_pays_back), "the defaults should include a device that never pays back");
+    assert!(rows.iter().any(|r| !r.never_pays_back));
+    let table = rank_table(&rows, est.first());
+    assert!(table.contains("NEVER PAYS BACK"), "{table}");
+    let json = rank_json(&rows, &est);
+    assert_eq!(json["schema"], "depin.estimate.rank.v1");
+    assert!(json["devices"][0]["payback_months"]["p50"].is_number() || json["devices"][0]["payback_months"]["p50"].is_null());
+}
+
+fn assert_spread(v: &serde_json::Value, key: &str, nullable: bool) {
+    let o = v.get(key).unwrap_or_else(|| panic!("missing {key}")).as_object().unwrap_or_else(|| panic!("{key} is not an object"));
+    let mut names: Vec<&str> = o.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["p10", "p50", "p90"], "{key}");
+    for q in ["p10", "p50", "p90"] {
+        assert!(o[q].is_number() || (nullable && o[q].is_null()), "{key}.{q} = {}", o[q]);
+    }
+}
+
+#[test]
+fn device_json_has_the_documented_shape() {
+    let cat = Catalogue::builtin();
+    let mut p = cat.get("rtx-4090").unwrap().clone();
+    p.price_usd = 2600.0;
+    let i = inputs_for_profile(&p, Some(1800.0), &OperatorSettings::default(), &NetworkRates::builtin(), None).unwrap();
+    let v = device_json(&estimate(&i, Simulation::default()).unwrap());
+    assert_eq!(v["schema"], "depin.estimate.device.v1");
+    for key in [
+        "revenue_tokens_per_month",
+        "revenue_usd_per_month",
+        "electricity_kwh_per_month",
+        "electricity_usd_per_month",
+        "internet_usd_per_month",
+        "maintenance_usd_per_month",
+        "hardware_depreciation_usd_per_month",
+        "total_cost_usd_per_month",
+        "net_operating_usd_per_month",
+        "net_profit_usd_per_month",
+        "cumulative_net_usd",
+        "token_price_usd_at_window_end",
+    ] {
+        assert_spread(&v, key, false);
+    }
+    for key in ["payback_months", "break_even_token_price_usd", "roi_12_months_pct", "roi_24_months_pct", "electricity_share_of_revenue_pct"] {
+        assert_spread(&v, key, true);
+    }
+    assert!(v["payback_within_lifetime_probability"].as_f64().unwrap() <= 1.0);
+    // Inputs are echoed with their units.
+    assert_eq!(v["inputs"]["hardware"]["price_usd"], 2600.0);
+    assert_eq!(v["inputs"]["hardware"]["sector"], "compute");
+    assert!(v["inputs"]["costs"]["kwh_price_usd"].is_number());
+    assert!(v["inputs"]["market"]["token_volatility_per_year"].is_number());
+    assert_eq!(v["simulation"]["paths"], 2000);
+    // Warnings carry codes and messages.
+    let w = v["warnings"].as_array().unwrap();
+    assert!(w.iter().any(|w| w["code"] == "overpriced_hardware" && w["message"].as_str().unwrap().contains("44%")), "{w:?}");
+    assert_spread(&v["cumulative_net_usd_by_month"][0], "cumulative_net_usd", false);
+    assert_eq!(v["cumulative_net_usd_by_month"].as_array().unwrap().len(), 48);
+}
+
+#[test]
+fn portfolio_file_and_json() {
+    let file = PortfolioFile::from_toml(
+        r#"
+        [[holding]]
+        device = "rtx-4090"
+        [[holding]]
+        device = "weather-station"
+        count = 2
+        [[holding]]
+        device = "small-nas-16tb"
+        "#,
+    )
+    .unwrap();
+    let cat = Catalogue::builtin();
+    let holdings: Vec<Holding> = file
+        .holding
+        .iter()
+        .map(|h| Holding {
+            inputs: inputs_for_profile(cat.get(&h.device).unwrap(), None, &OperatorSettings::default(), &NetworkRates::builtin(), None).unwrap(),
+            count: h.count,
+        })
+        .collect();
+    let p = estimate_portfolio(&holdings, None, Simulation::default()).unwrap();
+    assert_eq!(p.months, 60);
+    assert_eq!(p.diversification.sectors, 3);
+    assert!(p.diversification.token_price_free_spread_removed_pct > 0.0);
+    assert!(p.diversification.width_usd <= p.diversification.one_sector_width_usd * 1.05);
+    let v = portfolio_json(&p);
+    assert_eq!(v["schema"], "depin.estimate.portfolio.v1");
+    assert_spread(&v["combined"], "net_profit_usd_per_month", false);
+    assert_spread(&v["combined"], "payback_months", true);
+    assert_eq!(v["holdings"][1]["count"], 2);
+    let table = depin_economics::report::portfolio_table(&p);
+    assert!(table.contains("diversification across 3 sector(s)"), "{table}");
+    assert!(PortfolioFile::from_toml("").is_err());
+    assert!(PortfolioFile::from_toml("[[holding]]\ndevice = \"x\"\ncount = 0\n").is_err());
+    assert!(PortfolioFile::from_toml("[[holding]]\ndevise = \"x\"\n").is_err());
+}
+
+#[test]
+fn bad_input_names_the_field() {
+    let check = |mutate: &dyn Fn(&mut EstimateInputs), field: &str| {
+        let mut i = golden_inputs();
+        mutate(&mut i);
+        match estimate(&i, sim(1)) {
+            Err(EconomicsError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected an error, got {other:?}"),
+        }
+    };
+    check(&|i| i.hardware.price_usd = -1.0, "price_usd");
+    check(&|i| i.hardware.lifetime_months = 0, "lifetime_months");
+    check(&|i| i.hardware.watts = f64::NAN, "watts");
+    check(&|i| i.costs.kwh_price_usd = -0.1, "kwh_price_usd");
+    check(&|i| i.costs.internet_share = 1.5, "internet_share");
+    check(&|i| i.market.token_price_usd = -2.0, "token_price_usd");
+    check(&|i| i.market.token_volatility_per_year = -0.1, "token_volatility_per_year");
+    check(&|i| i.rewards.uptime = 2.0, "uptime");
+    check(&|i| i.months = 0, "months");
+    assert!(matches!(estimate(&golden_inputs(), Simulation { seed: 1, paths: 0 }), Err(EconomicsError::Invalid { field: "paths", .. })));
+    let e = Catalogue::builtin().get("rtx-490").unwrap_err();
+    assert!(e.to_string().contains("did you mean rtx-4090"), "{e}");
+    assert!("radio".parse::<Sector>().is_err());
+}
+
+#[test]
+fn whole_catalogue_is_quick_even_unoptimised() {
+    // `depin estimate --rank` over the whole catalogue must feel instant; this runs in the
+    // test's debug build, so the bound is generous for a loaded machine.
+    let t = std::time::Instant::now();
+    let est = every_catalogue_estimate();
+    let took = t.elapsed();
+    assert!(!est.is_empty());
+    assert!(took.as_millis() < 3000, "rank took {took:?}");
+}
