@@ -1,0 +1,419 @@
+//! Every rejection path of the wire format, and the properties that make it
+//! safe to expose to the internet.
+
+mod common;
+
+use common::*;
+use depin_protocol::*;
+use proptest::prelude::*;
+
+fn check_decode(bytes: &[u8], expect: Result<(), Reason>) {
+    assert_eq!(decode_signed(bytes).map(|_| ()), expect, "bytes {}", hex::encode(bytes));
+}
+
+#[test]
+fn sign_encode_decode_verify_round_trip() {
+    let signed = signed_heartbeat(7);
+    let decoded = decode_signed(&signed.encode()).unwrap();
+    assert_eq!(decoded, signed);
+    assert_eq!(decoded.verify_signature(), Ok(()));
+    assert_eq!(decoded.envelope.decode_payload::<Heartbeat>(), Ok(heartbeat(4_250)));
+}
+
+#[test]
+fn bad_signature_is_rejected() {
+    let mut signed = signed_heartbeat(1);
+    signed.signature[0] ^= 1;
+    let decoded = decode_signed(&signed.encode()).expect("shape is fine");
+    assert_eq!(decoded.verify_signature(), Err(Reason::BadSignature));
+
+    // Signed by a key other than the one the envelope names.
+    let forged = sign(&heartbeat_envelope(1, T0), &new_device());
+    assert_eq!(forged.verify_signature(), Err(Reason::BadSignature));
+
+    // A signer that is not a curve point, and one of small order (the identity).
+    for signer in [[0xff; 32], {
+        let mut id = [0; 32];
+        id[0] = 1;
+        id
+    }] {
+        let mut env = heartbeat_envelope(1, T0);
+        env.signer = PublicKey(signer);
+        let s = sign(&env, &device());
+        assert_eq!(s.verify_signature(), Err(Reason::BadSignature));
+        assert_eq!(verify_batch(&[s.clone(), s]), vec![Err(Reason::BadSignature); 2]);
+    }
+}
+
+#[test]
+fn unknown_fields_are_non_canonical() {
+    let good = signed_heartbeat(1);
+    // Unknown field 15 (varint) appended to the outer SignedEnvelope.
+    let mut outer = good.encode();
+    outer.extend_from_slice(&[15 << 3, 1]);
+    check_decode(&outer, Err(Reason::NonCanonical));
+
+    // Unknown field inside the signed body, properly signed.
+    let mut body = good.body.clone();
+    field_varint(9, 1, &mut body);
+    check_decode(&wrap(&body, &device()), Err(Reason::NonCanonical));
+}
+
+#[test]
+fn non_canonical_encodings_are_rejected() {
+    let signer = public_key_of(&device()).0;
+    let payload = heartbeat(4_250).encode();
+    let canonical = raw_body(1, &signer, 5, T0, 2, &payload);
+    check_decode(&wrap(&canonical, &device()), Ok(()));
+
+    // Fields out of order: seq after payload.
+    let mut reordered = raw_body(1, &signer, 0, T0, 2, &payload);
+    field_varint(3, 5, &mut reordered);
+    check_decode(&wrap(&reordered, &device()), Err(Reason::NonCanonical));
+
+    // A default value written explicitly (seq = 0).
+    let mut explicit_default = Vec::new();
+    field_varint(1, 1, &mut explicit_default);
+    field_bytes(2, &signer, &mut explicit_default);
+    field_varint(3, 0, &mut explicit_default);
+    explicit_default.extend_from_slice(&raw_body(0, &signer, 0, T0, 2, &payload)[34..]);
+    check_decode(&wrap(&explicit_default, &device()), Err(Reason::NonCanonical));
+
+    // A non-minimal varint: version 1 written as two bytes.
+    let mut long_varint = vec![1 << 3, 0x81, 0x00];
+    long_varint.extend_from_slice(&canonical[2..]);
+    check_decode(&wrap(&long_varint, &device()), Err(Reason::NonCanonical));
+
+    // The same field twice (last one wins in protobuf; not here).
+    let mut duplicate = canonical.clone();
+    field_varint(5, 2, &mut duplicate);
+    check_decode(&wrap(&duplicate, &device()), Err(Reason::NonCanonical));
+
+    // Outer message with signature before body.
+    let good = signed_heartbeat(1);
+    let mut swapped = Vec::new();
+    field_bytes(2, &good.signature, &mut swapped);
+    field_bytes(1, &good.body, &mut swapped);
+    check_decode(&swapped, Err(Reason::NonCanonical));
+}
+
+#[test]
+fn every_truncation_is_malformed() {
+    let bytes = signed_heartbeat(3).encode();
+    for cut in 0..bytes.len() {
+        check_decode(&bytes[..cut], Err(Reason::Malformed));
+    }
+}
+
+#[test]
+fn shape_errors_are_malformed() {
+    let good = signed_heartbeat(1);
+    // Signature of 63 bytes.
+    let mut short_sig = Vec::new();
+    field_bytes(1, &good.body, &mut short_sig);
+    field_bytes(2, &good.signature[..63], &mut short_sig);
+    check_decode(&short_sig, Err(Reason::Malformed));
+    // Signer of 31 bytes.
+    let body = raw_body(1, &[7; 31], 1, T0, 2, &heartbeat(0).encode());
+    check_decode(&wrap(&body, &device()), Err(Reason::Malformed));
+    // Body that is not protobuf (field 0 is invalid).
+    check_decode(&wrap(&[0, 0, 0], &device()), Err(Reason::Malformed));
+    // Not protobuf at all.
+    check_decode(&[0xff; 10], Err(Reason::Malformed));
+}
+
+#[test]
+fn other_versions_are_unsupported() {
+    let signer = public_key_of(&device()).0;
+    for version in [0, 2, u64::from(u32::MAX)] {
+        let body = raw_body(version, &signer, 1, T0, 2, &heartbeat(0).encode());
+        check_decode(&wrap(&body, &device()), Err(Reason::UnsupportedVersion));
+    }
+    // Through the typed API as well.
+    let mut env = heartbeat_envelope(1, T0);
+    env.version = 2;
+    check_decode(&sign(&env, &device()).encode(), Err(Reason::UnsupportedVersion));
+    // A future version with new fields is reported as a version problem.
+    let mut body = raw_body(2, &signer, 1, T0, 2, &[]);
+    field_varint(20, 1, &mut body);
+    check_decode(&wrap(&body, &device()), Err(Reason::UnsupportedVersion));
+}
+
+#[test]
+fn unknown_kinds_are_wrong_payload_kind() {
+    let signer = public_key_of(&device()).0;
+    for kind in [0, 5, 99] {
+        let body = raw_body(1, &signer, 1, T0, kind, &[1, 2, 3]);
+        check_decode(&wrap(&body, &device()), Err(Reason::WrongPayloadKind));
+    }
+    // A known kind that is not the one asked for.
+    let env = heartbeat_envelope(1, T0);
+    assert_eq!(env.decode_payload::<Revocation>(), Err(Reason::WrongPayloadKind));
+}
+
+#[test]
+fn admission_checks_clock_skew_and_replay() {
+    let policy = AdmissionPolicy { max_skew_past_ms: 60_000, max_skew_future_ms: 5_000 };
+    let now = T0;
+    let check = |ts: i64, seq: u64, last: Option<u64>, expect: Result<(), Reason>| {
+        assert_eq!(admit(&policy, now, &heartbeat_envelope(seq, ts), last), expect, "ts {ts} seq {seq} last {last:?}");
+    };
+    check(now, 0, None, Ok(()));
+    check(now - 60_000, 1, None, Ok(()));
+    check(now - 60_001, 1, None, Err(Reason::StaleTimestamp));
+    check(now + 5_000, 1, None, Ok(()));
+    check(now + 5_001, 1, None, Err(Reason::FutureTimestamp));
+    check(now, 10, Some(9), Ok(()));
+    check(now, 9, Some(9), Err(Reason::ReplayedSequence));
+    check(now, 3, Some(9), Err(Reason::ReplayedSequence));
+    check(now, u64::MAX, Some(u64::MAX - 1), Ok(()));
+    check(now, u64::MAX, Some(u64::MAX), Err(Reason::ReplayedSequence));
+    check(i64::MIN, 1, None, Err(Reason::StaleTimestamp));
+    check(i64::MAX, 1, None, Err(Reason::FutureTimestamp));
+    // Extreme clocks and policies do not overflow.
+    let wide = AdmissionPolicy { max_skew_past_ms: i64::MAX, max_skew_future_ms: i64::MAX };
+    assert_eq!(admit(&wide, 0, &heartbeat_envelope(1, i64::MAX), None), Ok(()));
+    assert_eq!(admit(&wide, i64::MIN, &heartbeat_envelope(1, i64::MIN), None), Ok(()));
+    assert_eq!(admit(&wide, i64::MAX, &heartbeat_envelope(1, i64::MAX), None), Ok(()));
+    assert_eq!(admit(&wide, i64::MAX, &heartbeat_envelope(1, i64::MIN), None), Err(Reason::StaleTimestamp));
+    assert_eq!(AdmissionPolicy::default().max_skew_past_ms, 900_000);
+}
+
+#[test]
+fn batch_verification_gives_each_item_its_own_verdict() {
+    assert!(verify_batch(&[]).is_empty());
+    let mut items: Vec<Signed> = (1..=150).map(signed_heartbeat).collect();
+    assert!(verify_batch(&items).iter().all(Result::is_ok));
+    let bad = [0, 3, 70, 149];
+    for &i in &bad {
+        items[i].signature[10] ^= 0x40;
+    }
+    let verdicts = verify_batch(&items);
+    for (i, v) in verdicts.iter().enumerate() {
+        let expect = if bad.contains(&i) { Err(Reason::BadSignature) } else { Ok(()) };
+        assert_eq!(*v, expect, "item {i}");
+        assert_eq!(items[i].verify_signature(), expect, "single check agrees for {i}");
+    }
+    // A single bad item on its own.
+    assert_eq!(verify_batch(&items[3..4]), vec![Err(Reason::BadSignature)]);
+}
+
+#[test]
+fn batches_split_into_raw_reports() {
+    let items: Vec<Signed> = (1..=5).map(signed_heartbeat).collect();
+    let bytes = encode_batch(&items);
+    let raw = decode_batch(&bytes, 5).unwrap();
+    assert_eq!(raw, items.iter().map(Signed::encode).collect::<Vec<_>>());
+    assert_eq!(decode_batch(&[], 5), Ok(vec![]));
+    assert_eq!(decode_batch(&bytes, 4), Err(Reason::RateLimited));
+    assert_eq!(decode_batch(&bytes, 0), Err(Reason::RateLimited));
+
+    // One broken report does not sink the batch: it fails on its own.
+    let mut mixed = raw.clone();
+    mixed[2] = vec![0xff, 0xff];
+    let batch = {
+        let mut b = Vec::new();
+        for r in &mixed {
+            field_bytes(1, r, &mut b);
+        }
+        b
+    };
+    let split = decode_batch(&batch, 10).unwrap();
+    let verdicts: Vec<_> = split.iter().map(|r| decode_signed(r).map(|_| ())).collect();
+    assert_eq!(verdicts, vec![Ok(()), Ok(()), Err(Reason::Malformed), Ok(()), Ok(())]);
+}
+
+#[test]
+fn batch_shape_errors() {
+    let one = signed_heartbeat(1).encode();
+    let mut good = Vec::new();
+    field_bytes(1, &one, &mut good);
+    // Unknown field after a report.
+    let mut unknown = good.clone();
+    field_varint(2, 1, &mut unknown);
+    assert_eq!(decode_batch(&unknown, 10), Err(Reason::NonCanonical));
+    // Non-minimal length prefix.
+    let mut long_len = vec![0x0a];
+    varint(one.len() as u64, &mut long_len);
+    *long_len.last_mut().unwrap() |= 0x80;
+    long_len.push(0x00);
+    long_len.extend_from_slice(&one);
+    assert_eq!(decode_batch(&long_len, 10), Err(Reason::NonCanonical));
+    // Truncated anywhere.
+    for cut in 1..good.len() {
+        assert_eq!(decode_batch(&good[..cut], 10), Err(Reason::Malformed), "cut {cut}");
+    }
+    // Not protobuf.
+    assert_eq!(decode_batch(&[0x07], 10), Err(Reason::Malformed));
+}
+
+#[test]
+fn payloads_round_trip() {
+    let cert = certificate();
+    assert_eq!(DeviceCertificate::decode(&cert.encode()), Ok(cert.clone()));
+    let no_location = DeviceCertificate { location: None, ..cert.clone() };
+    assert_eq!(DeviceCertificate::decode(&no_location.encode()), Ok(no_location));
+    let origin = DeviceCertificate {
+        location: Some(Location { lat_microdeg: 0, lon_microdeg: 0, h3_cell: None }),
+        ..cert
+    };
+    assert_eq!(DeviceCertificate::decode(&origin.encode()), Ok(origin));
+    for t in [-5_000, -1, 0, 15_000] {
+        assert_eq!(Heartbeat::decode(&heartbeat(t).encode()), Ok(heartbeat(t)));
+    }
+    let rev = Revocation { device_key: public_key_of(&device()), reason: "stolen".into() };
+    assert_eq!(Revocation::decode(&rev.encode()), Ok(rev));
+    let rot = KeyRotation { old_device_key: public_key_of(&device()), new_device_key: public_key_of(&new_device()) };
+    assert_eq!(KeyRotation::decode(&rot.encode()), Ok(rot));
+}
+
+#[test]
+fn payload_validation_rejects_out_of_range_values() {
+    let hb = |f: &dyn Fn(&mut Heartbeat)| {
+        let mut h = heartbeat(2_000);
+        f(&mut h);
+        Heartbeat::decode(&h.encode())
+    };
+    assert_eq!(hb(&|h| h.temperature_centi_c = 15_001).err(), Some(Reason::BadPayload));
+    assert_eq!(hb(&|h| h.temperature_centi_c = -5_001).err(), Some(Reason::BadPayload));
+    assert_eq!(hb(&|h| h.power_mw = limits::MAX_POWER_MW + 1).err(), Some(Reason::BadPayload));
+    assert_eq!(hb(&|h| h.firmware_version = String::new()).err(), Some(Reason::BadPayload));
+    assert_eq!(hb(&|h| h.firmware_version = "1.0\n".into()).err(), Some(Reason::BadPayload));
+    assert_eq!(hb(&|h| h.firmware_version = "x".repeat(65)).err(), Some(Reason::BadPayload));
+
+    let cert = |f: &dyn Fn(&mut DeviceCertificate)| {
+        let mut c = certificate();
+        f(&mut c);
+        DeviceCertificate::decode(&c.encode())
+    };
+    assert_eq!(cert(&|c| c.device_key = c.operator_key).err(), Some(Reason::BadPayload));
+    assert_eq!(cert(&|c| c.hardware_class = String::new()).err(), Some(Reason::BadPayload));
+    assert_eq!(cert(&|c| c.location.as_mut().unwrap().lat_microdeg = 90_000_001).err(), Some(Reason::BadPayload));
+    assert_eq!(cert(&|c| c.location.as_mut().unwrap().lon_microdeg = -180_000_001).err(), Some(Reason::BadPayload));
+    assert_eq!(cert(&|c| c.location.as_mut().unwrap().h3_cell = Some(12345)).err(), Some(Reason::BadPayload));
+    // Keys that are not prime-order points: the identity, a non-point, a
+    // prime-order key plus a torsion point.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    assert_eq!(cert(&|c| c.device_key = PublicKey(identity)).err(), Some(Reason::BadPayload));
+    assert_eq!(cert(&|c| c.operator_key = PublicKey([0xff; 32])).err(), Some(Reason::BadPayload));
+    assert_eq!(cert(&|c| c.device_key = PublicKey(mixed_order_key())).err(), Some(Reason::BadPayload));
+
+    // Wire-level problems: wrong key length, unknown sector, unknown field.
+    let mut raw = Vec::new();
+    field_bytes(1, &[1; 31], &mut raw);
+    assert_eq!(DeviceCertificate::decode(&raw).err(), Some(Reason::BadPayload));
+    for sector in [0u64, 5] {
+        let mut raw = Vec::new();
+        field_bytes(1, &public_key_of(&device()).0, &mut raw);
+        field_bytes(2, &public_key_of(&operator()).0, &mut raw);
+        if sector != 0 {
+            field_varint(3, sector, &mut raw);
+        }
+        field_bytes(4, b"hw", &mut raw);
+        field_bytes(5, b"fw", &mut raw);
+        assert_eq!(DeviceCertificate::decode(&raw).err(), Some(Reason::BadPayload), "sector {sector}");
+    }
+    let mut unknown = heartbeat(0).encode();
+    field_varint(9, 1, &mut unknown);
+    assert_eq!(Heartbeat::decode(&unknown).err(), Some(Reason::BadPayload));
+
+    let rot = KeyRotation { old_device_key: public_key_of(&device()), new_device_key: public_key_of(&device()) };
+    assert_eq!(KeyRotation::decode(&rot.encode()).err(), Some(Reason::BadPayload));
+    let rev = Revocation { device_key: public_key_of(&device()), reason: "x".repeat(257) };
+    assert_eq!(Revocation::decode(&rev.encode()).err(), Some(Reason::BadPayload));
+}
+
+/// The device key plus a point of order 2, (0, -1): a valid encoding of a
+/// point outside the prime-order subgroup.
+fn mixed_order_key() -> [u8; 32] {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    let a = CompressedEdwardsY(public_key_of(&device()).0).decompress().unwrap();
+    let mut minus_one = [0xff_u8; 32];
+    minus_one[0] = 0xec;
+    minus_one[31] = 0x7f;
+    let t = CompressedEdwardsY(minus_one).decompress().unwrap();
+    assert!(!t.is_torsion_free() && t.is_small_order());
+    (a + t).compress().0
+}
+
+#[test]
+fn certificates_must_be_signed_by_their_operator() {
+    let cert = certificate();
+    let by_operator = Envelope::new(public_key_of(&operator()), 1, T0, &cert);
+    assert_eq!(DeviceCertificate::from_envelope(&by_operator), Ok(cert.clone()));
+    let by_device = Envelope::new(public_key_of(&device()), 1, T0, &cert);
+    assert_eq!(DeviceCertificate::from_envelope(&by_device), Err(Reason::BadCertificate));
+    assert_eq!(
+        DeviceCertificate::from_envelope(&heartbeat_envelope(1, T0)),
+        Err(Reason::WrongPayloadKind)
+    );
+    assert!(PayloadKind::DeviceCertificate.is_operator_signed());
+    assert!(!PayloadKind::Heartbeat.is_operator_signed());
+}
+
+fn arb_envelope() -> impl Strategy<Value = (Envelope, u8)> {
+    (
+        any::<u64>(),
+        any::<i64>(),
+        prop::sample::select(PayloadKind::ALL.to_vec()),
+        prop::collection::vec(any::<u8>(), 0..200),
+        any::<u8>(),
+    )
+        .prop_map(|(seq, timestamp_ms, kind, payload, key_seed)| {
+            let key = device_keypair_from_seed([key_seed; 32]);
+            let env = Envelope { version: ENVELOPE_VERSION, signer: public_key_of(&key), seq, timestamp_ms, kind, payload };
+            (env, key_seed)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), max in 0usize..8) {
+        let _ = decode_signed(&bytes);
+        let _ = decode_batch(&bytes, max);
+        let _ = DeviceCertificate::decode(&bytes);
+        let _ = Heartbeat::decode(&bytes);
+        let _ = Revocation::decode(&bytes);
+        let _ = KeyRotation::decode(&bytes);
+    }
+
+    #[test]
+    fn decoders_never_panic_near_valid_bytes(edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+        // Random bytes rarely get past the first tag; mutate valid ones instead.
+        let mut bytes = encode_batch(&[signed_heartbeat(1), sign(&Envelope::new(public_key_of(&operator()), 1, T0, &certificate()), &operator())]);
+        for (i, b) in edits {
+            let i = i.index(bytes.len());
+            bytes[i] = b;
+        }
+        if let Ok(items) = decode_batch(&bytes, 8) {
+            for item in items {
+                if let Ok(s) = decode_signed(&item) {
+                    let _ = s.verify_signature();
+                    let _ = DeviceCertificate::from_envelope(&s.envelope);
+                    let _ = s.envelope.decode_payload::<Heartbeat>();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_any_envelope((env, key_seed) in arb_envelope()) {
+        let signed = sign(&env, &device_keypair_from_seed([key_seed; 32]));
+        let decoded = decode_signed(&signed.encode()).unwrap();
+        prop_assert_eq!(&decoded.envelope, &env);
+        prop_assert_eq!(decoded.verify_signature(), Ok(()));
+        prop_assert_eq!(verify_batch(&[decoded.clone(), decoded]), vec![Ok(()), Ok(())]);
+    }
+
+    #[test]
+    fn flipping_any_byte_fails_decode_or_verify((env, key_seed) in arb_envelope(), at in any::<prop::sample::Index>(), mask in 1u8..) {
+        let mut bytes = sign(&env, &device_keypair_from_seed([key_seed; 32])).encode();
+        let i = at.index(bytes.len());
+        bytes[i] ^= mask;
+        let outcome = decode_signed(&bytes).and_then(|s| s.verify_signature());
+        prop_assert!(outcome.is_err(), "flip at {} of {} accepted", i, bytes.len());
+    }
+}
