@@ -41,7 +41,11 @@ pub struct DeviceProfile {
 impl DeviceProfile {
     fn validate(&self) -> Result<(), EconomicsError> {
         let finite_non_negative = |field: &'static str, v: f64| {
-            if v.is_finite() && v >= 0.0 { Ok(()) } else { Err(invalid(field, format!("must be a number ≥ 0, got {v}"))) }
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(field, format!("must be a number ≥ 0, got {v}")))
+            }
         };
         if self.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
@@ -51,10 +55,20 @@ impl DeviceProfile {
         finite_non_negative("capacity_units", self.capacity_units)?;
         finite_non_negative("maintenance_usd_per_month", self.maintenance_usd_per_month)?;
         if !(0.0..=1.0).contains(&self.internet_share) {
-            return Err(invalid("internet_share", format!("must be between 0 and 1, got {}", self.internet_share)));
+            return Err(invalid(
+                "internet_share",
+                format!("must be between 0 and 1, got {}", self.internet_share),
+            ));
         }
         if self.lifetime_months == 0 || self.lifetime_months > crate::MAX_MONTHS {
-            return Err(invalid("lifetime_months", format!("must be 1..={}, got {}", crate::MAX_MONTHS, self.lifetime_months)));
+            return Err(invalid(
+                "lifetime_months",
+                format!(
+                    "must be 1..={}, got {}",
+                    crate::MAX_MONTHS,
+                    self.lifetime_months
+                ),
+            ));
         }
         Ok(())
     }
@@ -76,16 +90,21 @@ pub struct Catalogue {
 impl Catalogue {
     /// The catalogue shipped with depin.
     pub fn builtin() -> Catalogue {
-        Catalogue::from_toml(BUILTIN_CATALOGUE_TOML, "built-in").expect("the built-in catalogue is valid (tested)")
+        Catalogue::from_toml(BUILTIN_CATALOGUE_TOML, "built-in")
+            .expect("the built-in catalogue is valid (tested)")
     }
 
     /// Parses a catalogue file. `origin` names it in errors (a path or "built-in").
     pub fn from_toml(text: &str, origin: &str) -> Result<Catalogue, EconomicsError> {
-        let cat_err = |message: String| EconomicsError::Catalogue { origin: origin.to_string(), message };
+        let cat_err = |message: String| EconomicsError::Catalogue {
+            origin: origin.to_string(),
+            message,
+        };
         let file: CatalogueFile = toml::from_str(text).map_err(|e| cat_err(e.to_string()))?;
         let mut out = Catalogue::default();
         for d in file.device {
-            d.validate().map_err(|e| cat_err(format!("device {:?}: {e}", d.name)))?;
+            d.validate()
+                .map_err(|e| cat_err(format!("device {:?}: {e}", d.name)))?;
             if out.find(&d.name).is_some() {
                 return Err(cat_err(format!("device {:?} appears twice", d.name)));
             }
@@ -114,10 +133,11 @@ impl Catalogue {
 
     /// Looks a device up, or fails with the closest names as suggestions.
     pub fn get(&self, name: &str) -> Result<&DeviceProfile, EconomicsError> {
-        self.find(name).ok_or_else(|| EconomicsError::UnknownDevice {
-            name: name.to_string(),
-            suggestions: self.suggest(name),
-        })
+        self.find(name)
+            .ok_or_else(|| EconomicsError::UnknownDevice {
+                name: name.to_string(),
+                suggestions: self.suggest(name),
+            })
     }
 
     /// Up to three names close to `name`: containing it, or within a small edit distance.
@@ -130,12 +150,17 @@ impl Catalogue {
                 let hay = d.name.to_lowercase();
                 let dist = edit_distance(&needle, &hay);
                 let close = dist <= 3.max(needle.len() / 3);
-                let contains = needle.len() >= 3 && (hay.contains(&needle) || needle.contains(&hay));
+                let contains =
+                    needle.len() >= 3 && (hay.contains(&needle) || needle.contains(&hay));
                 (close || contains).then_some((if contains { 0 } else { dist }, d.name.as_str()))
             })
             .collect();
         scored.sort();
-        scored.into_iter().take(3).map(|(_, n)| n.to_string()).collect()
+        scored
+            .into_iter()
+            .take(3)
+            .map(|(_, n)| n.to_string())
+            .collect()
     }
 }
 
@@ -162,12 +187,24 @@ mod tests {
     fn builtin_catalogue_parses_and_covers_every_sector() {
         let c = Catalogue::builtin();
         for s in Sector::ALL {
-            assert!(c.devices().iter().filter(|d| d.sector == s).count() >= 2, "sector {s} needs devices");
+            assert!(
+                c.devices().iter().filter(|d| d.sector == s).count() >= 2,
+                "sector {s} needs devices"
+            );
         }
         for d in c.devices() {
             assert!(!d.assumption.is_empty(), "{} needs a source note", d.name);
         }
-        for name in ["dashcam", "weather-station", "vehicle-dongle", "rtx-4090", "h100-pcie", "spare-disk-4tb", "small-nas-16tb", "lorawan-indoor-hotspot"] {
+        for name in [
+            "dashcam",
+            "weather-station",
+            "vehicle-dongle",
+            "rtx-4090",
+            "h100-pcie",
+            "spare-disk-4tb",
+            "small-nas-16tb",
+            "lorawan-indoor-hotspot",
+        ] {
             assert!(c.find(name).is_some(), "{name}");
         }
     }
@@ -176,10 +213,15 @@ mod tests {
     fn unknown_device_suggests_close_names() {
         let c = Catalogue::builtin();
         let err = c.get("rtx4090").unwrap_err();
-        let EconomicsError::UnknownDevice { suggestions, .. } = &err else { panic!() };
+        let EconomicsError::UnknownDevice { suggestions, .. } = &err else {
+            panic!()
+        };
         assert_eq!(suggestions.first().map(String::as_str), Some("rtx-4090"));
         assert!(err.to_string().contains("did you mean rtx-4090"), "{err}");
-        let EconomicsError::UnknownDevice { suggestions, .. } = c.get("hotspot").unwrap_err() else { panic!() };
+        let EconomicsError::UnknownDevice { suggestions, .. } = c.get("hotspot").unwrap_err()
+        else {
+            panic!()
+        };
         assert!(suggestions.iter().all(|s| s.contains("hotspot")) && !suggestions.is_empty());
     }
 
@@ -223,8 +265,12 @@ mod tests {
             "mine.toml",
         )
         .unwrap_err();
-        assert!(e.to_string().contains("mine.toml") && e.to_string().contains("price_usd"), "{e}");
-        let e = Catalogue::from_toml("[[device]]\nname=\"x\"\nsector=\"radio\"\n", "mine.toml").unwrap_err();
+        assert!(
+            e.to_string().contains("mine.toml") && e.to_string().contains("price_usd"),
+            "{e}"
+        );
+        let e = Catalogue::from_toml("[[device]]\nname=\"x\"\nsector=\"radio\"\n", "mine.toml")
+            .unwrap_err();
         assert!(e.to_string().contains("mine.toml"), "{e}");
     }
 }

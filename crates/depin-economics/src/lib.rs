@@ -37,13 +37,15 @@ pub mod sim;
 
 pub use catalogue::{Catalogue, DeviceProfile};
 pub use model::{
-    Defaults, EstimateInputs, Hardware, Market, OperatorCosts, OperatorSettings, RewardAssumptions, inputs_for_profile,
+    Defaults, EstimateInputs, Hardware, Market, OperatorCosts, OperatorSettings, RewardAssumptions,
+    inputs_for_profile,
 };
 pub use portfolio::{Holding, PortfolioEstimate, PortfolioFile, estimate_portfolio};
 pub use rates::{CellRates, DeviceWindowReward, NetworkRates, SectorRates, rates_from_rewards};
 pub use report::Warning;
 pub use sim::{
-    Estimate, Observed, OptSpread, Simulation, Spread, estimate, estimate_many, project_from_observed,
+    Estimate, Observed, OptSpread, Simulation, Spread, estimate, estimate_many,
+    project_from_observed,
 };
 
 /// Hours in an average month (365.25 × 24 / 12). Electricity and rates use it.
@@ -63,9 +65,15 @@ pub const MAX_PATHS: u32 = 100_000;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EconomicsError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("unknown device {name:?}{}", suggestion_text(suggestions))]
-    UnknownDevice { name: String, suggestions: Vec<String> },
+    UnknownDevice {
+        name: String,
+        suggestions: Vec<String>,
+    },
     #[error("catalogue {origin}: {message}")]
     Catalogue { origin: String, message: String },
     #[error("portfolio: {0}")]
@@ -73,9 +81,16 @@ pub enum EconomicsError {
 }
 
 fn suggestion_text(s: &[String]) -> String {
-    if s.is_empty() { String::new() } else { format!("; did you mean {}?", s.join(", ")) }
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", s.join(", "))
+    }
 }
 
 pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> EconomicsError {
-    EconomicsError::Invalid { field, message: message.into() }
+    EconomicsError::Invalid {
+        field,
+        message: message.into(),
+    }
 }

@@ -103,17 +103,49 @@ impl Default for Market {
 impl Market {
     pub fn validate(&self) -> Result<(), EconomicsError> {
         non_negative("token_price_usd", self.token_price_usd)?;
-        if !(self.token_volatility_per_year.is_finite() && (0.0..=5.0).contains(&self.token_volatility_per_year)) {
-            return Err(invalid("token_volatility_per_year", format!("must be between 0 and 5 (500% a year), got {}", self.token_volatility_per_year)));
+        if !(self.token_volatility_per_year.is_finite()
+            && (0.0..=5.0).contains(&self.token_volatility_per_year))
+        {
+            return Err(invalid(
+                "token_volatility_per_year",
+                format!(
+                    "must be between 0 and 5 (500% a year), got {}",
+                    self.token_volatility_per_year
+                ),
+            ));
         }
-        if !(self.token_drift_per_year.is_finite() && (-1.0..=5.0).contains(&self.token_drift_per_year)) {
-            return Err(invalid("token_drift_per_year", format!("must be between -1 and 5, got {}", self.token_drift_per_year)));
+        if !(self.token_drift_per_year.is_finite()
+            && (-1.0..=5.0).contains(&self.token_drift_per_year))
+        {
+            return Err(invalid(
+                "token_drift_per_year",
+                format!(
+                    "must be between -1 and 5, got {}",
+                    self.token_drift_per_year
+                ),
+            ));
         }
-        if !(self.network_growth_per_month.is_finite() && (-0.5..=1.0).contains(&self.network_growth_per_month)) {
-            return Err(invalid("network_growth_per_month", format!("must be between -0.5 and 1, got {}", self.network_growth_per_month)));
+        if !(self.network_growth_per_month.is_finite()
+            && (-0.5..=1.0).contains(&self.network_growth_per_month))
+        {
+            return Err(invalid(
+                "network_growth_per_month",
+                format!(
+                    "must be between -0.5 and 1, got {}",
+                    self.network_growth_per_month
+                ),
+            ));
         }
-        if !(self.network_growth_volatility_per_month.is_finite() && (0.0..=1.0).contains(&self.network_growth_volatility_per_month)) {
-            return Err(invalid("network_growth_volatility_per_month", format!("must be between 0 and 1, got {}", self.network_growth_volatility_per_month)));
+        if !(self.network_growth_volatility_per_month.is_finite()
+            && (0.0..=1.0).contains(&self.network_growth_volatility_per_month))
+        {
+            return Err(invalid(
+                "network_growth_volatility_per_month",
+                format!(
+                    "must be between 0 and 1, got {}",
+                    self.network_growth_volatility_per_month
+                ),
+            ));
         }
         Ok(())
     }
@@ -153,7 +185,10 @@ impl EstimateInputs {
         non_negative("watts", h.watts)?;
         non_negative("capacity_units", h.capacity_units)?;
         if h.lifetime_months == 0 || h.lifetime_months > MAX_MONTHS {
-            return Err(invalid("lifetime_months", format!("must be 1..={MAX_MONTHS} months, got {}", h.lifetime_months)));
+            return Err(invalid(
+                "lifetime_months",
+                format!("must be 1..={MAX_MONTHS} months, got {}", h.lifetime_months),
+            ));
         }
         let c = &self.costs;
         non_negative("kwh_price_usd", c.kwh_price_usd)?;
@@ -163,12 +198,20 @@ impl EstimateInputs {
         let r = &self.rewards;
         non_negative("tokens_per_month", r.tokens_per_month)?;
         fraction("uptime", r.uptime)?;
-        if !(r.emission_decay_per_year.is_finite() && (0.0..1.0).contains(&r.emission_decay_per_year)) {
-            return Err(invalid("emission_decay_per_year", format!("must be in [0, 1), got {}", r.emission_decay_per_year)));
+        if !(r.emission_decay_per_year.is_finite()
+            && (0.0..1.0).contains(&r.emission_decay_per_year))
+        {
+            return Err(invalid(
+                "emission_decay_per_year",
+                format!("must be in [0, 1), got {}", r.emission_decay_per_year),
+            ));
         }
         self.market.validate()?;
         if self.months == 0 || self.months > MAX_MONTHS {
-            return Err(invalid("months", format!("must be 1..={MAX_MONTHS}, got {}", self.months)));
+            return Err(invalid(
+                "months",
+                format!("must be 1..={MAX_MONTHS}, got {}", self.months),
+            ));
         }
         Ok(())
     }
@@ -183,7 +226,9 @@ impl EstimateInputs {
 
     /// Electricity + internet share + maintenance: what keeps the device running.
     pub fn running_costs_usd_per_month(&self) -> f64 {
-        self.electricity_usd_per_month() + self.costs.internet_charged_usd_per_month() + self.costs.maintenance_usd_per_month
+        self.electricity_usd_per_month()
+            + self.costs.internet_charged_usd_per_month()
+            + self.costs.maintenance_usd_per_month
     }
 
     pub fn depreciation_usd_per_month(&self) -> f64 {
@@ -236,7 +281,8 @@ pub fn inputs_for_profile(
     rates: &crate::NetworkRates,
     h3_cell: Option<&str>,
 ) -> Result<EstimateInputs, EconomicsError> {
-    let (tokens_per_month, source) = rates.device_tokens_per_month(profile.sector, profile.capacity_units, h3_cell)?;
+    let (tokens_per_month, source) =
+        rates.device_tokens_per_month(profile.sector, profile.capacity_units, h3_cell)?;
     let inputs = EstimateInputs {
         hardware: Hardware {
             name: profile.name.clone(),
@@ -251,7 +297,9 @@ pub fn inputs_for_profile(
             kwh_price_usd: settings.kwh_price_usd,
             internet_usd_per_month: settings.internet_usd_per_month,
             internet_share: settings.internet_share.unwrap_or(profile.internet_share),
-            maintenance_usd_per_month: settings.maintenance_usd_per_month.unwrap_or(profile.maintenance_usd_per_month),
+            maintenance_usd_per_month: settings
+                .maintenance_usd_per_month
+                .unwrap_or(profile.maintenance_usd_per_month),
         },
         rewards: RewardAssumptions {
             tokens_per_month,

@@ -14,7 +14,10 @@
 //! the token price moving, both versions are simulated and their p10–p90 widths compared.
 
 use crate::model::EstimateInputs;
-use crate::sim::{Book, DeviceModel, Draws, Figures, OptSpread, Simulation, Spread, check_size, estimate_many, run_paths};
+use crate::sim::{
+    Book, DeviceModel, Draws, Figures, OptSpread, Simulation, Spread, check_size, estimate_many,
+    run_paths,
+};
 use crate::{EconomicsError, MAX_MONTHS, Market, Warning, invalid};
 use depin_core::Sector;
 use serde::{Deserialize, Serialize};
@@ -55,7 +58,8 @@ fn one() -> u32 {
 
 impl PortfolioFile {
     pub fn from_toml(text: &str) -> Result<PortfolioFile, EconomicsError> {
-        let f: PortfolioFile = toml::from_str(text).map_err(|e| EconomicsError::Portfolio(e.to_string()))?;
+        let f: PortfolioFile =
+            toml::from_str(text).map_err(|e| EconomicsError::Portfolio(e.to_string()))?;
         if f.holding.is_empty() {
             return Err(EconomicsError::Portfolio("no [[holding]] entries".into()));
         }
@@ -64,7 +68,10 @@ impl PortfolioFile {
         }
         for h in &f.holding {
             if h.count == 0 || h.count > 100_000 {
-                return Err(EconomicsError::Portfolio(format!("holding {:?}: count must be 1..=100000", h.device)));
+                return Err(EconomicsError::Portfolio(format!(
+                    "holding {:?}: count must be 1..=100000",
+                    h.device
+                )));
             }
         }
         Ok(f)
@@ -118,7 +125,11 @@ pub struct PortfolioEstimate {
 }
 
 fn removed_pct(diversified: f64, concentrated: f64) -> f64 {
-    if concentrated > 0.0 { ((1.0 - diversified / concentrated) * 100.0).max(0.0) } else { 0.0 }
+    if concentrated > 0.0 {
+        ((1.0 - diversified / concentrated) * 100.0).max(0.0)
+    } else {
+        0.0
+    }
 }
 
 fn variance(v: &[f64]) -> f64 {
@@ -129,26 +140,45 @@ fn variance(v: &[f64]) -> f64 {
 
 /// Estimates a portfolio. All holdings must share one market (one token); `months`
 /// defaults to the longest lifetime.
-pub fn estimate_portfolio(holdings: &[Holding], months: Option<u32>, sim: Simulation) -> Result<PortfolioEstimate, EconomicsError> {
+pub fn estimate_portfolio(
+    holdings: &[Holding],
+    months: Option<u32>,
+    sim: Simulation,
+) -> Result<PortfolioEstimate, EconomicsError> {
     sim.validate()?;
-    let first = holdings.first().ok_or_else(|| invalid("portfolio", "has no holdings"))?;
+    let first = holdings
+        .first()
+        .ok_or_else(|| invalid("portfolio", "has no holdings"))?;
     for h in holdings {
         h.inputs.validate()?;
         if h.inputs.market != first.inputs.market {
-            return Err(invalid("market", "every holding must use the same token price and market assumptions"));
+            return Err(invalid(
+                "market",
+                "every holding must use the same token price and market assumptions",
+            ));
         }
     }
     let market = first.inputs.market.clone();
-    let max_life = holdings.iter().map(|h| h.inputs.hardware.lifetime_months).max().unwrap_or(1);
+    let max_life = holdings
+        .iter()
+        .map(|h| h.inputs.hardware.lifetime_months)
+        .max()
+        .unwrap_or(1);
     let window = months.unwrap_or(max_life);
     if window == 0 || window > MAX_MONTHS {
-        return Err(invalid("months", format!("must be 1..={MAX_MONTHS}, got {window}")));
+        return Err(invalid(
+            "months",
+            format!("must be 1..={MAX_MONTHS}, got {window}"),
+        ));
     }
     let book_of = |filter: &dyn Fn(&Holding) -> bool, series: bool| Book {
         devices: holdings
             .iter()
             .filter(|h| filter(h))
-            .map(|h| DeviceModel::from_inputs(&h.inputs, h.inputs.hardware.lifetime_months).times(h.count))
+            .map(|h| {
+                DeviceModel::from_inputs(&h.inputs, h.inputs.hardware.lifetime_months)
+                    .times(h.count)
+            })
             .collect(),
         window,
         cash_so_far_usd: 0.0,
@@ -162,10 +192,17 @@ pub fn estimate_portfolio(holdings: &[Holding], months: Option<u32>, sim: Simula
 
     // Combined, with independent sector demand, and the one-sector counterfactual.
     let (combined, _) = run_paths(&all, &crate::sim::Factors::new(&draws, &market, false));
-    let (concentrated, _) = run_paths(&book_of(&|_| true, false), &crate::sim::Factors::new(&draws, &market, true));
+    let (concentrated, _) = run_paths(
+        &book_of(&|_| true, false),
+        &crate::sim::Factors::new(&draws, &market, true),
+    );
 
     // Token-price-free: price held at today's, per-sector cash positions.
-    let fixed = Market { token_volatility_per_year: 0.0, token_drift_per_year: 0.0, ..market.clone() };
+    let fixed = Market {
+        token_volatility_per_year: 0.0,
+        token_drift_per_year: 0.0,
+        ..market.clone()
+    };
     let fixed_factors = crate::sim::Factors::new(&draws, &fixed, false);
     let mut sectors: Vec<Sector> = holdings.iter().map(|h| h.inputs.hardware.sector).collect();
     sectors.sort();
@@ -173,7 +210,10 @@ pub fn estimate_portfolio(holdings: &[Holding], months: Option<u32>, sim: Simula
     let mut var_sum = 0.0;
     let mut sd_sum = 0.0;
     for s in &sectors {
-        let (_, cash) = run_paths(&book_of(&|h| h.inputs.hardware.sector == *s, false), &fixed_factors);
+        let (_, cash) = run_paths(
+            &book_of(&|h| h.inputs.hardware.sector == *s, false),
+            &fixed_factors,
+        );
         let v = variance(&cash);
         var_sum += v;
         sd_sum += v.sqrt();
@@ -187,17 +227,30 @@ pub fn estimate_portfolio(holdings: &[Holding], months: Option<u32>, sim: Simula
         token_price_free_spread_removed_pct: removed_pct(var_sum.sqrt(), sd_sum),
         width_usd: combined.cumulative_net_usd.width(),
         one_sector_width_usd: concentrated.cumulative_net_usd.width(),
-        spread_removed_pct: removed_pct(combined.cumulative_net_usd.width(), concentrated.cumulative_net_usd.width()),
+        spread_removed_pct: removed_pct(
+            combined.cumulative_net_usd.width(),
+            concentrated.cumulative_net_usd.width(),
+        ),
     };
 
     // Per-holding summaries, over the same seed.
-    let singles = estimate_many(&holdings.iter().map(|h| h.inputs.clone()).collect::<Vec<_>>(), sim)?;
+    let singles = estimate_many(
+        &holdings
+            .iter()
+            .map(|h| h.inputs.clone())
+            .collect::<Vec<_>>(),
+        sim,
+    )?;
     let summaries = holdings
         .iter()
         .zip(&singles)
         .map(|(h, e)| {
             let c = h.count as f64;
-            let scale = |s: Spread| Spread { p10: s.p10 * c, p50: s.p50 * c, p90: s.p90 * c };
+            let scale = |s: Spread| Spread {
+                p10: s.p10 * c,
+                p50: s.p50 * c,
+                p90: s.p90 * c,
+            };
             HoldingSummary {
                 device: h.inputs.hardware.name.clone(),
                 sector: h.inputs.hardware.sector,
@@ -212,14 +265,28 @@ pub fn estimate_portfolio(holdings: &[Holding], months: Option<u32>, sim: Simula
     let mut warnings = Vec::new();
     for e in &singles {
         for w in &e.warnings {
-            warnings.push(Warning { code: w.code.clone(), message: format!("{}: {}", e.inputs.hardware.name, w.message) });
+            warnings.push(Warning {
+                code: w.code.clone(),
+                message: format!("{}: {}", e.inputs.hardware.name, w.message),
+            });
         }
     }
     if sectors.len() == 1 {
         warnings.push(Warning {
             code: "single_sector".into(),
-            message: format!("every holding is in {}: one sector's demand moves the whole portfolio", sectors[0]),
+            message: format!(
+                "every holding is in {}: one sector's demand moves the whole portfolio",
+                sectors[0]
+            ),
         });
     }
-    Ok(PortfolioEstimate { simulation: sim, months: window, market, holdings: summaries, combined, diversification, warnings })
+    Ok(PortfolioEstimate {
+        simulation: sim,
+        months: window,
+        market,
+        holdings: summaries,
+        combined,
+        diversification,
+        warnings,
+    })
 }

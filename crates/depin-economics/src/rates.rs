@@ -73,7 +73,11 @@ pub struct DeviceWindowReward {
 
 impl From<(Sector, Amount)> for DeviceWindowReward {
     fn from((sector, base_units): (Sector, Amount)) -> Self {
-        DeviceWindowReward { sector, base_units, h3_cell: None }
+        DeviceWindowReward {
+            sector,
+            base_units,
+            h3_cell: None,
+        }
     }
 }
 
@@ -137,19 +141,34 @@ impl NetworkRates {
         h3_cell: Option<&str>,
     ) -> Result<(f64, String), EconomicsError> {
         let s = self.sectors.get(&sector).ok_or_else(|| {
-            invalid("sector", format!("the network reports no rates for sector {sector}"))
+            invalid(
+                "sector",
+                format!("the network reports no rates for sector {sector}"),
+            )
         })?;
         let median_cap = s
             .median_device_capacity_units
-            .or_else(|| BUILTIN_SECTOR_DEFAULTS.iter().find(|d| d.0 == sector).map(|d| d.2))
+            .or_else(|| {
+                BUILTIN_SECTOR_DEFAULTS
+                    .iter()
+                    .find(|d| d.0 == sector)
+                    .map(|d| d.2)
+            })
             .filter(|c| *c > 0.0)
             .unwrap_or(1.0);
         let scale = capacity_units / median_cap;
         let unit = s.capacity_unit.as_deref().unwrap_or("unit");
         if let Some(cell) = h3_cell {
-            let c = self.cells.iter().find(|c| c.h3 == cell && c.sector == sector).ok_or_else(|| {
-                invalid("h3_cell", format!("the network reports no {sector} rates for cell {cell}"))
-            })?;
+            let c = self
+                .cells
+                .iter()
+                .find(|c| c.h3 == cell && c.sector == sector)
+                .ok_or_else(|| {
+                    invalid(
+                        "h3_cell",
+                        format!("the network reports no {sector} rates for cell {cell}"),
+                    )
+                })?;
             let n = c.devices as f64;
             let marginal = if c.devices == 0 { 1.0 } else { n / (n + 1.0) };
             let t = c.tokens_per_device_month * scale * marginal;
@@ -163,7 +182,14 @@ impl NetworkRates {
         let note = format!(
             "{sector} median {:.3} tokens/device-month ({}), × {capacity_units} {unit} / median {median_cap} {unit}",
             s.tokens_per_device_month_p50,
-            if self.window_epochs == 0 { "built-in default".to_string() } else { format!("policy {}, last {} epochs", self.policy_id, self.window_epochs) }
+            if self.window_epochs == 0 {
+                "built-in default".to_string()
+            } else {
+                format!(
+                    "policy {}, last {} epochs",
+                    self.policy_id, self.window_epochs
+                )
+            }
         );
         Ok((t, note))
     }
@@ -221,7 +247,12 @@ pub fn rates_from_rewards(
         .into_iter()
         .map(|((h3, sector), mut v)| {
             v.sort_by(f64::total_cmp);
-            CellRates { h3, sector, devices: v.len() as u64, tokens_per_device_month: nearest_rank(&v, 0.5) }
+            CellRates {
+                h3,
+                sector,
+                devices: v.len() as u64,
+                tokens_per_device_month: nearest_rank(&v, 0.5),
+            }
         })
         .collect();
     Ok(NetworkRates {
@@ -263,7 +294,10 @@ mod tests {
         assert_eq!(s.devices, 3);
         let expect = 20.0 * SECONDS_PER_MONTH / 2_592_000.0;
         assert!((s.tokens_per_device_month_p50 - expect).abs() < 1e-9);
-        assert_eq!(r.sectors[&Sector::Wireless].tokens_per_device_month_p50, 0.0);
+        assert_eq!(
+            r.sectors[&Sector::Wireless].tokens_per_device_month_p50,
+            0.0
+        );
         assert!(!r.sectors.contains_key(&Sector::Compute));
         // The JSON shape the endpoint serves: sectors keyed by name.
         let json = serde_json::to_value(&r).unwrap();
@@ -276,7 +310,12 @@ mod tests {
     #[test]
     fn cells_get_medians_and_the_marginal_operator_discount() {
         let mut rewards = Vec::new();
-        for (cell, t) in [("8a2a1072b59ffff", 4), ("8a2a1072b59ffff", 6), ("8a2a1072b59ffff", 8), ("8a2a10700000fff", 1)] {
+        for (cell, t) in [
+            ("8a2a1072b59ffff", 4),
+            ("8a2a1072b59ffff", 6),
+            ("8a2a1072b59ffff", 8),
+            ("8a2a10700000fff", 1),
+        ] {
             rewards.push(DeviceWindowReward {
                 sector: Sector::Wireless,
                 base_units: t * BASE_UNITS_PER_TOKEN,
@@ -290,18 +329,27 @@ mod tests {
         assert_eq!(c.devices, 3);
         assert!((c.tokens_per_device_month - 6.0).abs() < 1e-6);
         // A median-capacity device entering the 3-device cell gets 6 × 3/4.
-        let (t, note) = r.device_tokens_per_month(Sector::Wireless, 1.0, Some("8a2a1072b59ffff")).unwrap();
+        let (t, note) = r
+            .device_tokens_per_month(Sector::Wireless, 1.0, Some("8a2a1072b59ffff"))
+            .unwrap();
         assert!((t - 4.5).abs() < 1e-6, "{t}");
         assert!(note.contains("sharing the cell"));
-        assert!(r.device_tokens_per_month(Sector::Wireless, 1.0, Some("nowhere")).is_err());
+        assert!(
+            r.device_tokens_per_month(Sector::Wireless, 1.0, Some("nowhere"))
+                .is_err()
+        );
     }
 
     #[test]
     fn builtin_rates_scale_with_capacity() {
         let r = NetworkRates::builtin();
-        let (t, _) = r.device_tokens_per_month(Sector::Storage, 4.0, None).unwrap();
+        let (t, _) = r
+            .device_tokens_per_month(Sector::Storage, 4.0, None)
+            .unwrap();
         assert!((t - 9.6).abs() < 1e-9);
-        let (t, _) = r.device_tokens_per_month(Sector::Compute, 1.0, None).unwrap();
+        let (t, _) = r
+            .device_tokens_per_month(Sector::Compute, 1.0, None)
+            .unwrap();
         assert!((t - 200.0).abs() < 1e-9);
         assert!(rates_from_rewards("p", 0, 1, &[], None).is_err());
     }

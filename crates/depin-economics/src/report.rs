@@ -20,7 +20,10 @@ pub struct Warning {
 }
 
 fn warn(code: &str, message: String) -> Warning {
-    Warning { code: code.to_string(), message }
+    Warning {
+        code: code.to_string(),
+        message,
+    }
 }
 
 /// Electricity above this share of revenue gets a warning.
@@ -30,7 +33,11 @@ pub(crate) fn warnings_for(i: &EstimateInputs, f: &Figures, today: &TodayFigures
     let mut w = Vec::new();
     let life = i.hardware.lifetime_months;
     let price = i.market.token_price_usd;
-    if let Some(cat) = i.hardware.catalogue_price_usd.filter(|c| *c > 0.0 && i.hardware.price_usd > 1.2 * c) {
+    if let Some(cat) = i
+        .hardware
+        .catalogue_price_usd
+        .filter(|c| *c > 0.0 && i.hardware.price_usd > 1.2 * c)
+    {
         w.push(warn(
             "overpriced_hardware",
             format!(
@@ -41,7 +48,10 @@ pub(crate) fn warnings_for(i: &EstimateInputs, f: &Figures, today: &TodayFigures
         ));
     }
     if today.revenue_tokens_per_month <= 0.0 {
-        w.push(warn("no_rewards", "the device earns no tokens at these rates".into()));
+        w.push(warn(
+            "no_rewards",
+            "the device earns no tokens at these rates".into(),
+        ));
     } else if today.net_operating_usd_per_month <= 0.0 {
         w.push(warn(
             "running_costs_exceed_revenue",
@@ -64,22 +74,43 @@ pub(crate) fn warnings_for(i: &EstimateInputs, f: &Figures, today: &TodayFigures
     } else if f.payback_within_lifetime_probability < 0.5 {
         w.push(warn(
             "low_payback_probability",
-            format!("only {:.0}% of simulated paths pay back within the {life}-month lifetime", f.payback_within_lifetime_probability * 100.0),
+            format!(
+                "only {:.0}% of simulated paths pay back within the {life}-month lifetime",
+                f.payback_within_lifetime_probability * 100.0
+            ),
         ));
     }
-    if let Some(share) = f.electricity_share_of_revenue_pct.p50.filter(|s| *s >= ELECTRICITY_SHARE_WARNING_PCT) {
-        w.push(warn("electricity_share_high", format!("electricity takes {share:.0}% of revenue")));
+    if let Some(share) = f
+        .electricity_share_of_revenue_pct
+        .p50
+        .filter(|s| *s >= ELECTRICITY_SHARE_WARNING_PCT)
+    {
+        w.push(warn(
+            "electricity_share_high",
+            format!("electricity takes {share:.0}% of revenue"),
+        ));
     }
-    if let Some(be) = f.break_even_token_price_usd.p50.filter(|be| *be > 0.5 * price) {
+    if let Some(be) = f
+        .break_even_token_price_usd
+        .p50
+        .filter(|be| *be > 0.5 * price)
+    {
         w.push(warn(
             "token_price_dependency",
-            format!("earnings depend on a token price above USD {} (today USD {})", num(be), num(price)),
+            format!(
+                "earnings depend on a token price above USD {} (today USD {})",
+                num(be),
+                num(price)
+            ),
         ));
     }
     if i.rewards.uptime < 0.9 {
         w.push(warn(
             "low_uptime",
-            format!("rewards assume {:.0}% uptime; watch uptime, cooling and firmware updates", i.rewards.uptime * 100.0),
+            format!(
+                "rewards assume {:.0}% uptime; watch uptime, cooling and firmware updates",
+                i.rewards.uptime * 100.0
+            ),
         ));
     }
     w
@@ -102,7 +133,8 @@ fn opt(v: Option<f64>, none: &str) -> String {
 }
 
 fn months(v: Option<f64>) -> String {
-    v.map(|m| format!("{m:.0}")).unwrap_or_else(|| "never".into())
+    v.map(|m| format!("{m:.0}"))
+        .unwrap_or_else(|| "never".into())
 }
 
 fn row(out: &mut String, label: &str, a: String, b: String, c: String) {
@@ -114,7 +146,13 @@ fn spread_row(out: &mut String, label: &str, s: &Spread) {
 }
 
 fn opt_row(out: &mut String, label: &str, s: &OptSpread, none: &str) {
-    row(out, label, opt(s.p10, none), opt(s.p50, none), opt(s.p90, none));
+    row(
+        out,
+        label,
+        opt(s.p10, none),
+        opt(s.p50, none),
+        opt(s.p90, none),
+    );
 }
 
 fn figures_table(out: &mut String, f: &Figures, window: u32) {
@@ -124,15 +162,42 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
     spread_row(out, "electricity, USD/month", &f.electricity_usd_per_month);
     spread_row(out, "internet share, USD/month", &f.internet_usd_per_month);
     spread_row(out, "maintenance, USD/month", &f.maintenance_usd_per_month);
-    spread_row(out, "hardware depreciation, USD/month", &f.hardware_depreciation_usd_per_month);
-    spread_row(out, "net before hardware, USD/month", &f.net_operating_usd_per_month);
+    spread_row(
+        out,
+        "hardware depreciation, USD/month",
+        &f.hardware_depreciation_usd_per_month,
+    );
+    spread_row(
+        out,
+        "net before hardware, USD/month",
+        &f.net_operating_usd_per_month,
+    );
     spread_row(out, "net profit, USD/month", &f.net_profit_usd_per_month);
-    spread_row(out, &format!("cash after {window} months, USD"), &f.cumulative_net_usd);
-    opt_row(out, "break-even token price, USD", &f.break_even_token_price_usd, "none");
-    row(out, "payback, months", months(f.payback_months.p10), months(f.payback_months.p50), months(f.payback_months.p90));
+    spread_row(
+        out,
+        &format!("cash after {window} months, USD"),
+        &f.cumulative_net_usd,
+    );
+    opt_row(
+        out,
+        "break-even token price, USD",
+        &f.break_even_token_price_usd,
+        "none",
+    );
+    row(
+        out,
+        "payback, months",
+        months(f.payback_months.p10),
+        months(f.payback_months.p50),
+        months(f.payback_months.p90),
+    );
     opt_row(out, "ROI at 12 months, %", &f.roi_12_months_pct, "n/a");
     opt_row(out, "ROI at 24 months, %", &f.roi_24_months_pct, "n/a");
-    spread_row(out, &format!("token price after {window} months, USD"), &f.token_price_usd_at_window_end);
+    spread_row(
+        out,
+        &format!("token price after {window} months, USD"),
+        &f.token_price_usd_at_window_end,
+    );
 }
 
 fn warnings_text(out: &mut String, w: &[Warning]) {
@@ -223,7 +288,12 @@ pub fn rank(estimates: &[Estimate]) -> Vec<RankRow> {
         let pa = a.figures.payback_months.p50.unwrap_or(f64::INFINITY);
         let pb = b.figures.payback_months.p50.unwrap_or(f64::INFINITY);
         pa.total_cmp(&pb)
-            .then(b.figures.net_profit_usd_per_month.p50.total_cmp(&a.figures.net_profit_usd_per_month.p50))
+            .then(
+                b.figures
+                    .net_profit_usd_per_month
+                    .p50
+                    .total_cmp(&a.figures.net_profit_usd_per_month.p50),
+            )
             .then(a.inputs.hardware.name.cmp(&b.inputs.hardware.name))
     });
     v.into_iter()
@@ -259,14 +329,25 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
     let _ = writeln!(
         out,
         "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>11}",
-        "rank", "device", "sector", "price USD", "net USD/mo p50", "payback p10/p50/p90", "pays back"
+        "rank",
+        "device",
+        "sector",
+        "price USD",
+        "net USD/mo p50",
+        "payback p10/p50/p90",
+        "pays back"
     );
     for r in rows {
         let pb = &r.payback_months;
         let payback = if pb.p10.is_none() {
             "never".to_string()
         } else {
-            format!("{} / {} / {}", months(pb.p10), months(pb.p50), months(pb.p90))
+            format!(
+                "{} / {} / {}",
+                months(pb.p10),
+                months(pb.p50),
+                months(pb.p90)
+            )
         };
         let _ = writeln!(
             out,
@@ -278,7 +359,11 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
             num(r.net_profit_usd_per_month.p50),
             payback,
             r.payback_within_lifetime_probability * 100.0,
-            if r.never_pays_back { "  NEVER PAYS BACK (median)" } else { "" }
+            if r.never_pays_back {
+                "  NEVER PAYS BACK (median)"
+            } else {
+                ""
+            }
         );
     }
     out
@@ -295,8 +380,18 @@ pub fn rank_json(rows: &[RankRow], estimates: &[Estimate]) -> serde_json::Value 
 
 pub fn portfolio_table(p: &PortfolioEstimate) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "portfolio of {} holdings, {} paths, seed {}", p.holdings.len(), p.simulation.paths, p.simulation.seed);
-    let _ = writeln!(out, "{:<26}{:<10}{:>6}{:>12}{:>16}{:>10}", "device", "sector", "count", "price USD", "net USD/mo p50", "payback");
+    let _ = writeln!(
+        out,
+        "portfolio of {} holdings, {} paths, seed {}",
+        p.holdings.len(),
+        p.simulation.paths,
+        p.simulation.seed
+    );
+    let _ = writeln!(
+        out,
+        "{:<26}{:<10}{:>6}{:>12}{:>16}{:>10}",
+        "device", "sector", "count", "price USD", "net USD/mo p50", "payback"
+    );
     for h in &p.holdings {
         let _ = writeln!(
             out,

@@ -34,14 +34,20 @@ pub struct Simulation {
 
 impl Default for Simulation {
     fn default() -> Self {
-        Simulation { seed: crate::Defaults::SEED, paths: crate::Defaults::PATHS }
+        Simulation {
+            seed: crate::Defaults::SEED,
+            paths: crate::Defaults::PATHS,
+        }
     }
 }
 
 impl Simulation {
     pub fn validate(&self) -> Result<(), EconomicsError> {
         if self.paths == 0 || self.paths > MAX_PATHS {
-            return Err(invalid("paths", format!("must be 1..={MAX_PATHS}, got {}", self.paths)));
+            return Err(invalid(
+                "paths",
+                format!("must be 1..={MAX_PATHS}, got {}", self.paths),
+            ));
         }
         Ok(())
     }
@@ -67,12 +73,20 @@ pub struct OptSpread {
 
 impl Spread {
     pub fn constant(v: f64) -> Spread {
-        Spread { p10: v, p50: v, p90: v }
+        Spread {
+            p10: v,
+            p50: v,
+            p90: v,
+        }
     }
     fn of(mut v: Vec<f64>) -> Spread {
         v.sort_unstable_by(f64::total_cmp);
         let q = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        Spread { p10: q(0.1), p50: q(0.5), p90: q(0.9) }
+        Spread {
+            p10: q(0.1),
+            p50: q(0.5),
+            p90: q(0.9),
+        }
     }
     /// p90 − p10: the width the figure can swing.
     pub fn width(&self) -> f64 {
@@ -90,7 +104,11 @@ impl OptSpread {
             let i = ((n - 1) as f64 * q).round() as usize;
             nums.get(i).copied()
         };
-        OptSpread { p10: q(0.1), p50: q(0.5), p90: q(0.9) }
+        OptSpread {
+            p10: q(0.1),
+            p50: q(0.5),
+            p90: q(0.9),
+        }
     }
 }
 
@@ -218,7 +236,10 @@ pub(crate) struct Factors {
 }
 
 pub(crate) fn sector_index(s: Sector) -> usize {
-    Sector::ALL.iter().position(|x| *x == s).expect("Sector::ALL holds every sector")
+    Sector::ALL
+        .iter()
+        .position(|x| *x == s)
+        .expect("Sector::ALL holds every sector")
 }
 
 impl Factors {
@@ -248,7 +269,12 @@ impl Factors {
                 v.push((-(log_growth * t + sg * w)).exp());
             }
         }
-        Factors { paths: d.paths, months: d.months, price, dilution }
+        Factors {
+            paths: d.paths,
+            months: d.months,
+            price,
+            dilution,
+        }
     }
 }
 
@@ -326,32 +352,52 @@ impl Book {
         self.devices.iter().map(|d| d.lifetime).max().unwrap_or(1)
     }
     pub(crate) fn horizon(&self) -> u32 {
-        self.window.max(self.max_lifetime()).max(24u32.saturating_sub(self.months_elapsed)).max(1)
+        self.window
+            .max(self.max_lifetime())
+            .max(24u32.saturating_sub(self.months_elapsed))
+            .max(1)
     }
 }
 
 /// Runs every path; returns the figures and the raw per-path cash at the window's end.
 pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     let h = book.horizon() as usize;
-    assert!(h <= f.months, "factors drawn for {} months, book needs {h}", f.months);
+    assert!(
+        h <= f.months,
+        "factors drawn for {} months, book needs {h}",
+        f.months
+    );
     let w = book.window as usize;
     let alive_window = |d: &DeviceModel| (d.lifetime as usize).min(w) as f64;
     let months_avg = (book.max_lifetime() as usize).min(w).max(1) as f64;
     let total_price: f64 = book.devices.iter().map(|d| d.price_usd).sum();
 
     // Deterministic lines over the window.
-    let sum_line = |g: &dyn Fn(&DeviceModel) -> f64| book.devices.iter().map(|d| g(d) * alive_window(d)).sum::<f64>();
+    let sum_line = |g: &dyn Fn(&DeviceModel) -> f64| {
+        book.devices
+            .iter()
+            .map(|d| g(d) * alive_window(d))
+            .sum::<f64>()
+    };
     let electricity_kwh_w = sum_line(&|d| d.electricity_kwh);
     let electricity_w = sum_line(&|d| d.electricity_usd);
     let internet_w = sum_line(&|d| d.internet_usd);
     let maintenance_w = sum_line(&|d| d.maintenance_usd);
     let running_w = sum_line(&|d| d.running_usd);
     let depreciation_w = sum_line(&|d| d.depreciation_usd);
-    let lifetime_running: f64 = book.devices.iter().map(|d| d.running_usd * (d.lifetime as usize).min(h) as f64).sum();
+    let lifetime_running: f64 = book
+        .devices
+        .iter()
+        .map(|d| d.running_usd * (d.lifetime as usize).min(h) as f64)
+        .sum();
     let decay: Vec<Vec<f64>> = book
         .devices
         .iter()
-        .map(|d| (0..h).map(|t| (d.decay_log_per_month * t as f64).exp()).collect())
+        .map(|d| {
+            (0..h)
+                .map(|t| (d.decay_log_per_month * t as f64).exp())
+                .collect()
+        })
         .collect();
 
     let n = f.paths;
@@ -364,12 +410,24 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     let mut roi12 = Vec::with_capacity(n);
     let mut roi24 = Vec::with_capacity(n);
     let mut price_end = Vec::with_capacity(n);
-    let mut series: Vec<Vec<f64>> = if book.monthly_series { vec![Vec::with_capacity(n); w] } else { Vec::new() };
+    let mut series: Vec<Vec<f64>> = if book.monthly_series {
+        vec![Vec::with_capacity(n); w]
+    } else {
+        Vec::new()
+    };
     let mut monthly_net = vec![0.0f64; h];
-    let roi_at = |months_from_purchase: u32| months_from_purchase.checked_sub(book.months_elapsed).filter(|t| *t >= 1);
+    let roi_at = |months_from_purchase: u32| {
+        months_from_purchase
+            .checked_sub(book.months_elapsed)
+            .filter(|t| *t >= 1)
+    };
     let (roi12_t, roi24_t) = (roi_at(12), roi_at(24));
     let mut paid_back_in_life = 0usize;
-    let first_price = book.devices.first().map(|d| d.token_price_usd).unwrap_or(0.0);
+    let first_price = book
+        .devices
+        .first()
+        .map(|d| d.token_price_usd)
+        .unwrap_or(0.0);
 
     for p in 0..n {
         let row = p * f.months;
@@ -391,7 +449,11 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
             }
         }
         let mut cum = book.cash_so_far_usd - total_price;
-        let mut pb = if cum >= 0.0 { Some(book.months_elapsed as f64) } else { None };
+        let mut pb = if cum >= 0.0 {
+            Some(book.months_elapsed as f64)
+        } else {
+            None
+        };
         let (mut r12, mut r24, mut cwin) = (None, None, cum);
         let life = book.max_lifetime() as usize;
         for (t, net) in monthly_net.iter().enumerate() {
@@ -416,7 +478,10 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         if pb.is_some() {
             paid_back_in_life += 1;
         }
-        let roi = |c: Option<f64>| c.filter(|_| total_price > 0.0).map(|c| c / total_price * 100.0);
+        let roi = |c: Option<f64>| {
+            c.filter(|_| total_price > 0.0)
+                .map(|c| c / total_price * 100.0)
+        };
         tokens_w.push(tok_w / months_avg);
         revenue_w.push(usd_w / months_avg);
         cum_w.push(cwin);
@@ -456,7 +521,10 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         cumulative_net_usd_by_month: series
             .into_iter()
             .enumerate()
-            .map(|(t, v)| MonthSpread { month: book.months_elapsed + t as u32 + 1, cumulative_net_usd: Spread::of(v) })
+            .map(|(t, v)| MonthSpread {
+                month: book.months_elapsed + t as u32 + 1,
+                cumulative_net_usd: Spread::of(v),
+            })
             .collect(),
     };
     (figures, cum_raw)
@@ -469,7 +537,13 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
 pub(crate) fn check_size(sim: Simulation, horizon: u32) -> Result<(), EconomicsError> {
     const MAX_PATH_MONTHS: u64 = 4_000_000;
     if sim.paths as u64 * horizon as u64 > MAX_PATH_MONTHS {
-        return Err(invalid("paths", format!("{} paths × {horizon} months is more than {MAX_PATH_MONTHS} path-months; use fewer paths", sim.paths)));
+        return Err(invalid(
+            "paths",
+            format!(
+                "{} paths × {horizon} months is more than {MAX_PATH_MONTHS} path-months; use fewer paths",
+                sim.paths
+            ),
+        ));
     }
     Ok(())
 }
@@ -485,22 +559,32 @@ fn today(i: &EstimateInputs) -> TodayFigures {
         running_costs_usd_per_month: running,
         net_operating_usd_per_month: net,
         payback_months: (net > 0.0).then(|| i.hardware.price_usd / net),
-        break_even_token_price_usd: (tokens > 0.0).then(|| (running + i.depreciation_usd_per_month()) / tokens),
+        break_even_token_price_usd: (tokens > 0.0)
+            .then(|| (running + i.depreciation_usd_per_month()) / tokens),
     }
 }
 
 /// Estimates one device. Deterministic for a given `sim.seed`.
 pub fn estimate(inputs: &EstimateInputs, sim: Simulation) -> Result<Estimate, EconomicsError> {
-    Ok(estimate_all(std::slice::from_ref(inputs), sim, true)?.pop().expect("one input gives one estimate"))
+    Ok(estimate_all(std::slice::from_ref(inputs), sim, true)?
+        .pop()
+        .expect("one input gives one estimate"))
 }
 
 /// Estimates several devices over one set of draws (what `--rank` uses). Without the
 /// per-month series, to stay quick.
-pub fn estimate_many(inputs: &[EstimateInputs], sim: Simulation) -> Result<Vec<Estimate>, EconomicsError> {
+pub fn estimate_many(
+    inputs: &[EstimateInputs],
+    sim: Simulation,
+) -> Result<Vec<Estimate>, EconomicsError> {
     estimate_all(inputs, sim, false)
 }
 
-fn estimate_all(inputs: &[EstimateInputs], sim: Simulation, series: bool) -> Result<Vec<Estimate>, EconomicsError> {
+fn estimate_all(
+    inputs: &[EstimateInputs],
+    sim: Simulation,
+    series: bool,
+) -> Result<Vec<Estimate>, EconomicsError> {
     sim.validate()?;
     for i in inputs {
         i.validate()?;
@@ -515,7 +599,12 @@ fn estimate_all(inputs: &[EstimateInputs], sim: Simulation, series: bool) -> Res
             monthly_series: series,
         })
         .collect();
-    let horizon = books.iter().map(Book::horizon).max().unwrap_or(1).min(MAX_MONTHS);
+    let horizon = books
+        .iter()
+        .map(Book::horizon)
+        .max()
+        .unwrap_or(1)
+        .min(MAX_MONTHS);
     check_size(sim, horizon)?;
     let draws = Draws::generate(sim, horizon);
     let mut cache: Option<(crate::Market, Factors)> = None;
@@ -527,7 +616,14 @@ fn estimate_all(inputs: &[EstimateInputs], sim: Simulation, series: bool) -> Res
         let (figures, _) = run_paths(book, &cache.as_ref().expect("just set").1);
         let today = today(i);
         let warnings = warnings_for(i, &figures, &today);
-        out.push(Estimate { inputs: i.clone(), simulation: sim, months: i.months, figures, today, warnings });
+        out.push(Estimate {
+            inputs: i.clone(),
+            simulation: sim,
+            months: i.months,
+            figures,
+            today,
+            warnings,
+        });
     }
     Ok(out)
 }
@@ -535,14 +631,27 @@ fn estimate_all(inputs: &[EstimateInputs], sim: Simulation, series: bool) -> Res
 /// Projects a running device forward from what it has earned and cost so far. Payback
 /// and the series count months from purchase; per-month figures cover the remaining
 /// window (`inputs.months` counts from purchase too).
-pub fn project_from_observed(inputs: &EstimateInputs, observed: &Observed, sim: Simulation) -> Result<Estimate, EconomicsError> {
+pub fn project_from_observed(
+    inputs: &EstimateInputs,
+    observed: &Observed,
+    sim: Simulation,
+) -> Result<Estimate, EconomicsError> {
     sim.validate()?;
     inputs.validate()?;
     crate::model::non_negative("revenue_usd_so_far", observed.revenue_usd_so_far)?;
-    crate::model::non_negative("running_costs_usd_so_far", observed.running_costs_usd_so_far)?;
+    crate::model::non_negative(
+        "running_costs_usd_so_far",
+        observed.running_costs_usd_so_far,
+    )?;
     let life = inputs.hardware.lifetime_months;
     if observed.months_elapsed >= life {
-        return Err(invalid("months_elapsed", format!("the device is {} months old, past its {life}-month lifetime", observed.months_elapsed)));
+        return Err(invalid(
+            "months_elapsed",
+            format!(
+                "the device is {} months old, past its {life}-month lifetime",
+                observed.months_elapsed
+            ),
+        ));
     }
     let remaining = life - observed.months_elapsed;
     let book = Book {
@@ -557,5 +666,12 @@ pub fn project_from_observed(inputs: &EstimateInputs, observed: &Observed, sim: 
     let (figures, _) = run_paths(&book, &Factors::new(&draws, &inputs.market, false));
     let today = today(inputs);
     let warnings = warnings_for(inputs, &figures, &today);
-    Ok(Estimate { inputs: inputs.clone(), simulation: sim, months: inputs.months, figures, today, warnings })
+    Ok(Estimate {
+        inputs: inputs.clone(),
+        simulation: sim,
+        months: inputs.months,
+        figures,
+        today,
+        warnings,
+    })
 }

@@ -2,11 +2,13 @@
 //! shape, and bad input.
 
 use depin_core::Sector;
-use depin_economics::report::{device_json, device_table, portfolio_json, rank, rank_json, rank_table};
+use depin_economics::report::{
+    device_json, device_table, portfolio_json, rank, rank_json, rank_table,
+};
 use depin_economics::{
-    Catalogue, EconomicsError, EstimateInputs, Hardware, Holding, Market, NetworkRates, Observed, OperatorCosts,
-    OperatorSettings, PortfolioFile, RewardAssumptions, Simulation, estimate, estimate_many, estimate_portfolio,
-    inputs_for_profile, project_from_observed,
+    Catalogue, EconomicsError, EstimateInputs, Hardware, Holding, Market, NetworkRates, Observed,
+    OperatorCosts, OperatorSettings, PortfolioFile, RewardAssumptions, Simulation, estimate,
+    estimate_many, estimate_portfolio, inputs_for_profile, project_from_observed,
 };
 use proptest::prelude::*;
 
@@ -42,7 +44,12 @@ fn golden_inputs() -> EstimateInputs {
             internet_share: 0.0,
             maintenance_usd_per_month: 1.0,
         },
-        rewards: RewardAssumptions { tokens_per_month: 40.0, source: "given".into(), uptime: 1.0, emission_decay_per_year: 0.0 },
+        rewards: RewardAssumptions {
+            tokens_per_month: 40.0,
+            source: "given".into(),
+            uptime: 1.0,
+            emission_decay_per_year: 0.0,
+        },
         market: still_market(0.50),
         months: 36,
     }
@@ -63,7 +70,12 @@ fn golden_hotspot_by_hand() {
     // cash after 36 months: 36 × 18.2695 − 120 = 537.702; electricity share 3.6525%
     let e = estimate(&golden_inputs(), sim(7)).unwrap();
     let f = &e.figures;
-    let exact = |s: depin_economics::Spread, v: f64| assert!(close(s.p10, v) && close(s.p50, v) && close(s.p90, v), "{s:?} vs {v}");
+    let exact = |s: depin_economics::Spread, v: f64| {
+        assert!(
+            close(s.p10, v) && close(s.p50, v) && close(s.p90, v),
+            "{s:?} vs {v}"
+        )
+    };
     let exact_opt = |s: depin_economics::OptSpread, v: f64| {
         for x in [s.p10, s.p50, s.p90] {
             assert!(close(x.unwrap(), v), "{s:?} vs {v}");
@@ -81,8 +93,14 @@ fn golden_hotspot_by_hand() {
     exact(f.cumulative_net_usd, 36.0 * 18.2695 - 120.0);
     exact_opt(f.payback_months, 7.0);
     exact_opt(f.break_even_token_price_usd, (1.7305 + 120.0 / 36.0) / 40.0);
-    exact_opt(f.roi_12_months_pct, (12.0 * 18.2695 - 120.0) / 120.0 * 100.0);
-    exact_opt(f.roi_24_months_pct, (24.0 * 18.2695 - 120.0) / 120.0 * 100.0);
+    exact_opt(
+        f.roi_12_months_pct,
+        (12.0 * 18.2695 - 120.0) / 120.0 * 100.0,
+    );
+    exact_opt(
+        f.roi_24_months_pct,
+        (24.0 * 18.2695 - 120.0) / 120.0 * 100.0,
+    );
     exact_opt(f.electricity_share_of_revenue_pct, 3.6525);
     assert_eq!(f.payback_within_lifetime_probability, 1.0);
     assert!(close(e.today.payback_months.unwrap(), 120.0 / 18.2695));
@@ -97,20 +115,53 @@ fn golden_gpu_that_never_pays_back_warns_in_words() {
     // 300 W at USD 0.40/kWh: 219.15 kWh = USD 87.66; internet 50 × 0.2 = 10; maintenance 5
     // running USD 102.66 against revenue 160 × 0.5 = 80: loses USD 22.66 a month.
     let mut i = golden_inputs();
-    i.hardware = Hardware { name: "gpu".into(), sector: Sector::Compute, price_usd: 1800.0, catalogue_price_usd: Some(1200.0), watts: 300.0, lifetime_months: 48, capacity_units: 1.0 };
-    i.costs = OperatorCosts { kwh_price_usd: 0.40, internet_usd_per_month: 50.0, internet_share: 0.2, maintenance_usd_per_month: 5.0 };
+    i.hardware = Hardware {
+        name: "gpu".into(),
+        sector: Sector::Compute,
+        price_usd: 1800.0,
+        catalogue_price_usd: Some(1200.0),
+        watts: 300.0,
+        lifetime_months: 48,
+        capacity_units: 1.0,
+    };
+    i.costs = OperatorCosts {
+        kwh_price_usd: 0.40,
+        internet_usd_per_month: 50.0,
+        internet_share: 0.2,
+        maintenance_usd_per_month: 5.0,
+    };
     i.rewards.tokens_per_month = 160.0;
     i.months = 48;
     let e = estimate(&i, sim(1)).unwrap();
-    assert!(close(e.figures.net_operating_usd_per_month.p50, 80.0 - (219.15 * 0.4 + 10.0 + 5.0)));
+    assert!(close(
+        e.figures.net_operating_usd_per_month.p50,
+        80.0 - (219.15 * 0.4 + 10.0 + 5.0)
+    ));
     assert_eq!(e.figures.payback_months.p50, None);
     assert_eq!(e.figures.payback_within_lifetime_probability, 0.0);
     let codes: Vec<&str> = e.warnings.iter().map(|w| w.code.as_str()).collect();
-    assert_eq!(codes, ["overpriced_hardware", "running_costs_exceed_revenue", "electricity_share_high", "token_price_dependency"]);
+    assert_eq!(
+        codes,
+        [
+            "overpriced_hardware",
+            "running_costs_exceed_revenue",
+            "electricity_share_high",
+            "token_price_dependency"
+        ]
+    );
     let table = device_table(&e);
-    assert!(table.contains("electricity takes 110% of revenue"), "{table}");
-    assert!(table.contains("earnings depend on a token price above USD"), "{table}");
-    assert!(table.contains("you pay 50% above the catalogue price"), "{table}");
+    assert!(
+        table.contains("electricity takes 110% of revenue"),
+        "{table}"
+    );
+    assert!(
+        table.contains("earnings depend on a token price above USD"),
+        "{table}"
+    );
+    assert!(
+        table.contains("you pay 50% above the catalogue price"),
+        "{table}"
+    );
     assert!(table.contains("never"), "{table}");
 }
 
@@ -121,7 +172,10 @@ fn payback_after_lifetime_is_said_in_words() {
     i.hardware.price_usd = 900.0;
     let e = estimate(&i, sim(1)).unwrap();
     assert_eq!(e.warnings[0].code, "payback_after_lifetime");
-    assert_eq!(e.warnings[0].message, "hardware price pays back after its lifetime at today's rates: it needs 49 months, the hardware lasts 36");
+    assert_eq!(
+        e.warnings[0].message,
+        "hardware price pays back after its lifetime at today's rates: it needs 49 months, the hardware lasts 36"
+    );
 }
 
 #[test]
@@ -130,9 +184,15 @@ fn same_seed_same_estimate_different_seed_different() {
     i.market = Market::default();
     let a = estimate(&i, sim(42)).unwrap();
     let b = estimate(&i, sim(42)).unwrap();
-    assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
     let c = estimate(&i, sim(43)).unwrap();
-    assert_ne!(a.figures.revenue_usd_per_month, c.figures.revenue_usd_per_month);
+    assert_ne!(
+        a.figures.revenue_usd_per_month,
+        c.figures.revenue_usd_per_month
+    );
     // Volatility spreads the figures in the expected order.
     let r = a.figures.revenue_usd_per_month;
     assert!(r.p10 < r.p50 && r.p50 < r.p90);
@@ -146,7 +206,11 @@ fn growth_dilutes_and_decay_reduces() {
     let g = estimate(&grow, sim(1)).unwrap();
     // Month t earns 40 / 1.05^t tokens: mean over 36 months = 40 × (1 − 1.05^-36)/(36 × (1 − 1/1.05)).
     let expect = 40.0 * (1.0 - 1.05f64.powi(-36)) / (36.0 * (1.0 - 1.0 / 1.05));
-    assert!(close(g.figures.revenue_tokens_per_month.p50, expect), "{} {expect}", g.figures.revenue_tokens_per_month.p50);
+    assert!(
+        close(g.figures.revenue_tokens_per_month.p50, expect),
+        "{} {expect}",
+        g.figures.revenue_tokens_per_month.p50
+    );
     assert!(g.figures.payback_months.p50.unwrap() >= base.figures.payback_months.p50.unwrap());
     let mut decay = golden_inputs();
     decay.rewards.emission_decay_per_year = 0.5;
@@ -158,18 +222,32 @@ fn growth_dilutes_and_decay_reduces() {
 fn observed_projection_continues_from_cash_so_far() {
     // 10 months in, USD 200 earned, USD 17.305 running costs paid: cash −120 + 182.695 > 0.
     let i = golden_inputs();
-    let obs = Observed { months_elapsed: 10, revenue_usd_so_far: 200.0, running_costs_usd_so_far: 17.305 };
+    let obs = Observed {
+        months_elapsed: 10,
+        revenue_usd_so_far: 200.0,
+        running_costs_usd_so_far: 17.305,
+    };
     let e = project_from_observed(&i, &obs, sim(1)).unwrap();
     assert_eq!(e.figures.payback_months.p50, Some(10.0));
     // Remaining 26 months at 18.2695: cash = 62.695 + 26 × 18.2695.
-    assert!(close(e.figures.cumulative_net_usd.p50, 200.0 - 17.305 - 120.0 + 26.0 * 18.2695));
+    assert!(close(
+        e.figures.cumulative_net_usd.p50,
+        200.0 - 17.305 - 120.0 + 26.0 * 18.2695
+    ));
     assert_eq!(e.figures.cumulative_net_usd_by_month[0].month, 11);
     // Behind: only USD 20 earned in 10 months; it must pay back later than a fresh device.
-    let slow = Observed { months_elapsed: 10, revenue_usd_so_far: 20.0, running_costs_usd_so_far: 17.305 };
+    let slow = Observed {
+        months_elapsed: 10,
+        revenue_usd_so_far: 20.0,
+        running_costs_usd_so_far: 17.305,
+    };
     let e = project_from_observed(&i, &slow, sim(1)).unwrap();
     // cash −117.305, + 18.2695/month → 7 more months → month 17.
     assert_eq!(e.figures.payback_months.p50, Some(17.0));
-    let late = Observed { months_elapsed: 36, ..slow };
+    let late = Observed {
+        months_elapsed: 36,
+        ..slow
+    };
     assert!(project_from_observed(&i, &late, sim(1)).is_err());
 }
 
@@ -178,19 +256,56 @@ fn observed_projection_continues_from_cash_so_far() {
 
 fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
     (
-        (0.0f64..3000.0, 0.0f64..500.0, 1u32..72, prop::sample::select(Sector::ALL.to_vec())),
+        (
+            0.0f64..3000.0,
+            0.0f64..500.0,
+            1u32..72,
+            prop::sample::select(Sector::ALL.to_vec()),
+        ),
         (0.0f64..0.6, 0.0f64..100.0, 0.0f64..1.0, 0.0f64..20.0),
         (0.0f64..300.0, 0.5f64..1.0, 0.0f64..0.3),
         (0.01f64..5.0, 0.0f64..2.0, -0.05f64..0.1, 0.0f64..0.1),
         1u32..72,
     )
-        .prop_map(|((price, watts, life, sector), (kwh, internet, share, maint), (tokens, uptime, decay), (tp, vol, g, gv), months)| EstimateInputs {
-            hardware: Hardware { name: "p".into(), sector, price_usd: price, catalogue_price_usd: None, watts, lifetime_months: life, capacity_units: 1.0 },
-            costs: OperatorCosts { kwh_price_usd: kwh, internet_usd_per_month: internet, internet_share: share, maintenance_usd_per_month: maint },
-            rewards: RewardAssumptions { tokens_per_month: tokens, source: "p".into(), uptime, emission_decay_per_year: decay },
-            market: Market { token_price_usd: tp, token_volatility_per_year: vol, token_drift_per_year: 0.0, network_growth_per_month: g, network_growth_volatility_per_month: gv },
-            months,
-        })
+        .prop_map(
+            |(
+                (price, watts, life, sector),
+                (kwh, internet, share, maint),
+                (tokens, uptime, decay),
+                (tp, vol, g, gv),
+                months,
+            )| EstimateInputs {
+                hardware: Hardware {
+                    name: "p".into(),
+                    sector,
+                    price_usd: price,
+                    catalogue_price_usd: None,
+                    watts,
+                    lifetime_months: life,
+                    capacity_units: 1.0,
+                },
+                costs: OperatorCosts {
+                    kwh_price_usd: kwh,
+                    internet_usd_per_month: internet,
+                    internet_share: share,
+                    maintenance_usd_per_month: maint,
+                },
+                rewards: RewardAssumptions {
+                    tokens_per_month: tokens,
+                    source: "p".into(),
+                    uptime,
+                    emission_decay_per_year: decay,
+                },
+                market: Market {
+                    token_price_usd: tp,
+                    token_volatility_per_year: vol,
+                    token_drift_per_year: 0.0,
+                    network_growth_per_month: g,
+                    network_growth_volatility_per_month: gv,
+                },
+                months,
+            },
+        )
 }
 
 fn le(a: Option<f64>, b: Option<f64>) -> bool {
@@ -275,7 +390,16 @@ fn every_catalogue_estimate() -> Vec<depin_economics::Estimate> {
     let inputs: Vec<EstimateInputs> = cat
         .devices()
         .iter()
-        .map(|p| inputs_for_profile(p, None, &OperatorSettings::default(), &NetworkRates::builtin(), None).unwrap())
+        .map(|p| {
+            inputs_for_profile(
+                p,
+                None,
+                &OperatorSettings::default(),
+                &NetworkRates::builtin(),
+                None,
+            )
+            .unwrap()
+        })
         .collect();
     estimate_many(&inputs, Simulation::default()).unwrap()
 }
@@ -285,24 +409,41 @@ fn rank_orders_by_p50_payback_and_marks_the_never() {
     let est = every_catalogue_estimate();
     let rows = rank(&est);
     assert_eq!(rows.len(), Catalogue::builtin().devices().len());
-    let keys: Vec<f64> = rows.iter().map(|r| r.payback_months.p50.unwrap_or(f64::INFINITY)).collect();
+    let keys: Vec<f64> = rows
+        .iter()
+        .map(|r| r.payback_months.p50.unwrap_or(f64::INFINITY))
+        .collect();
     assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{keys:?}");
-    assert!(rows.iter().any(|r| r.never_pays_back), "the defaults should include a device that never pays back");
+    assert!(
+        rows.iter().any(|r| r.never_pays_back),
+        "the defaults should include a device that never pays back"
+    );
     assert!(rows.iter().any(|r| !r.never_pays_back));
     let table = rank_table(&rows, est.first());
     assert!(table.contains("NEVER PAYS BACK"), "{table}");
     let json = rank_json(&rows, &est);
     assert_eq!(json["schema"], "depin.estimate.rank.v1");
-    assert!(json["devices"][0]["payback_months"]["p50"].is_number() || json["devices"][0]["payback_months"]["p50"].is_null());
+    assert!(
+        json["devices"][0]["payback_months"]["p50"].is_number()
+            || json["devices"][0]["payback_months"]["p50"].is_null()
+    );
 }
 
 fn assert_spread(v: &serde_json::Value, key: &str, nullable: bool) {
-    let o = v.get(key).unwrap_or_else(|| panic!("missing {key}")).as_object().unwrap_or_else(|| panic!("{key} is not an object"));
+    let o = v
+        .get(key)
+        .unwrap_or_else(|| panic!("missing {key}"))
+        .as_object()
+        .unwrap_or_else(|| panic!("{key} is not an object"));
     let mut names: Vec<&str> = o.keys().map(String::as_str).collect();
     names.sort();
     assert_eq!(names, ["p10", "p50", "p90"], "{key}");
     for q in ["p10", "p50", "p90"] {
-        assert!(o[q].is_number() || (nullable && o[q].is_null()), "{key}.{q} = {}", o[q]);
+        assert!(
+            o[q].is_number() || (nullable && o[q].is_null()),
+            "{key}.{q} = {}",
+            o[q]
+        );
     }
 }
 
@@ -311,7 +452,14 @@ fn device_json_has_the_documented_shape() {
     let cat = Catalogue::builtin();
     let mut p = cat.get("rtx-4090").unwrap().clone();
     p.price_usd = 2600.0;
-    let i = inputs_for_profile(&p, Some(1800.0), &OperatorSettings::default(), &NetworkRates::builtin(), None).unwrap();
+    let i = inputs_for_profile(
+        &p,
+        Some(1800.0),
+        &OperatorSettings::default(),
+        &NetworkRates::builtin(),
+        None,
+    )
+    .unwrap();
     let v = device_json(&estimate(&i, Simulation::default()).unwrap());
     assert_eq!(v["schema"], "depin.estimate.device.v1");
     for key in [
@@ -330,7 +478,13 @@ fn device_json_has_the_documented_shape() {
     ] {
         assert_spread(&v, key, false);
     }
-    for key in ["payback_months", "break_even_token_price_usd", "roi_12_months_pct", "roi_24_months_pct", "electricity_share_of_revenue_pct"] {
+    for key in [
+        "payback_months",
+        "break_even_token_price_usd",
+        "roi_12_months_pct",
+        "roi_24_months_pct",
+        "electricity_share_of_revenue_pct",
+    ] {
         assert_spread(&v, key, true);
     }
     assert!(v["payback_within_lifetime_probability"].as_f64().unwrap() <= 1.0);
@@ -342,9 +496,20 @@ fn device_json_has_the_documented_shape() {
     assert_eq!(v["simulation"]["paths"], 2000);
     // Warnings carry codes and messages.
     let w = v["warnings"].as_array().unwrap();
-    assert!(w.iter().any(|w| w["code"] == "overpriced_hardware" && w["message"].as_str().unwrap().contains("44%")), "{w:?}");
-    assert_spread(&v["cumulative_net_usd_by_month"][0], "cumulative_net_usd", false);
-    assert_eq!(v["cumulative_net_usd_by_month"].as_array().unwrap().len(), 48);
+    assert!(
+        w.iter().any(|w| w["code"] == "overpriced_hardware"
+            && w["message"].as_str().unwrap().contains("44%")),
+        "{w:?}"
+    );
+    assert_spread(
+        &v["cumulative_net_usd_by_month"][0],
+        "cumulative_net_usd",
+        false,
+    );
+    assert_eq!(
+        v["cumulative_net_usd_by_month"].as_array().unwrap().len(),
+        48
+    );
 }
 
 #[test]
@@ -366,7 +531,14 @@ fn portfolio_file_and_json() {
         .holding
         .iter()
         .map(|h| Holding {
-            inputs: inputs_for_profile(cat.get(&h.device).unwrap(), None, &OperatorSettings::default(), &NetworkRates::builtin(), None).unwrap(),
+            inputs: inputs_for_profile(
+                cat.get(&h.device).unwrap(),
+                None,
+                &OperatorSettings::default(),
+                &NetworkRates::builtin(),
+                None,
+            )
+            .unwrap(),
             count: h.count,
         })
         .collect();
@@ -381,7 +553,10 @@ fn portfolio_file_and_json() {
     assert_spread(&v["combined"], "payback_months", true);
     assert_eq!(v["holdings"][1]["count"], 2);
     let table = depin_economics::report::portfolio_table(&p);
-    assert!(table.contains("diversification across 3 sector(s)"), "{table}");
+    assert!(
+        table.contains("diversification across 3 sector(s)"),
+        "{table}"
+    );
     assert!(PortfolioFile::from_toml("").is_err());
     assert!(PortfolioFile::from_toml("[[holding]]\ndevice = \"x\"\ncount = 0\n").is_err());
     assert!(PortfolioFile::from_toml("[[holding]]\ndevise = \"x\"\n").is_err());
@@ -403,10 +578,16 @@ fn bad_input_names_the_field() {
     check(&|i| i.costs.kwh_price_usd = -0.1, "kwh_price_usd");
     check(&|i| i.costs.internet_share = 1.5, "internet_share");
     check(&|i| i.market.token_price_usd = -2.0, "token_price_usd");
-    check(&|i| i.market.token_volatility_per_year = -0.1, "token_volatility_per_year");
+    check(
+        &|i| i.market.token_volatility_per_year = -0.1,
+        "token_volatility_per_year",
+    );
     check(&|i| i.rewards.uptime = 2.0, "uptime");
     check(&|i| i.months = 0, "months");
-    assert!(matches!(estimate(&golden_inputs(), Simulation { seed: 1, paths: 0 }), Err(EconomicsError::Invalid { field: "paths", .. })));
+    assert!(matches!(
+        estimate(&golden_inputs(), Simulation { seed: 1, paths: 0 }),
+        Err(EconomicsError::Invalid { field: "paths", .. })
+    ));
     let e = Catalogue::builtin().get("rtx-490").unwrap_err();
     assert!(e.to_string().contains("did you mean rtx-4090"), "{e}");
     assert!("radio".parse::<Sector>().is_err());
