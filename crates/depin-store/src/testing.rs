@@ -1,0 +1,142 @@
+//! A throwaway PostgreSQL server for tests: `initdb` in a temporary directory,
+//! `postgres` on a free loopback port, removed on drop.
+//!
+//! Where the server binaries are missing the harness says so and the caller
+//! skips, unless `DEPIN_REQUIRE_POSTGRES=1` (set by `.ci/run`), which turns the
+//! skip into a failure so CI can never pass by skipping.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestPostgres {
+    child: Child,
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    bin: PathBuf,
+    root: bool,
+    port: u16,
+}
+
+/// Finds `initdb` and `postgres`: on PATH, or in Debian's versioned folder.
+fn find_bin_dir() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("initdb").is_file() && dir.join("postgres").is_file() {
+                return Some(dir);
+            }
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path().join("bin")).collect();
+    versions.sort();
+    versions.into_iter().rev().find(|d| d.join("initdb").is_file())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// `initdb` and `postgres` refuse to run as root; as root we run them as the
+/// `postgres` system user the distribution package creates.
+fn command(bin: &Path, as_postgres_user: bool) -> Command {
+    if as_postgres_user {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+impl TestPostgres {
+    /// Starts a server, or returns `None` (after printing why) when PostgreSQL
+    /// is not installed and not required.
+    pub fn start() -> Option<TestPostgres> {
+        let required = std::env::var("DEPIN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let Some(bin) = find_bin_dir() else {
+            assert!(!required, "DEPIN_REQUIRE_POSTGRES=1 but initdb/postgres were not found (install the postgresql package)");
+            eprintln!("skipped: PostgreSQL server binaries (initdb, postgres) not found; install the postgresql package");
+            return None;
+        };
+        let root = is_root();
+        let dir = tempfile::Builder::new().prefix("depin-pg-").tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        if root {
+            let ok = Command::new("chown").arg("postgres:").arg(dir.path()).status().map(|s| s.success()).unwrap_or(false);
+            assert!(ok, "running as root: could not chown the temp dir to the postgres user");
+        }
+        let out = command(&bin.join("initdb"), root)
+            .args(["-A", "trust", "-U", "depin", "--no-sync", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        let port = free_port();
+        let child = command(&bin.join("postgres"), root)
+            .arg("-D")
+            .arg(&data)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+            .arg(dir.path())
+            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=50"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn postgres");
+        let pg = TestPostgres { child, _dir: dir, data, bin, root, port };
+        pg.wait_ready();
+        Some(pg)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // The port opens a moment before the server accepts logins; the
+                // caller's pool retries through that window (acquire timeout).
+                std::thread::sleep(Duration::from_millis(200));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("postgres did not start listening on 127.0.0.1:{} within 30 s", self.port);
+    }
+
+    /// URL of a fresh database named `name` (created on first use).
+    pub fn url(&self, name: &str) -> String {
+        let createdb = self.bin.join("createdb");
+        let status = if createdb.is_file() {
+            command(&createdb, self.root)
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "depin", name])
+                .status()
+                .expect("createdb")
+        } else {
+            Command::new("psql")
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "depin", "-d", "postgres", "-c"])
+                .arg(format!("CREATE DATABASE {name}"))
+                .status()
+                .expect("psql")
+        };
+        assert!(status.success(), "could not create database {name}");
+        format!("postgres://depin@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        // As root the server runs under `runuser`, which would orphan it if we
+        // only killed our child; pg_ctl stops the postmaster itself.
+        let _ = command(&self.bin.join("pg_ctl"), self.root)
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(&self.data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
