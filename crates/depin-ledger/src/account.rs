@@ -42,7 +42,10 @@ impl Account {
     /// Whether the account holds value (and so must never go negative), as
     /// opposed to the `Mint`, `External` and `Burn` boundaries.
     pub fn is_holder(&self) -> bool {
-        matches!(self, Account::Protocol | Account::Operator(_) | Account::Escrow(_) | Account::Locked { .. })
+        matches!(
+            self,
+            Account::Protocol | Account::Operator(_) | Account::Escrow(_) | Account::Locked { .. }
+        )
     }
 
     /// The stable string form stored in SQL: `mint`, `burn`, `external`,
@@ -88,7 +91,10 @@ impl Account {
                 if !canonical {
                     return Err(bad());
                 }
-                Account::Locked { consumer: key(h)?, order: order.parse().map_err(|_| bad())? }
+                Account::Locked {
+                    consumer: key(h)?,
+                    order: order.parse().map_err(|_| bad())?,
+                }
             }
             _ => return Err(bad()),
         };

@@ -72,7 +72,10 @@ impl EntryKind {
             EntryKind::Emission => matches!((debit, credit), (A::Mint, A::Operator(_))),
             EntryKind::Deposit => matches!((debit, credit), (A::External, A::Escrow(_))),
             EntryKind::Withdraw => {
-                matches!((debit, credit), (A::Escrow(_) | A::Operator(_) | A::Protocol, A::External))
+                matches!(
+                    (debit, credit),
+                    (A::Escrow(_) | A::Operator(_) | A::Protocol, A::External)
+                )
             }
             EntryKind::Lock => {
                 matches!((debit, credit), (A::Escrow(c), A::Locked { consumer, .. }) if c == consumer)
@@ -111,7 +114,12 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(kind: EntryKind, debit: Account, credit: Account, amount: Amount) -> Self {
-        Entry { debit, credit, amount, kind }
+        Entry {
+            debit,
+            credit,
+            amount,
+            kind,
+        }
     }
 
     /// The checks that need no balances: non-zero amount, two distinct

@@ -69,12 +69,22 @@ pub enum LedgerError {
     #[error("an entry cannot move value from {0} to itself")]
     SelfTransfer(Account),
     #[error("a {kind} entry cannot move value from {debit} to {credit}")]
-    KindMismatch { kind: EntryKind, debit: Account, credit: Account },
+    KindMismatch {
+        kind: EntryKind,
+        debit: Account,
+        credit: Account,
+    },
     #[error("{account} holds {balance} base units, cannot pay {amount}")]
-    Overdraft { account: Account, balance: i128, amount: Amount },
+    Overdraft {
+        account: Account,
+        balance: i128,
+        amount: Amount,
+    },
     #[error("ledger arithmetic overflow")]
     Overflow,
-    #[error("not a ledger account key: {0:?} (expected mint, burn, external, protocol, operator:<hex>, escrow:<hex> or locked:<hex>:<order>)")]
+    #[error(
+        "not a ledger account key: {0:?} (expected mint, burn, external, protocol, operator:<hex>, escrow:<hex> or locked:<hex>:<order>)"
+    )]
     BadAccountKey(String),
     #[error("not an entry kind: {0:?}")]
     BadKind(String),
@@ -122,7 +132,9 @@ impl Ledger {
     }
 
     /// Replays stored entries; fails on the first one that would be rejected.
-    pub fn from_entries<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Result<Self, LedgerError> {
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = &'a Entry>,
+    ) -> Result<Self, LedgerError> {
         let mut ledger = Ledger::new();
         for e in entries {
             ledger.apply(e)?;
@@ -146,14 +158,26 @@ impl Ledger {
         for e in entries {
             e.check_shape()?;
             let amount = i128::from(e.amount);
-            let debit_before = *staged.entry(&e.debit).or_insert_with(|| self.balance(&e.debit));
+            let debit_before = *staged
+                .entry(&e.debit)
+                .or_insert_with(|| self.balance(&e.debit));
             if e.debit.is_holder() && debit_before < amount {
-                return Err(LedgerError::Overdraft { account: e.debit.clone(), balance: debit_before, amount: e.amount });
+                return Err(LedgerError::Overdraft {
+                    account: e.debit.clone(),
+                    balance: debit_before,
+                    amount: e.amount,
+                });
             }
-            let debit_after = debit_before.checked_sub(amount).ok_or(LedgerError::Overflow)?;
+            let debit_after = debit_before
+                .checked_sub(amount)
+                .ok_or(LedgerError::Overflow)?;
             staged.insert(&e.debit, debit_after);
-            let credit_before = *staged.entry(&e.credit).or_insert_with(|| self.balance(&e.credit));
-            let credit_after = credit_before.checked_add(amount).ok_or(LedgerError::Overflow)?;
+            let credit_before = *staged
+                .entry(&e.credit)
+                .or_insert_with(|| self.balance(&e.credit));
+            let credit_after = credit_before
+                .checked_add(amount)
+                .ok_or(LedgerError::Overflow)?;
             staged.insert(&e.credit, credit_after);
             let counter = match e.kind {
                 EntryKind::Emission => &mut minted,
@@ -162,7 +186,9 @@ impl Ledger {
                 EntryKind::Withdraw => &mut exported,
                 _ => continue,
             };
-            *counter = counter.checked_add(u128::from(e.amount)).ok_or(LedgerError::Overflow)?;
+            *counter = counter
+                .checked_add(u128::from(e.amount))
+                .ok_or(LedgerError::Overflow)?;
         }
         for (account, balance) in staged {
             if balance == 0 {
@@ -175,7 +201,8 @@ impl Ledger {
                 self.balances.insert(account.clone(), balance);
             }
         }
-        (self.minted, self.burned, self.imported, self.exported) = (minted, burned, imported, exported);
+        (self.minted, self.burned, self.imported, self.exported) =
+            (minted, burned, imported, exported);
         self.entries += entries.len() as u64;
         Ok(())
     }
@@ -220,7 +247,12 @@ impl Ledger {
             burned: self.burned,
             imported: self.imported,
             exported: self.exported,
-            held: self.balances.iter().filter(|(a, _)| a.is_holder()).map(|(_, b)| *b).sum(),
+            held: self
+                .balances
+                .iter()
+                .filter(|(a, _)| a.is_holder())
+                .map(|(_, b)| *b)
+                .sum(),
         }
     }
 
@@ -247,10 +279,16 @@ impl Ledger {
             return bad(format!("balances sum to {total}, not 0"));
         }
         if self.balance(&Account::Mint) != -minted {
-            return bad(format!("mint balance {} but minted {minted}", self.balance(&Account::Mint)));
+            return bad(format!(
+                "mint balance {} but minted {minted}",
+                self.balance(&Account::Mint)
+            ));
         }
         if self.balance(&Account::Burn) != burned {
-            return bad(format!("burn balance {} but burned {burned}", self.balance(&Account::Burn)));
+            return bad(format!(
+                "burn balance {} but burned {burned}",
+                self.balance(&Account::Burn)
+            ));
         }
         if self.balance(&Account::External) != exported - imported {
             return bad(format!(
@@ -260,7 +298,9 @@ impl Ledger {
         }
         let expected = minted - burned + imported - exported;
         if held != expected {
-            return bad(format!("holders sum to {held}, expected minted − burned + imported − exported = {expected}"));
+            return bad(format!(
+                "holders sum to {held}, expected minted − burned + imported − exported = {expected}"
+            ));
         }
         Ok(())
     }
@@ -268,18 +308,33 @@ impl Ledger {
 
 /// A consumer's deposit of on-chain tokens into their free escrow balance.
 pub fn deposit(consumer: PublicKey, amount: Amount) -> Entry {
-    Entry::new(EntryKind::Deposit, Account::External, Account::Escrow(consumer), amount)
+    Entry::new(
+        EntryKind::Deposit,
+        Account::External,
+        Account::Escrow(consumer),
+        amount,
+    )
 }
 
 /// Locks part of a consumer's escrow for one order or job.
 pub fn lock(consumer: PublicKey, order: u64, amount: Amount) -> Entry {
-    Entry::new(EntryKind::Lock, Account::Escrow(consumer), Account::Locked { consumer, order }, amount)
+    Entry::new(
+        EntryKind::Lock,
+        Account::Escrow(consumer),
+        Account::Locked { consumer, order },
+        amount,
+    )
 }
 
 /// Returns locked escrow of an order to the consumer's free balance (order
 /// cancelled, or the unspent part after settlement).
 pub fn refund(consumer: PublicKey, order: u64, amount: Amount) -> Entry {
-    Entry::new(EntryKind::Refund, Account::Locked { consumer, order }, Account::Escrow(consumer), amount)
+    Entry::new(
+        EntryKind::Refund,
+        Account::Locked { consumer, order },
+        Account::Escrow(consumer),
+        amount,
+    )
 }
 
 /// Settles usage fees of one order at epoch close. Each `(operator, gross)`
@@ -292,7 +347,12 @@ pub fn refund(consumer: PublicKey, order: u64, amount: Amount) -> Entry {
 /// one `Fee` and one `Burn` for the summed protocol fee (split into several
 /// pairs only if the sum would exceed `u64`). Zero amounts are left out. Apply
 /// the result with [`Ledger::apply_batch`] so a short lock rejects it whole.
-pub fn settle(consumer: PublicKey, order: u64, operator_shares: &[(PublicKey, Amount)], protocol_fee_bps: u32) -> Vec<Entry> {
+pub fn settle(
+    consumer: PublicKey,
+    order: u64,
+    operator_shares: &[(PublicKey, Amount)],
+    protocol_fee_bps: u32,
+) -> Vec<Entry> {
     let locked = Account::Locked { consumer, order };
     let mut entries = Vec::with_capacity(operator_shares.len() + 2);
     let mut fees: Vec<Amount> = vec![0];
@@ -300,7 +360,12 @@ pub fn settle(consumer: PublicKey, order: u64, operator_shares: &[(PublicKey, Am
         let fee = protocol_fee(*gross, protocol_fee_bps);
         let net = gross - fee;
         if net > 0 {
-            entries.push(Entry::new(EntryKind::Settle, locked.clone(), Account::Operator(*operator), net));
+            entries.push(Entry::new(
+                EntryKind::Settle,
+                locked.clone(),
+                Account::Operator(*operator),
+                net,
+            ));
         }
         let last = fees.last_mut().expect("fees starts non-empty");
         match last.checked_add(fee) {
@@ -309,15 +374,30 @@ pub fn settle(consumer: PublicKey, order: u64, operator_shares: &[(PublicKey, Am
         }
     }
     for fee in fees.into_iter().filter(|f| *f > 0) {
-        entries.push(Entry::new(EntryKind::Fee, locked.clone(), Account::Protocol, fee));
-        entries.push(Entry::new(EntryKind::Burn, Account::Protocol, Account::Burn, fee));
+        entries.push(Entry::new(
+            EntryKind::Fee,
+            locked.clone(),
+            Account::Protocol,
+            fee,
+        ));
+        entries.push(Entry::new(
+            EntryKind::Burn,
+            Account::Protocol,
+            Account::Burn,
+            fee,
+        ));
     }
     entries
 }
 
 /// Emission paid to an operator at epoch close.
 pub fn emission(operator: PublicKey, amount: Amount) -> Entry {
-    Entry::new(EntryKind::Emission, Account::Mint, Account::Operator(operator), amount)
+    Entry::new(
+        EntryKind::Emission,
+        Account::Mint,
+        Account::Operator(operator),
+        amount,
+    )
 }
 
 #[cfg(test)]

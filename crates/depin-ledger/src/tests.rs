@@ -29,15 +29,28 @@ fn account_keys_round_trip_and_are_strict() {
         Account::Protocol,
         Account::Operator(pk(0xab)),
         Account::Escrow(pk(3)),
-        Account::Locked { consumer: pk(4), order: 0 },
-        Account::Locked { consumer: pk(4), order: u64::MAX },
+        Account::Locked {
+            consumer: pk(4),
+            order: 0,
+        },
+        Account::Locked {
+            consumer: pk(4),
+            order: u64::MAX,
+        },
     ];
     for a in &accounts {
         assert_eq!(Account::parse_key(&a.to_key()).unwrap(), *a, "{a}");
         let json = serde_json::to_string(a).unwrap();
         assert_eq!(serde_json::from_str::<Account>(&json).unwrap(), *a);
     }
-    assert_eq!(Account::Locked { consumer: pk(1), order: 42 }.to_key(), format!("locked:{}:42", "01".repeat(32)));
+    assert_eq!(
+        Account::Locked {
+            consumer: pk(1),
+            order: 42
+        }
+        .to_key(),
+        format!("locked:{}:42", "01".repeat(32))
+    );
     let h = "ab".repeat(32);
     for bad in [
         "".to_string(),
@@ -54,7 +67,10 @@ fn account_keys_round_trip_and_are_strict() {
         format!("locked:{h}:18446744073709551616"),
         format!("wallet:{h}"),
     ] {
-        assert!(matches!(Account::parse_key(&bad), Err(LedgerError::BadAccountKey(_))), "{bad:?} accepted");
+        assert!(
+            matches!(Account::parse_key(&bad), Err(LedgerError::BadAccountKey(_))),
+            "{bad:?} accepted"
+        );
     }
 }
 
@@ -62,9 +78,15 @@ fn account_keys_round_trip_and_are_strict() {
 fn entry_kinds_round_trip() {
     for k in EntryKind::ALL {
         assert_eq!(EntryKind::parse(k.as_str()).unwrap(), k);
-        assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.as_str()));
+        assert_eq!(
+            serde_json::to_string(&k).unwrap(),
+            format!("\"{}\"", k.as_str())
+        );
     }
-    assert_eq!(EntryKind::parse("mint"), Err(LedgerError::BadKind("mint".into())));
+    assert_eq!(
+        EntryKind::parse("mint"),
+        Err(LedgerError::BadKind("mint".into()))
+    );
 }
 
 #[test]
@@ -79,7 +101,11 @@ fn rejects_self_transfer() {
     let e = Entry::new(EntryKind::Withdraw, Account::External, Account::External, 1);
     check_rejects(&mut l, e, LedgerError::SelfTransfer(Account::External));
     let op = Account::Operator(pk(1));
-    check_rejects(&mut l, Entry::new(EntryKind::Settle, op.clone(), op.clone(), 1), LedgerError::SelfTransfer(op));
+    check_rejects(
+        &mut l,
+        Entry::new(EntryKind::Settle, op.clone(), op.clone(), 1),
+        LedgerError::SelfTransfer(op),
+    );
 }
 
 #[test]
@@ -88,14 +114,36 @@ fn rejects_kinds_that_do_not_fit_the_accounts() {
     let cases = [
         // Emission only from Mint to an operator.
         (EntryKind::Emission, Account::Mint, Account::Escrow(pk(9))),
-        (EntryKind::Emission, Account::External, Account::Operator(pk(1))),
+        (
+            EntryKind::Emission,
+            Account::External,
+            Account::Operator(pk(1)),
+        ),
         // A deposit is not a mint.
         (EntryKind::Deposit, Account::Mint, Account::Escrow(pk(9))),
         // Locks and refunds stay within one consumer.
-        (EntryKind::Lock, Account::Escrow(pk(9)), Account::Locked { consumer: pk(8), order: 1 }),
-        (EntryKind::Refund, Account::Locked { consumer: pk(9), order: 7 }, Account::Escrow(pk(8))),
+        (
+            EntryKind::Lock,
+            Account::Escrow(pk(9)),
+            Account::Locked {
+                consumer: pk(8),
+                order: 1,
+            },
+        ),
+        (
+            EntryKind::Refund,
+            Account::Locked {
+                consumer: pk(9),
+                order: 7,
+            },
+            Account::Escrow(pk(8)),
+        ),
         // Settlement only from locked escrow.
-        (EntryKind::Settle, Account::Escrow(pk(9)), Account::Operator(pk(1))),
+        (
+            EntryKind::Settle,
+            Account::Escrow(pk(9)),
+            Account::Operator(pk(1)),
+        ),
         (EntryKind::Fee, Account::Operator(pk(1)), Account::Protocol),
         // Burn only into Burn, only from holders; Burn is never debited.
         (EntryKind::Burn, Account::Operator(pk(1)), Account::Protocol),
@@ -105,7 +153,15 @@ fn rejects_kinds_that_do_not_fit_the_accounts() {
     ];
     for (kind, debit, credit) in cases {
         let e = Entry::new(kind, debit.clone(), credit.clone(), 1);
-        check_rejects(&mut l, e, LedgerError::KindMismatch { kind, debit, credit });
+        check_rejects(
+            &mut l,
+            e,
+            LedgerError::KindMismatch {
+                kind,
+                debit,
+                credit,
+            },
+        );
     }
 }
 
@@ -114,14 +170,49 @@ fn rejects_overdraft_of_every_holder_kind() {
     let mut l = funded();
     let cases = [
         (lock(pk(9), 8, 201), Account::Escrow(pk(9)), 200),
-        (refund(pk(9), 7, 301), Account::Locked { consumer: pk(9), order: 7 }, 300),
-        (refund(pk(9), 99, 1), Account::Locked { consumer: pk(9), order: 99 }, 0),
-        (Entry::new(EntryKind::Withdraw, Account::Operator(pk(1)), Account::External, 1_001), Account::Operator(pk(1)), 1_000),
-        (Entry::new(EntryKind::Burn, Account::Protocol, Account::Burn, 1), Account::Protocol, 0),
+        (
+            refund(pk(9), 7, 301),
+            Account::Locked {
+                consumer: pk(9),
+                order: 7,
+            },
+            300,
+        ),
+        (
+            refund(pk(9), 99, 1),
+            Account::Locked {
+                consumer: pk(9),
+                order: 99,
+            },
+            0,
+        ),
+        (
+            Entry::new(
+                EntryKind::Withdraw,
+                Account::Operator(pk(1)),
+                Account::External,
+                1_001,
+            ),
+            Account::Operator(pk(1)),
+            1_000,
+        ),
+        (
+            Entry::new(EntryKind::Burn, Account::Protocol, Account::Burn, 1),
+            Account::Protocol,
+            0,
+        ),
     ];
     for (e, account, balance) in cases {
         let amount = e.amount;
-        check_rejects(&mut l, e, LedgerError::Overdraft { account, balance, amount });
+        check_rejects(
+            &mut l,
+            e,
+            LedgerError::Overdraft {
+                account,
+                balance,
+                amount,
+            },
+        );
     }
 }
 
@@ -131,7 +222,13 @@ fn mint_and_external_may_go_negative_and_external_may_go_positive() {
     assert_eq!(l.balance(&Account::Mint), -1_000);
     assert_eq!(l.balance(&Account::External), -500);
     // The operator withdraws more than consumers ever deposited: External goes positive.
-    l.apply(&Entry::new(EntryKind::Withdraw, Account::Operator(pk(1)), Account::External, 900)).unwrap();
+    l.apply(&Entry::new(
+        EntryKind::Withdraw,
+        Account::Operator(pk(1)),
+        Account::External,
+        900,
+    ))
+    .unwrap();
     assert_eq!(l.balance(&Account::External), 400);
     l.check_invariant().unwrap();
 }
@@ -142,7 +239,10 @@ fn batch_is_all_or_nothing() {
     let before = l.clone();
     // 300 locked; shares of 200 + 200 overdraw on the second settle.
     let entries = settle(pk(9), 7, &[(pk(1), 200), (pk(2), 200)], 0);
-    assert!(matches!(l.apply_batch(&entries), Err(LedgerError::Overdraft { .. })));
+    assert!(matches!(
+        l.apply_batch(&entries),
+        Err(LedgerError::Overdraft { .. })
+    ));
     assert_eq!(l, before);
     // A bad shape late in a batch also rejects the whole batch.
     let mixed = vec![emission(pk(1), 5), emission(pk(1), 0)];
@@ -158,9 +258,33 @@ fn settle_pays_operators_and_burns_the_protocol_fee() {
     assert_eq!(
         entries,
         vec![
-            Entry::new(EntryKind::Settle, Account::Locked { consumer: pk(9), order: 7 }, Account::Operator(pk(1)), 191),
-            Entry::new(EntryKind::Settle, Account::Locked { consumer: pk(9), order: 7 }, Account::Operator(pk(2)), 95),
-            Entry::new(EntryKind::Fee, Account::Locked { consumer: pk(9), order: 7 }, Account::Protocol, 14),
+            Entry::new(
+                EntryKind::Settle,
+                Account::Locked {
+                    consumer: pk(9),
+                    order: 7
+                },
+                Account::Operator(pk(1)),
+                191
+            ),
+            Entry::new(
+                EntryKind::Settle,
+                Account::Locked {
+                    consumer: pk(9),
+                    order: 7
+                },
+                Account::Operator(pk(2)),
+                95
+            ),
+            Entry::new(
+                EntryKind::Fee,
+                Account::Locked {
+                    consumer: pk(9),
+                    order: 7
+                },
+                Account::Protocol,
+                14
+            ),
             Entry::new(EntryKind::Burn, Account::Protocol, Account::Burn, 14),
         ]
     );
@@ -170,11 +294,24 @@ fn settle_pays_operators_and_burns_the_protocol_fee() {
     assert_eq!(l.balance(&Account::Operator(pk(2))), 95);
     assert_eq!(l.balance(&Account::Protocol), 0);
     assert_eq!(l.burned(), 14);
-    assert_eq!(l.balance(&Account::Locked { consumer: pk(9), order: 7 }), 0);
+    assert_eq!(
+        l.balance(&Account::Locked {
+            consumer: pk(9),
+            order: 7
+        }),
+        0
+    );
     // Zeroed accounts are dropped from the listing.
-    assert!(l.balances().all(|(a, _)| *a != Account::Locked { consumer: pk(9), order: 7 }));
+    assert!(l.balances().all(|(a, _)| *a
+        != Account::Locked {
+            consumer: pk(9),
+            order: 7
+        }));
     let t = l.totals();
-    assert_eq!((t.minted, t.burned, t.imported, t.exported, t.held), (1_000, 14, 500, 0, 1_486));
+    assert_eq!(
+        (t.minted, t.burned, t.imported, t.exported, t.held),
+        (1_000, 14, 500, 0, 1_486)
+    );
 }
 
 #[test]
@@ -183,7 +320,10 @@ fn settle_leaves_out_zero_amounts_and_handles_full_fees() {
     assert!(settle(pk(9), 1, &[(pk(1), 0)], 500).is_empty());
     // A fee of 100% (or a bps above 10 000, capped) pays the operator nothing.
     let all_fee = settle(pk(9), 1, &[(pk(1), 10)], 20_000);
-    assert_eq!(all_fee.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![EntryKind::Fee, EntryKind::Burn]);
+    assert_eq!(
+        all_fee.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        vec![EntryKind::Fee, EntryKind::Burn]
+    );
     // Fee sums that would overflow u64 are split instead of wrapping.
     let huge = settle(pk(9), 1, &[(pk(1), u64::MAX), (pk(2), u64::MAX)], 10_000);
     assert_eq!(huge.len(), 4);
@@ -220,12 +360,21 @@ fn replay_rebuilds_the_same_ledger() {
 fn invariant_check_detects_tampering() {
     let mut l = funded();
     l.balances.insert(Account::Operator(pk(5)), 1);
-    assert!(matches!(l.check_invariant(), Err(LedgerError::InvariantViolated(_))));
+    assert!(matches!(
+        l.check_invariant(),
+        Err(LedgerError::InvariantViolated(_))
+    ));
     let mut l = funded();
     l.minted += 1;
-    assert!(matches!(l.check_invariant(), Err(LedgerError::InvariantViolated(_))));
+    assert!(matches!(
+        l.check_invariant(),
+        Err(LedgerError::InvariantViolated(_))
+    ));
     let mut l = funded();
     l.balances.insert(Account::Operator(pk(5)), -1);
     l.balances.insert(Account::Operator(pk(6)), 1);
-    assert!(matches!(l.check_invariant(), Err(LedgerError::InvariantViolated(_))));
+    assert!(matches!(
+        l.check_invariant(),
+        Err(LedgerError::InvariantViolated(_))
+    ));
 }

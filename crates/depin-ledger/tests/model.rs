@@ -8,13 +8,38 @@ use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Emit { operator: u8, amount: u64 },
-    Deposit { consumer: u8, amount: u64 },
-    Lock { consumer: u8, order: u64, amount: u64 },
-    Settle { consumer: u8, order: u64, shares: Vec<(u8, u64)>, bps: u32 },
-    Refund { consumer: u8, order: u64, amount: u64 },
-    Burn { operator: u8, amount: u64 },
-    Withdraw { operator: u8, amount: u64 },
+    Emit {
+        operator: u8,
+        amount: u64,
+    },
+    Deposit {
+        consumer: u8,
+        amount: u64,
+    },
+    Lock {
+        consumer: u8,
+        order: u64,
+        amount: u64,
+    },
+    Settle {
+        consumer: u8,
+        order: u64,
+        shares: Vec<(u8, u64)>,
+        bps: u32,
+    },
+    Refund {
+        consumer: u8,
+        order: u64,
+        amount: u64,
+    },
+    Burn {
+        operator: u8,
+        amount: u64,
+    },
+    Withdraw {
+        operator: u8,
+        amount: u64,
+    },
 }
 
 fn amount() -> impl Strategy<Value = u64> {
@@ -27,10 +52,28 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (who.clone(), amount()).prop_map(|(operator, amount)| Op::Emit { operator, amount }),
         (who.clone(), amount()).prop_map(|(consumer, amount)| Op::Deposit { consumer, amount }),
-        (who.clone(), order.clone(), amount()).prop_map(|(consumer, order, amount)| Op::Lock { consumer, order, amount }),
-        (who.clone(), order.clone(), prop::collection::vec((0..4u8, amount()), 0..4), 0..12_000u32)
-            .prop_map(|(consumer, order, shares, bps)| Op::Settle { consumer, order, shares, bps }),
-        (who.clone(), order, amount()).prop_map(|(consumer, order, amount)| Op::Refund { consumer, order, amount }),
+        (who.clone(), order.clone(), amount()).prop_map(|(consumer, order, amount)| Op::Lock {
+            consumer,
+            order,
+            amount
+        }),
+        (
+            who.clone(),
+            order.clone(),
+            prop::collection::vec((0..4u8, amount()), 0..4),
+            0..12_000u32
+        )
+            .prop_map(|(consumer, order, shares, bps)| Op::Settle {
+                consumer,
+                order,
+                shares,
+                bps
+            }),
+        (who.clone(), order, amount()).prop_map(|(consumer, order, amount)| Op::Refund {
+            consumer,
+            order,
+            amount
+        }),
         (who.clone(), amount()).prop_map(|(operator, amount)| Op::Burn { operator, amount }),
         (who, amount()).prop_map(|(operator, amount)| Op::Withdraw { operator, amount }),
     ]
@@ -80,19 +123,32 @@ impl Model {
                 *self.escrow.entry(consumer).or_default() += amount as u128;
                 self.imported += amount as u128;
             }
-            Op::Lock { consumer, order, amount } => {
+            Op::Lock {
+                consumer,
+                order,
+                amount,
+            } => {
                 if !take(self.escrow.entry(consumer).or_default(), amount) {
                     return false;
                 }
                 *self.locked.entry((consumer, order)).or_default() += amount as u128;
             }
-            Op::Refund { consumer, order, amount } => {
+            Op::Refund {
+                consumer,
+                order,
+                amount,
+            } => {
                 if !take(self.locked.entry((consumer, order)).or_default(), amount) {
                     return false;
                 }
                 *self.escrow.entry(consumer).or_default() += amount as u128;
             }
-            Op::Settle { consumer, order, ref shares, bps } => {
+            Op::Settle {
+                consumer,
+                order,
+                ref shares,
+                bps,
+            } => {
                 let gross: u128 = shares.iter().map(|(_, g)| *g as u128).sum();
                 let locked = self.locked.entry((consumer, order)).or_default();
                 if *locked < gross {
@@ -126,17 +182,40 @@ fn entries(op: &Op) -> Vec<Entry> {
     match *op {
         Op::Emit { operator, amount } => vec![emission(operator_key(operator), amount)],
         Op::Deposit { consumer, amount } => vec![deposit(consumer_key(consumer), amount)],
-        Op::Lock { consumer, order, amount } => vec![lock(consumer_key(consumer), order, amount)],
-        Op::Refund { consumer, order, amount } => vec![refund(consumer_key(consumer), order, amount)],
-        Op::Settle { consumer, order, ref shares, bps } => {
+        Op::Lock {
+            consumer,
+            order,
+            amount,
+        } => vec![lock(consumer_key(consumer), order, amount)],
+        Op::Refund {
+            consumer,
+            order,
+            amount,
+        } => vec![refund(consumer_key(consumer), order, amount)],
+        Op::Settle {
+            consumer,
+            order,
+            ref shares,
+            bps,
+        } => {
             let shares: Vec<_> = shares.iter().map(|(o, g)| (operator_key(*o), *g)).collect();
             settle(consumer_key(consumer), order, &shares, bps)
         }
         Op::Burn { operator, amount } => {
-            vec![Entry::new(EntryKind::Burn, Account::Operator(operator_key(operator)), Account::Burn, amount)]
+            vec![Entry::new(
+                EntryKind::Burn,
+                Account::Operator(operator_key(operator)),
+                Account::Burn,
+                amount,
+            )]
         }
         Op::Withdraw { operator, amount } => {
-            vec![Entry::new(EntryKind::Withdraw, Account::Operator(operator_key(operator)), Account::External, amount)]
+            vec![Entry::new(
+                EntryKind::Withdraw,
+                Account::Operator(operator_key(operator)),
+                Account::External,
+                amount,
+            )]
         }
     }
 }
@@ -150,16 +229,30 @@ fn assert_matches_model(ledger: &Ledger, model: &Model) {
         expected.insert(Account::Escrow(consumer_key(*c)), *b as i128);
     }
     for ((c, order), b) in &model.locked {
-        expected.insert(Account::Locked { consumer: consumer_key(*c), order: *order }, *b as i128);
+        expected.insert(
+            Account::Locked {
+                consumer: consumer_key(*c),
+                order: *order,
+            },
+            *b as i128,
+        );
     }
     expected.insert(Account::Mint, -(model.minted as i128));
     expected.insert(Account::Burn, model.burned as i128);
-    expected.insert(Account::External, model.exported as i128 - model.imported as i128);
+    expected.insert(
+        Account::External,
+        model.exported as i128 - model.imported as i128,
+    );
     expected.retain(|_, b| *b != 0);
     let actual: BTreeMap<Account, i128> = ledger.balances().map(|(a, b)| (a.clone(), b)).collect();
     assert_eq!(actual, expected);
     assert_eq!(
-        (ledger.minted(), ledger.burned(), ledger.imported(), ledger.exported()),
+        (
+            ledger.minted(),
+            ledger.burned(),
+            ledger.imported(),
+            ledger.exported()
+        ),
         (model.minted, model.burned, model.imported, model.exported)
     );
 }

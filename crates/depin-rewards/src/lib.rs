@@ -23,6 +23,10 @@ pub use policy::{
     BPS, PPM, PolicyError, RewardPolicy, SECONDS_PER_YEAR, emission_for_epoch, emission_for_year,
 };
 pub use sector::{
-    Availability, Contribution, DeviceInfo, EpochInput, ReportSummary, SectorOutcome, SectorVerifier,
+    Availability, Contribution, DeviceInfo, EpochInput, ReportSummary, SectorOutcome,
+    SectorVerifier,
 };
-pub use sheet::{FeeSettlement, RewardLine, RewardSheet, SectorTotals, SheetError, compute_sheet, try_compute_sheet};
+pub use sheet::{
+    FeeSettlement, RewardLine, RewardSheet, SectorTotals, SheetError, compute_sheet,
+    try_compute_sheet,
+};

@@ -85,7 +85,9 @@ pub enum PolicyError {
     ClockSkew(i64),
     #[error("close_grace_seconds must be at most one year, got {0}")]
     CloseGrace(u64),
-    #[error("max_reports_per_device_per_epoch ({limit}) is below the {expected} heartbeats an epoch expects")]
+    #[error(
+        "max_reports_per_device_per_epoch ({limit}) is below the {expected} heartbeats an epoch expects"
+    )]
     RateLimit { limit: u32, expected: u64 },
 }
 
@@ -118,7 +120,9 @@ impl RewardPolicy {
             epoch_seconds,
             heartbeat_interval_seconds: (epoch_seconds / 12).max(1),
             close_grace_seconds: (epoch_seconds / 10).max(1),
-            max_clock_skew_ms: base.max_clock_skew_ms.min(epoch_seconds.saturating_mul(1000) as i64 / 2),
+            max_clock_skew_ms: base
+                .max_clock_skew_ms
+                .min(epoch_seconds.saturating_mul(1000) as i64 / 2),
             ..base
         }
     }
@@ -130,7 +134,11 @@ impl RewardPolicy {
         if self.epoch_seconds == 0 || self.epoch_seconds > SECONDS_PER_YEAR {
             return Err(PolicyError::EpochLength(self.epoch_seconds));
         }
-        let weights: u64 = self.sector_weights_bps.values().map(|w| u64::from(*w)).sum();
+        let weights: u64 = self
+            .sector_weights_bps
+            .values()
+            .map(|w| u64::from(*w))
+            .sum();
         if weights != u64::from(BPS) {
             return Err(PolicyError::SectorWeights(weights));
         }
@@ -143,8 +151,12 @@ impl RewardPolicy {
                 return Err(PolicyError::BasisPoints { field, value });
             }
         }
-        if self.heartbeat_interval_seconds == 0 || self.heartbeat_interval_seconds > self.epoch_seconds {
-            return Err(PolicyError::HeartbeatInterval(self.heartbeat_interval_seconds));
+        if self.heartbeat_interval_seconds == 0
+            || self.heartbeat_interval_seconds > self.epoch_seconds
+        {
+            return Err(PolicyError::HeartbeatInterval(
+                self.heartbeat_interval_seconds,
+            ));
         }
         if self.max_clock_skew_ms < 0 || self.max_clock_skew_ms as u64 > self.epoch_seconds * 1000 {
             return Err(PolicyError::ClockSkew(self.max_clock_skew_ms));
@@ -154,7 +166,10 @@ impl RewardPolicy {
         }
         let expected = self.expected_heartbeats();
         if u64::from(self.max_reports_per_device_per_epoch) < expected {
-            return Err(PolicyError::RateLimit { limit: self.max_reports_per_device_per_epoch, expected });
+            return Err(PolicyError::RateLimit {
+                limit: self.max_reports_per_device_per_epoch,
+                expected,
+            });
         }
         Ok(())
     }
@@ -193,7 +208,8 @@ impl RewardPolicy {
 
     /// The earliest time epoch `e` may be closed: its end plus the grace.
     pub fn closable_at_ms(&self, e: EpochIndex) -> i64 {
-        self.epoch_end_ms(e).saturating_add((self.close_grace_seconds as i64).saturating_mul(1000))
+        self.epoch_end_ms(e)
+            .saturating_add((self.close_grace_seconds as i64).saturating_mul(1000))
     }
 
     /// Whole epochs per policy year (at least 1).

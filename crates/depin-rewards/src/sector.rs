@@ -120,23 +120,40 @@ impl SectorVerifier for Availability {
         let min_uptime_ppm = i128::from(p.min_uptime_bps) * 100;
         let full = i128::from(PPM);
 
-        // Sort references, not the caller's data: one sort each, then a merge join.
-        let mut devices: Vec<&DeviceInfo> = input.devices.iter().collect();
-        devices.sort_unstable();
-        // A device registered twice is a registry bug; keep the smallest entry
-        // so the outcome does not depend on input order.
-        devices.dedup_by(|b, a| a.device == b.device);
-        let mut reports: Vec<(&PublicKey, u32)> = input.reports.iter().map(|r| (&r.device, r.heartbeats)).collect();
+        // Sort (key, index) pairs by value, not the caller's data: comparisons stay
+        // in cache, which matters at a million devices. Then one merge join.
+        let mut order: Vec<(PublicKey, u32)> = input
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.device, i as u32))
+            .collect();
+        order.sort_unstable();
+        let mut reports: Vec<(PublicKey, u32)> = input
+            .reports
+            .iter()
+            .map(|r| (r.device, r.heartbeats))
+            .collect();
         reports.sort_unstable();
 
-        let mut contributions = Vec::with_capacity(devices.len());
+        let mut contributions = Vec::with_capacity(order.len());
         let mut r = 0;
-        for d in devices {
+        let mut k = 0;
+        while k < order.len() {
+            // A device registered twice is a registry bug; keep the smallest entry
+            // so the outcome does not depend on input order.
+            let key = order[k].0;
+            let mut d = &input.devices[order[k].1 as usize];
+            k += 1;
+            while k < order.len() && order[k].0 == key {
+                d = d.min(&input.devices[order[k].1 as usize]);
+                k += 1;
+            }
             let mut heartbeats: u64 = 0;
-            while r < reports.len() && *reports[r].0 < d.device {
+            while r < reports.len() && reports[r].0 < key {
                 r += 1;
             }
-            while r < reports.len() && *reports[r].0 == d.device {
+            while r < reports.len() && reports[r].0 == key {
                 heartbeats += u64::from(reports[r].1);
                 r += 1;
             }
@@ -176,6 +193,9 @@ impl SectorVerifier for Availability {
                 reasons,
             });
         }
-        SectorOutcome { contributions, next_state: Vec::new() }
+        SectorOutcome {
+            contributions,
+            next_state: Vec::new(),
+        }
     }
 }

@@ -97,8 +97,14 @@ pub enum SheetError {
     Policy(#[from] PolicyError),
     #[error("fees of the epoch exceed the largest amount ({})", Amount::MAX)]
     FeeOverflow,
-    #[error("fee for device {device} names operator {fee_operator}, but its contribution names {line_operator}")]
-    OperatorMismatch { device: PublicKey, fee_operator: PublicKey, line_operator: PublicKey },
+    #[error(
+        "fee for device {device} names operator {fee_operator}, but its contribution names {line_operator}"
+    )]
+    OperatorMismatch {
+        device: PublicKey,
+        fee_operator: PublicKey,
+        line_operator: PublicKey,
+    },
 }
 
 /// Computes the reward sheet of `epoch`; see the module docs for the rules.
@@ -138,7 +144,11 @@ pub fn try_compute_sheet(
     let sector_emission = split_by_weights(emission, &policy.sector_weights_bps);
 
     // One canonical order makes the sheet independent of input order.
-    contributions.sort_unstable_by(|a, b| (&a.device, a.sector).cmp(&(&b.device, b.sector)).then_with(|| a.cmp(b)));
+    contributions.sort_unstable_by(|a, b| {
+        (&a.device, a.sector)
+            .cmp(&(&b.device, b.sector))
+            .then_with(|| a.cmp(b))
+    });
 
     let shares: Vec<u128> = contributions
         .iter()
@@ -179,7 +189,11 @@ pub fn try_compute_sheet(
         // Largest remainder first; ties to the earlier line, i.e. the smaller
         // device id (lines are sorted by device). Σ remainders < count × total,
         // so leftover < candidates.len().
-        let order = |a: &u32, b: &u32| remainders[*b as usize].cmp(&remainders[*a as usize]).then(a.cmp(b));
+        let order = |a: &u32, b: &u32| {
+            remainders[*b as usize]
+                .cmp(&remainders[*a as usize])
+                .then(a.cmp(b))
+        };
         if leftover < candidates.len() {
             candidates.select_nth_unstable_by(leftover - 1, order);
         }
@@ -215,7 +229,15 @@ pub fn try_compute_sheet(
 
     let mut per_sector: BTreeMap<Sector, SectorTotals> = Sector::ALL
         .into_iter()
-        .map(|s| (s, SectorTotals { emission: sector_emission[sector_index(s)], ..Default::default() }))
+        .map(|s| {
+            (
+                s,
+                SectorTotals {
+                    emission: sector_emission[sector_index(s)],
+                    ..Default::default()
+                },
+            )
+        })
         .collect();
     let mut minted: Amount = 0;
     for line in &mut lines {
@@ -224,7 +246,9 @@ pub fn try_compute_sheet(
         }
         line.reasons.sort_unstable();
         line.reasons.dedup();
-        let t = per_sector.get_mut(&line.sector).expect("every sector is listed");
+        let t = per_sector
+            .get_mut(&line.sector)
+            .expect("every sector is listed");
         t.devices += 1;
         if line.reward > 0 {
             t.rewarded += 1;
@@ -249,16 +273,26 @@ pub fn try_compute_sheet(
 
 /// Adds fees to the sorted `lines` (creating a line for a fee-only device) and
 /// returns (gross, burned).
-fn apply_fees(lines: &mut Vec<RewardLine>, fees: &[FeeSettlement], bps: u32) -> Result<(Amount, Amount), SheetError> {
+fn apply_fees(
+    lines: &mut Vec<RewardLine>,
+    fees: &[FeeSettlement],
+    bps: u32,
+) -> Result<(Amount, Amount), SheetError> {
     let mut sorted: Vec<&FeeSettlement> = fees.iter().filter(|f| f.gross > 0).collect();
     // Same order as the lines, (device, sector), so one merge pass matches them.
-    sorted.sort_unstable_by(|a, b| (&a.device, a.sector).cmp(&(&b.device, b.sector)).then_with(|| a.cmp(b)));
+    sorted.sort_unstable_by(|a, b| {
+        (&a.device, a.sector)
+            .cmp(&(&b.device, b.sector))
+            .then_with(|| a.cmp(b))
+    });
     let (mut gross_total, mut burned): (Amount, Amount) = (0, 0);
     let mut orphans: Vec<RewardLine> = Vec::new();
     let mut i = 0;
     for f in sorted {
         let fee = protocol_fee(f.gross, bps);
-        gross_total = gross_total.checked_add(f.gross).ok_or(SheetError::FeeOverflow)?;
+        gross_total = gross_total
+            .checked_add(f.gross)
+            .ok_or(SheetError::FeeOverflow)?;
         burned += fee; // ≤ gross_total
         let key = (&f.device, f.sector);
         while i < lines.len() && (&lines[i].device, lines[i].sector) < key {
@@ -308,7 +342,11 @@ fn split_by_weights(total: Amount, weights: &BTreeMap<Sector, u32>) -> [Amount; 
     if denominator == 0 {
         return parts;
     }
-    debug_assert_eq!(denominator, u128::from(BPS), "validated policies sum to 10000");
+    debug_assert_eq!(
+        denominator,
+        u128::from(BPS),
+        "validated policies sum to 10000"
+    );
     let mut remainders = [(0u128, Sector::Storage); 4];
     let mut given: u128 = 0;
     for (k, s) in Sector::ALL.into_iter().enumerate() {
@@ -319,7 +357,7 @@ fn split_by_weights(total: Amount, weights: &BTreeMap<Sector, u32>) -> [Amount; 
         remainders[k] = (exact % denominator, s);
     }
     // Largest remainder first, ties in Sector order (a stable sort keeps it).
-    remainders.sort_by(|a, b| b.0.cmp(&a.0));
+    remainders.sort_by_key(|r| std::cmp::Reverse(r.0));
     let leftover = u128::from(total) - given; // < 4
     for (_, s) in remainders.iter().take(leftover as usize) {
         parts[sector_index(*s)] += 1;
@@ -346,7 +384,11 @@ fn mul_div(a: u128, b: u128, c: u128) -> (u128, u128) {
     let hi = hh + (mid1 >> 64) + (mid2 >> 64) + u128::from(carry1) + u128::from(carry2);
     let (mut q, mut r) = (0u128, 0u128);
     for bit in (0..256).rev() {
-        let next = if bit >= 128 { (hi >> (bit - 128)) & 1 } else { (lo >> bit) & 1 };
+        let next = if bit >= 128 {
+            (hi >> (bit - 128)) & 1
+        } else {
+            (lo >> bit) & 1
+        };
         let overflow = r >> 127;
         r = (r << 1) | next;
         if overflow == 1 || r >= c {
@@ -456,7 +498,10 @@ impl RewardSheet {
     /// order; they sum to `minted`. Fees are settled separately from the
     /// consumers' locked escrow with `depin_ledger::settle`.
     pub fn emission_entries(&self) -> Vec<Entry> {
-        self.operator_rewards().into_iter().map(|(op, amount)| depin_ledger::emission(op, amount)).collect()
+        self.operator_rewards()
+            .into_iter()
+            .map(|(op, amount)| depin_ledger::emission(op, amount))
+            .collect()
     }
 }
 
@@ -495,7 +540,11 @@ mod tests {
             assert!(q <= a);
             // Exact check via f64 is not exact; use the identity a*b - q*c = r in
             // wrapping u128 arithmetic (true modulo 2^128) plus the bounds above.
-            assert_eq!(a.wrapping_mul(b).wrapping_sub(q.wrapping_mul(c)), r, "{a} {b} {c}");
+            assert_eq!(
+                a.wrapping_mul(b).wrapping_sub(q.wrapping_mul(c)),
+                r,
+                "{a} {b} {c}"
+            );
         }
     }
 
@@ -504,7 +553,13 @@ mod tests {
         let w: BTreeMap<Sector, u32> = Sector::ALL.into_iter().map(|s| (s, 2500)).collect();
         // 7 / 4 = 1.75 each: three leftover units to the first three sectors.
         assert_eq!(split_by_weights(7, &w), [2, 2, 2, 1]);
-        assert_eq!(split_by_weights(u64::MAX, &w).iter().map(|x| u128::from(*x)).sum::<u128>(), u128::from(u64::MAX));
+        assert_eq!(
+            split_by_weights(u64::MAX, &w)
+                .iter()
+                .map(|x| u128::from(*x))
+                .sum::<u128>(),
+            u128::from(u64::MAX)
+        );
         assert_eq!(split_by_weights(5, &BTreeMap::new()), [0; 4]);
     }
 }

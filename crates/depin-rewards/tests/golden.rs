@@ -1,7 +1,7 @@
 //! Hand-computed cases: every number below is worked out in the comments.
 
 use depin_core::{PublicKey, Reason, Sector};
-use depin_ledger::{Ledger, Account};
+use depin_ledger::{Account, Ledger};
 use depin_rewards::*;
 use std::collections::BTreeMap;
 
@@ -9,8 +9,21 @@ fn pk(b: u8) -> PublicKey {
     PublicKey([b; 32])
 }
 
-fn contribution(device: u8, operator: u8, sector: Sector, score_ppm: u32, reasons: Vec<Reason>) -> Contribution {
-    Contribution { device: pk(device), operator: pk(operator), sector, score_ppm, weight: 1, reasons }
+fn contribution(
+    device: u8,
+    operator: u8,
+    sector: Sector,
+    score_ppm: u32,
+    reasons: Vec<Reason>,
+) -> Contribution {
+    Contribution {
+        device: pk(device),
+        operator: pk(operator),
+        sector,
+        score_ppm,
+        weight: 1,
+        reasons,
+    }
 }
 
 fn golden_policy() -> RewardPolicy {
@@ -33,16 +46,37 @@ fn golden_sheet() -> RewardSheet {
         contribution(0x10, 0xa2, Sector::Compute, 1_000_000, vec![]),
         contribution(0x30, 0xa2, Sector::Compute, 1_000_000, vec![]),
         // storage
-        contribution(0x03, 0xa2, Sector::Storage, 333_333, vec![Reason::PartialUptime]),
+        contribution(
+            0x03,
+            0xa2,
+            Sector::Storage,
+            333_333,
+            vec![Reason::PartialUptime],
+        ),
         contribution(0x01, 0xa1, Sector::Storage, 1_000_000, vec![]),
         contribution(0x02, 0xa1, Sector::Storage, 1_000_000, vec![]),
         // sensor: weight 0 in this policy
         contribution(0x40, 0xa3, Sector::Sensor, 1_000_000, vec![]),
     ];
     let fees = [
-        FeeSettlement { device: pk(0x01), operator: pk(0xa1), sector: Sector::Storage, gross: 1999 },
-        FeeSettlement { device: pk(0x50), operator: pk(0xa3), sector: Sector::Wireless, gross: 20 },
-        FeeSettlement { device: pk(0x01), operator: pk(0xa1), sector: Sector::Storage, gross: 21 },
+        FeeSettlement {
+            device: pk(0x01),
+            operator: pk(0xa1),
+            sector: Sector::Storage,
+            gross: 1999,
+        },
+        FeeSettlement {
+            device: pk(0x50),
+            operator: pk(0xa3),
+            sector: Sector::Wireless,
+            gross: 20,
+        },
+        FeeSettlement {
+            device: pk(0x01),
+            operator: pk(0xa1),
+            sector: Sector::Storage,
+            gross: 21,
+        },
     ];
     compute_sheet(&golden_policy(), 0, contributions, &fees)
 }
@@ -59,8 +93,11 @@ fn golden_sheet_three_devices_odd_amounts_and_ties() {
     let emission: Vec<_> = sheet.per_sector.values().map(|t| t.emission).collect();
     assert_eq!(emission, vec![500, 334, 167, 0]); // Sector order: storage, compute, wireless, sensor
 
-    let got: Vec<(u8, Sector, u64, u64, Vec<Reason>)> =
-        sheet.lines.iter().map(|l| (l.device.0[0], l.sector, l.reward, l.fees, l.reasons.clone())).collect();
+    let got: Vec<(u8, Sector, u64, u64, Vec<Reason>)> = sheet
+        .lines
+        .iter()
+        .map(|l| (l.device.0[0], l.sector, l.reward, l.fees, l.reasons.clone()))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -86,7 +123,11 @@ fn golden_sheet_three_devices_odd_amounts_and_ties() {
     assert_eq!(sheet.minted, 500 + 334);
     assert_eq!(sheet.fees, 1999 + 21 + 20);
     assert_eq!(sheet.burned, 99 + 1 + 1);
-    let totals: Vec<_> = sheet.per_sector.iter().map(|(s, t)| (*s, t.distributed, t.devices, t.rewarded)).collect();
+    let totals: Vec<_> = sheet
+        .per_sector
+        .iter()
+        .map(|(s, t)| (*s, t.distributed, t.devices, t.rewarded))
+        .collect();
     assert_eq!(
         totals,
         vec![
@@ -98,9 +139,16 @@ fn golden_sheet_three_devices_odd_amounts_and_ties() {
     );
     assert_eq!(
         sheet.operator_totals(),
-        BTreeMap::from([(pk(0xa1), 214 + 1920 + 214), (pk(0xa2), 72 + 334), (pk(0xa3), 19)])
+        BTreeMap::from([
+            (pk(0xa1), 214 + 1920 + 214),
+            (pk(0xa2), 72 + 334),
+            (pk(0xa3), 19)
+        ])
     );
-    assert_eq!(sheet.operator_rewards(), BTreeMap::from([(pk(0xa1), 428), (pk(0xa2), 406)]));
+    assert_eq!(
+        sheet.operator_rewards(),
+        BTreeMap::from([(pk(0xa1), 428), (pk(0xa2), 406)])
+    );
     assert_eq!(sheet.policy_id, golden_policy().id());
 }
 
@@ -109,9 +157,15 @@ fn golden_sheet_hash_is_pinned() {
     // If this changes, the canonical encoding or the rules changed: every stored
     // epoch would fail `depin audit-epoch`. Bump the format version instead.
     let sheet = golden_sheet();
-    assert_eq!(blake3::hash(&sheet.canonical_bytes()).as_bytes(), &sheet.hash());
+    assert_eq!(
+        blake3::hash(&sheet.canonical_bytes()).as_bytes(),
+        &sheet.hash()
+    );
     // The policy id is part of the sheet, so changing `default_v1` also moves this pin.
-    assert_eq!(sheet.hash_hex(), "724c083290ae4ba7d488ebc0d4fe64cd58d0abd080b61ed507f8401eb32a4bf0");
+    assert_eq!(
+        sheet.hash_hex(),
+        "724c083290ae4ba7d488ebc0d4fe64cd58d0abd080b61ed507f8401eb32a4bf0"
+    );
     // JSON round trip keeps the sheet (for APIs and files).
     let json = serde_json::to_string(&sheet).unwrap();
     assert_eq!(serde_json::from_str::<RewardSheet>(&json).unwrap(), sheet);
@@ -130,25 +184,52 @@ fn emission_entries_balance_the_ledger() {
 #[test]
 fn fee_for_the_wrong_operator_is_an_error() {
     let c = vec![contribution(1, 0xa1, Sector::Storage, 1_000_000, vec![])];
-    let f = [FeeSettlement { device: pk(1), operator: pk(0xee), sector: Sector::Storage, gross: 5 }];
+    let f = [FeeSettlement {
+        device: pk(1),
+        operator: pk(0xee),
+        sector: Sector::Storage,
+        gross: 5,
+    }];
     assert!(matches!(
         try_compute_sheet(&RewardPolicy::default_v1(), 0, c, &f),
         Err(SheetError::OperatorMismatch { .. })
     ));
-    let bad = RewardPolicy { epoch_seconds: 0, ..RewardPolicy::default_v1() };
-    assert!(matches!(try_compute_sheet(&bad, 0, vec![], &[]), Err(SheetError::Policy(_))));
+    let bad = RewardPolicy {
+        epoch_seconds: 0,
+        ..RewardPolicy::default_v1()
+    };
+    assert!(matches!(
+        try_compute_sheet(&bad, 0, vec![], &[]),
+        Err(SheetError::Policy(_))
+    ));
     let huge = [
-        FeeSettlement { device: pk(1), operator: pk(0xa1), sector: Sector::Storage, gross: u64::MAX },
-        FeeSettlement { device: pk(2), operator: pk(0xa1), sector: Sector::Storage, gross: 1 },
+        FeeSettlement {
+            device: pk(1),
+            operator: pk(0xa1),
+            sector: Sector::Storage,
+            gross: u64::MAX,
+        },
+        FeeSettlement {
+            device: pk(2),
+            operator: pk(0xa1),
+            sector: Sector::Storage,
+            gross: 1,
+        },
     ];
-    assert_eq!(try_compute_sheet(&RewardPolicy::default_v1(), 0, vec![], &huge), Err(SheetError::FeeOverflow));
+    assert_eq!(
+        try_compute_sheet(&RewardPolicy::default_v1(), 0, vec![], &huge),
+        Err(SheetError::FeeOverflow)
+    );
 }
 
 #[test]
 fn empty_epoch_mints_nothing() {
     let sheet = compute_sheet(&RewardPolicy::default_v1(), 3, vec![], &[]);
     assert_eq!(sheet.emission, 1_000_000_000);
-    assert_eq!((sheet.minted, sheet.fees, sheet.burned, sheet.lines.len()), (0, 0, 0, 0));
+    assert_eq!(
+        (sheet.minted, sheet.fees, sheet.burned, sheet.lines.len()),
+        (0, 0, 0, 0)
+    );
     assert_eq!(sheet.per_sector.len(), 4);
 }
 
@@ -163,7 +244,11 @@ fn availability_golden() {
     let dev = |b: u8, from: i64, revoked: Option<i64>| DeviceInfo {
         device: pk(b),
         operator: pk(0xa0),
-        sector: if b % 2 == 0 { Sector::Wireless } else { Sector::Storage },
+        sector: if b.is_multiple_of(2) {
+            Sector::Wireless
+        } else {
+            Sector::Storage
+        },
         active_from_ms: from,
         revoked_at_ms: revoked,
     };
@@ -181,7 +266,10 @@ fn availability_golden() {
         dev(9, old, Some(start + 2_700_000)),
         dev(10, old, None),
     ];
-    let hb = |b: u8, heartbeats: u32| ReportSummary { device: pk(b), heartbeats };
+    let hb = |b: u8, heartbeats: u32| ReportSummary {
+        device: pk(b),
+        heartbeats,
+    };
     let reports = vec![
         hb(1, 12),
         hb(2, 9),
@@ -195,27 +283,40 @@ fn availability_golden() {
         hb(99, 12),
         hb(6, 12),
     ];
-    let input = EpochInput { policy: &p, epoch, devices: &devices, reports: &reports, prior_state: &[] };
+    let input = EpochInput {
+        policy: &p,
+        epoch,
+        devices: &devices,
+        reports: &reports,
+        prior_state: &[],
+    };
     let out = Availability.verify_epoch(&input);
     assert!(out.next_state.is_empty());
-    let got: Vec<(u8, u32, Vec<Reason>)> =
-        out.contributions.iter().map(|c| (c.device.0[0], c.score_ppm, c.reasons.clone())).collect();
+    let got: Vec<(u8, u32, Vec<Reason>)> = out
+        .contributions
+        .iter()
+        .map(|c| (c.device.0[0], c.score_ppm, c.reasons.clone()))
+        .collect();
     assert_eq!(
         got,
         vec![
-            (1, 1_000_000, vec![]),                      // 12/12
-            (2, 750_000, vec![Reason::PartialUptime]),   // 9/12
-            (3, 0, vec![Reason::LowUptime]),             // 5/12 = 41.7% < 50%
-            (4, 0, vec![Reason::NoReports]),             // nothing heard
-            (5, 500_000, vec![Reason::PartialEpoch]),    // 6/6 over the last half hour
+            (1, 1_000_000, vec![]),                    // 12/12
+            (2, 750_000, vec![Reason::PartialUptime]), // 9/12
+            (3, 0, vec![Reason::LowUptime]),           // 5/12 = 41.7% < 50%
+            (4, 0, vec![Reason::NoReports]),           // nothing heard
+            (5, 500_000, vec![Reason::PartialEpoch]),  // 6/6 over the last half hour
             // 6 revoked before the epoch and 7 registered at its end: no line
-            (8, 1_000_000, vec![]),                      // 20/12 capped at 1
-            (9, 750_000, vec![Reason::PartialEpoch]),    // 9/9 until revoked at 45 min
-            (10, 583_333, vec![Reason::PartialUptime]),  // 3 + 4 = 7/12
-            (11, 500_000, vec![Reason::PartialUptime]),  // 6/12: exactly the minimum passes
+            (8, 1_000_000, vec![]),                     // 20/12 capped at 1
+            (9, 750_000, vec![Reason::PartialEpoch]),   // 9/9 until revoked at 45 min
+            (10, 583_333, vec![Reason::PartialUptime]), // 3 + 4 = 7/12
+            (11, 500_000, vec![Reason::PartialUptime]), // 6/12: exactly the minimum passes
         ]
     );
-    assert!(out.contributions.iter().all(|c| c.weight == 1 && c.operator == pk(0xa0)));
+    assert!(
+        out.contributions
+            .iter()
+            .all(|c| c.weight == 1 && c.operator == pk(0xa0))
+    );
     assert_eq!(out.contributions[1].sector, Sector::Wireless);
     assert_eq!(Availability.name(), "availability");
 }
@@ -228,17 +329,25 @@ fn default_policies_validate_and_have_stable_ids() {
     p.validate().unwrap();
     assert_eq!(p.epochs_per_year(), 8760);
     assert_eq!(p.expected_heartbeats(), 12);
-    assert!(p.id().starts_with("v1-") && p.id().len() == 11, "{}", p.id());
+    assert!(
+        p.id().starts_with("v1-") && p.id().len() == 11,
+        "{}",
+        p.id()
+    );
     assert_eq!(p.id(), RewardPolicy::default_v1().id());
     let json = String::from_utf8(p.canonical_bytes()).unwrap();
     assert_eq!(serde_json::from_str::<RewardPolicy>(&json).unwrap(), p);
     for secs in [1, 5, 12, 60, 600, 3600, 86_400] {
         let d = RewardPolicy::devnet(secs);
-        d.validate().unwrap_or_else(|e| panic!("devnet({secs}): {e}"));
+        d.validate()
+            .unwrap_or_else(|e| panic!("devnet({secs}): {e}"));
         assert_ne!(d.id(), p.id());
     }
     // Any changed constant changes the id.
-    let q = RewardPolicy { protocol_fee_bps: 501, ..p.clone() };
+    let q = RewardPolicy {
+        protocol_fee_bps: 501,
+        ..p.clone()
+    };
     assert_ne!(q.id(), p.id());
 }
 
@@ -247,31 +356,94 @@ fn policy_validation_rejects_each_bad_constant() {
     let d = RewardPolicy::default_v1;
     let cases = [
         (RewardPolicy { version: 0, ..d() }, PolicyError::Version),
-        (RewardPolicy { epoch_seconds: 0, ..d() }, PolicyError::EpochLength(0)),
-        (RewardPolicy { epoch_seconds: SECONDS_PER_YEAR + 1, ..d() }, PolicyError::EpochLength(SECONDS_PER_YEAR + 1)),
         (
-            RewardPolicy { sector_weights_bps: BTreeMap::from([(Sector::Storage, 9999)]), ..d() },
+            RewardPolicy {
+                epoch_seconds: 0,
+                ..d()
+            },
+            PolicyError::EpochLength(0),
+        ),
+        (
+            RewardPolicy {
+                epoch_seconds: SECONDS_PER_YEAR + 1,
+                ..d()
+            },
+            PolicyError::EpochLength(SECONDS_PER_YEAR + 1),
+        ),
+        (
+            RewardPolicy {
+                sector_weights_bps: BTreeMap::from([(Sector::Storage, 9999)]),
+                ..d()
+            },
             PolicyError::SectorWeights(9999),
         ),
         (
-            RewardPolicy { yearly_decay_bps: 10_001, ..d() },
-            PolicyError::BasisPoints { field: "yearly_decay_bps", value: 10_001 },
+            RewardPolicy {
+                yearly_decay_bps: 10_001,
+                ..d()
+            },
+            PolicyError::BasisPoints {
+                field: "yearly_decay_bps",
+                value: 10_001,
+            },
         ),
         (
-            RewardPolicy { min_uptime_bps: 10_001, ..d() },
-            PolicyError::BasisPoints { field: "min_uptime_bps", value: 10_001 },
+            RewardPolicy {
+                min_uptime_bps: 10_001,
+                ..d()
+            },
+            PolicyError::BasisPoints {
+                field: "min_uptime_bps",
+                value: 10_001,
+            },
         ),
         (
-            RewardPolicy { protocol_fee_bps: 10_001, ..d() },
-            PolicyError::BasisPoints { field: "protocol_fee_bps", value: 10_001 },
+            RewardPolicy {
+                protocol_fee_bps: 10_001,
+                ..d()
+            },
+            PolicyError::BasisPoints {
+                field: "protocol_fee_bps",
+                value: 10_001,
+            },
         ),
-        (RewardPolicy { heartbeat_interval_seconds: 0, ..d() }, PolicyError::HeartbeatInterval(0)),
-        (RewardPolicy { heartbeat_interval_seconds: 3601, ..d() }, PolicyError::HeartbeatInterval(3601)),
-        (RewardPolicy { max_clock_skew_ms: -1, ..d() }, PolicyError::ClockSkew(-1)),
-        (RewardPolicy { close_grace_seconds: u64::MAX, ..d() }, PolicyError::CloseGrace(u64::MAX)),
         (
-            RewardPolicy { max_reports_per_device_per_epoch: 11, ..d() },
-            PolicyError::RateLimit { limit: 11, expected: 12 },
+            RewardPolicy {
+                heartbeat_interval_seconds: 0,
+                ..d()
+            },
+            PolicyError::HeartbeatInterval(0),
+        ),
+        (
+            RewardPolicy {
+                heartbeat_interval_seconds: 3601,
+                ..d()
+            },
+            PolicyError::HeartbeatInterval(3601),
+        ),
+        (
+            RewardPolicy {
+                max_clock_skew_ms: -1,
+                ..d()
+            },
+            PolicyError::ClockSkew(-1),
+        ),
+        (
+            RewardPolicy {
+                close_grace_seconds: u64::MAX,
+                ..d()
+            },
+            PolicyError::CloseGrace(u64::MAX),
+        ),
+        (
+            RewardPolicy {
+                max_reports_per_device_per_epoch: 11,
+                ..d()
+            },
+            PolicyError::RateLimit {
+                limit: 11,
+                expected: 12,
+            },
         ),
     ];
     for (p, err) in cases {
@@ -294,7 +466,10 @@ fn epoch_arithmetic() {
     assert_eq!(p.epoch_start_ms(2), g + 7_200_000);
     assert_eq!(p.epoch_end_ms(2), g + 10_800_000);
     assert_eq!(p.closable_at_ms(2), g + 10_800_000 + 1_800_000);
-    assert_eq!(p.epoch_of(i64::MAX), Some(((i64::MAX as i128 - g as i128) / 3_600_000) as u64));
+    assert_eq!(
+        p.epoch_of(i64::MAX),
+        Some(((i64::MAX as i128 - g as i128) / 3_600_000) as u64)
+    );
     assert_eq!(p.epoch_start_ms(u64::MAX), i64::MAX);
     assert_eq!(p.epoch_end_ms(u64::MAX), i64::MAX);
     for e in [0u64, 1, 17, 8759, 8760, 1_000_000] {
@@ -315,8 +490,14 @@ fn emission_schedule_decays_per_year() {
     // floor(614_125_000 × 0.85) = 522_006_250, then 443_705_312.5 → 443_705_312
     assert_eq!(emission_for_year(&p, 5), 443_705_312);
     assert_eq!(emission_for_epoch(&p, u64::MAX), 0);
-    let flat = RewardPolicy { yearly_decay_bps: 0, ..p.clone() };
+    let flat = RewardPolicy {
+        yearly_decay_bps: 0,
+        ..p.clone()
+    };
     assert_eq!(emission_for_epoch(&flat, u64::MAX), e0);
-    let total = RewardPolicy { yearly_decay_bps: 10_000, ..p };
+    let total = RewardPolicy {
+        yearly_decay_bps: 10_000,
+        ..p
+    };
     assert_eq!(emission_for_year(&total, 1), 0);
 }

@@ -61,7 +61,12 @@ fn policy() -> impl Strategy<Value = RewardPolicy> {
 fn fees_for(cs: &[Contribution], amounts: &[u32]) -> Vec<FeeSettlement> {
     cs.iter()
         .zip(amounts)
-        .map(|(c, g)| FeeSettlement { device: c.device, operator: c.operator, sector: c.sector, gross: u64::from(*g) })
+        .map(|(c, g)| FeeSettlement {
+            device: c.device,
+            operator: c.operator,
+            sector: c.sector,
+            gross: u64::from(*g),
+        })
         .collect()
 }
 
@@ -70,7 +75,12 @@ fn share(c: &Contribution) -> u128 {
 }
 
 fn reward_of(sheet: &RewardSheet, device: PublicKey, sector: Sector) -> u64 {
-    sheet.lines.iter().find(|l| l.device == device && l.sector == sector).unwrap().reward
+    sheet
+        .lines
+        .iter()
+        .find(|l| l.device == device && l.sector == sector)
+        .unwrap()
+        .reward
 }
 
 proptest! {
@@ -237,7 +247,11 @@ proptest! {
 
 #[test]
 fn emission_reaches_zero_with_any_decay() {
-    let p = RewardPolicy { emission_per_epoch_year0: u64::MAX, yearly_decay_bps: 1, ..RewardPolicy::default_v1() };
+    let p = RewardPolicy {
+        emission_per_epoch_year0: u64::MAX,
+        yearly_decay_bps: 1,
+        ..RewardPolicy::default_v1()
+    };
     assert_eq!(emission_for_year(&p, u64::MAX), 0);
     let mut last = u64::MAX;
     for y in (0..500_000).step_by(10_000) {
@@ -247,17 +261,36 @@ fn emission_reaches_zero_with_any_decay() {
     }
 }
 
-
 #[test]
 fn fees_land_on_the_right_line_when_operators_sort_against_sectors() {
     // Regression: fees were once merged in (device, operator, sector) order, so a
     // device with lines in two sectors under two operators lost one fee to a
     // duplicate line.
     let d = PublicKey([0x28; 32]);
-    let line = |s, op| Contribution { device: d, operator: PublicKey([op; 32]), sector: s, score_ppm: 0, weight: 1, reasons: vec![Reason::NoReports] };
-    let fee = |s, op| FeeSettlement { device: d, operator: PublicKey([op; 32]), sector: s, gross: 100 };
-    let p = RewardPolicy { protocol_fee_bps: 0, ..RewardPolicy::default_v1() };
-    let sheet = compute_sheet(&p, 0, vec![line(Sector::Storage, 0xca), line(Sector::Compute, 0xc8)], &[fee(Sector::Storage, 0xca), fee(Sector::Compute, 0xc8)]);
+    let line = |s, op| Contribution {
+        device: d,
+        operator: PublicKey([op; 32]),
+        sector: s,
+        score_ppm: 0,
+        weight: 1,
+        reasons: vec![Reason::NoReports],
+    };
+    let fee = |s, op| FeeSettlement {
+        device: d,
+        operator: PublicKey([op; 32]),
+        sector: s,
+        gross: 100,
+    };
+    let p = RewardPolicy {
+        protocol_fee_bps: 0,
+        ..RewardPolicy::default_v1()
+    };
+    let sheet = compute_sheet(
+        &p,
+        0,
+        vec![line(Sector::Storage, 0xca), line(Sector::Compute, 0xc8)],
+        &[fee(Sector::Storage, 0xca), fee(Sector::Compute, 0xc8)],
+    );
     let got: Vec<_> = sheet.lines.iter().map(|l| (l.sector, l.fees)).collect();
     assert_eq!(got, vec![(Sector::Storage, 100), (Sector::Compute, 100)]);
 }
