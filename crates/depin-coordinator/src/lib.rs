@@ -295,11 +295,6 @@ impl Coordinator {
 
     async fn admit_checked(&self, now_ms: UnixMillis, checked: Vec<Checked>) -> Result<IngestOutcome, CoordError> {
         let last_closed = self.last_closed.load(Ordering::SeqCst);
-        let mut outcome = IngestOutcome::default();
-        let mut rejections = Vec::new();
-        let mut reports = Vec::new();
-        let mut report_index = Vec::new();
-        let mut telemetry = Vec::new();
         let now_epoch = self.policy.epoch_of(now_ms).unwrap_or(0);
         let mut misses = Vec::new();
         {
@@ -320,6 +315,55 @@ impl Coordinator {
                 self.registry.lock().expect("registry lock").entry(m).or_insert(s);
             }
         }
+        let Admitted { mut outcome, rejections, reports, report_index, telemetry } = self.admit_locked(now_ms, now_epoch, last_closed, checked);
+        let devices: Vec<PublicKey> = reports.iter().map(|r| r.device).collect();
+        let stored = match self.writer.append(reports, telemetry, rejections).await {
+            Ok(s) => s,
+            Err(e) => {
+                // The sequence numbers reserved above were not stored: forget the
+                // cached state so it is reloaded from the store, and a resend of
+                // the same reports is accepted instead of called a replay.
+                let mut reg = self.registry.lock().expect("registry lock");
+                for d in devices {
+                    reg.remove(&d);
+                }
+                return Err(e.into());
+            }
+        };
+        let mut late = Vec::new();
+        for (k, v) in stored.iter().enumerate() {
+            let index = report_index[k];
+            match v {
+                None => outcome.accepted += 1,
+                Some(not) => {
+                    let reason = match not {
+                        NotStored::Duplicate => Reason::ReplayedSequence,
+                        NotStored::EpochClosed => Reason::LateReport,
+                    };
+                    outcome.rejected.push(RejectedReport { index, reason });
+                    late.push(RejectionRow { epoch: now_epoch, reason: reason.as_str().into(), device: PublicKey([0; 32]) });
+                }
+            }
+        }
+        if !late.is_empty() {
+            self.store.count_rejections(&late).await?;
+        }
+        outcome.rejected.sort_by_key(|r| r.index);
+        metrics::counter!("depin_reports_accepted_total").increment(u64::from(outcome.accepted));
+        for r in &outcome.rejected {
+            metrics::counter!("depin_reports_rejected_total", "reason" => r.reason.as_str()).increment(1);
+        }
+        Ok(outcome)
+    }
+
+
+    /// The stateful admission checks, under the registry lock (no await here).
+    fn admit_locked(&self, now_ms: UnixMillis, now_epoch: EpochIndex, last_closed: i64, checked: Vec<Checked>) -> Admitted {
+        let mut outcome = IngestOutcome::default();
+        let mut rejections = Vec::new();
+        let mut reports = Vec::new();
+        let mut report_index = Vec::new();
+        let mut telemetry = Vec::new();
         let mut reg = self.registry.lock().expect("registry lock");
         for (i, c) in checked.into_iter().enumerate() {
             let (signed, heartbeat) = match c {
@@ -380,45 +424,7 @@ impl Coordinator {
                 }
             }
         }
-        drop(reg);
-        let devices: Vec<PublicKey> = reports.iter().map(|r| r.device).collect();
-        let stored = match self.writer.append(reports, telemetry, rejections).await {
-            Ok(s) => s,
-            Err(e) => {
-                // The sequence numbers reserved above were not stored: forget the
-                // cached state so it is reloaded from the store, and a resend of
-                // the same reports is accepted instead of called a replay.
-                let mut reg = self.registry.lock().expect("registry lock");
-                for d in devices {
-                    reg.remove(&d);
-                }
-                return Err(e.into());
-            }
-        };
-        let mut late = Vec::new();
-        for (k, v) in stored.iter().enumerate() {
-            let index = report_index[k];
-            match v {
-                None => outcome.accepted += 1,
-                Some(not) => {
-                    let reason = match not {
-                        NotStored::Duplicate => Reason::ReplayedSequence,
-                        NotStored::EpochClosed => Reason::LateReport,
-                    };
-                    outcome.rejected.push(RejectedReport { index, reason });
-                    late.push(RejectionRow { epoch: now_epoch, reason: reason.as_str().into(), device: PublicKey([0; 32]) });
-                }
-            }
-        }
-        if !late.is_empty() {
-            self.store.count_rejections(&late).await?;
-        }
-        outcome.rejected.sort_by_key(|r| r.index);
-        metrics::counter!("depin_reports_accepted_total").increment(u64::from(outcome.accepted));
-        for r in &outcome.rejected {
-            metrics::counter!("depin_reports_rejected_total", "reason" => r.reason.as_str()).increment(1);
-        }
-        Ok(outcome)
+        Admitted { outcome, rejections, reports, report_index, telemetry }
     }
 
     // ----------------------------------------------------------------- epochs
@@ -569,6 +575,14 @@ fn summarize(c: &ComputedEpoch) -> EpochSummary {
         claim_root: depin_merkle::to_hex(&c.claim_root),
         per_sector: c.sheet.per_sector.clone(),
     }
+}
+
+struct Admitted {
+    outcome: IngestOutcome,
+    rejections: Vec<RejectionRow>,
+    reports: Vec<ReportRow>,
+    report_index: Vec<u32>,
+    telemetry: Vec<TelemetryRow>,
 }
 
 /// A report after the stateless checks.

@@ -1,0 +1,66 @@
+//! Every error leaves the server as `{ "error": code, "message": text }` with
+//! a 4xx/5xx status (DESIGN invariant 8). Codes are reason codes where the
+//! protocol has one, else a small fixed set.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use depin_coordinator::CoordError;
+use depin_core::Reason;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, message = %self.message, "request failed");
+        }
+        metrics::counter!("depin_http_errors_total", "code" => self.code).increment(1);
+        (self.status, Json(json!({ "error": self.code, "message": self.message }))).into_response()
+    }
+}
+
+fn reason_status(reason: Reason) -> StatusCode {
+    match reason {
+        Reason::UnknownSigner => StatusCode::UNAUTHORIZED,
+        Reason::BadSignature | Reason::BadCertificate | Reason::RevokedDevice => StatusCode::FORBIDDEN,
+        Reason::AlreadyRegistered | Reason::ReplayedSequence | Reason::LateReport => StatusCode::CONFLICT,
+        Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<CoordError> for ApiError {
+    fn from(e: CoordError) -> Self {
+        match e {
+            CoordError::Rejected { reason, message } => ApiError::new(reason_status(reason), reason.as_str(), message),
+            CoordError::NotFound(m) => ApiError::not_found(m),
+            e @ CoordError::NotDue { .. } => ApiError::new(StatusCode::CONFLICT, "not_due", e.to_string()),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+        }
+    }
+}
+
+impl From<depin_store::StoreError> for ApiError {
+    fn from(e: depin_store::StoreError) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}

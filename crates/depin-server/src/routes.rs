@@ -1,0 +1,288 @@
+//! HTTP routes under `/v1`. Handlers parse, call the coordinator or store,
+//! and shape JSON; no rule lives here.
+
+use crate::{AppState, ApiError, now_ms};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use depin_core::{PublicKey, Sector};
+use depin_store::DeviceRow;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type AppResult<T> = Result<T, ApiError>;
+type St = State<Arc<AppState>>;
+
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .route("/v1/policy", get(policy))
+        .route("/v1/devices", post(onboard))
+        .route("/v1/devices/revoke", post(revoke))
+        .route("/v1/devices/rotate", post(rotate))
+        .route("/v1/devices/{device}", get(device))
+        .route("/v1/operators/{operator}/devices", get(operator_devices))
+        .route("/v1/reports", post(reports))
+        .route("/v1/epochs", get(epochs))
+        .route("/v1/epochs/{epoch}", get(epoch))
+        .route("/v1/balances/{account}", get(balance))
+        .route("/v1/claims/{epoch}", get(claims_dump))
+        .route("/v1/claims/{epoch}/{account}", get(claim))
+        .route("/v1/economics/rates", get(rates))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server hit a bug handling this request").into_response()
+        }))
+        .with_state(state)
+}
+
+/// A raw request body whose rejections (too large, unreadable) come back as
+/// JSON errors like every other.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) if b.is_empty() => Err(ApiError::bad_request("the request body is empty")),
+            Ok(b) => Ok(RawBody(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the server accepts"))
+            }
+            Err(e) => Err(ApiError::bad_request(format!("unreadable body: {}", e.body_text()))),
+        }
+    }
+}
+
+pub fn parse_key(s: &str, what: &str) -> AppResult<PublicKey> {
+    s.parse().map_err(|e| ApiError::bad_request(format!("{what} must be a 64-character hex public key: {e}")))
+}
+
+fn parse_epoch(s: &str) -> AppResult<u64> {
+    s.parse().map_err(|_| ApiError::bad_request(format!("epoch must be a non-negative integer, got {s:?}")))
+}
+
+async fn metrics(State(st): St) -> Response {
+    let w = st.coordinator.writer_stats();
+    metrics::gauge!("depin_report_log_commits").set(w.commits as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
+}
+
+async fn policy(State(st): St) -> AppResult<Json<Value>> {
+    let p = st.coordinator.policy();
+    let mut v = serde_json::to_value(p).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    v["policy_id"] = json!(p.id());
+    Ok(Json(v))
+}
+
+// ------------------------------------------------------------------ devices
+
+async fn device_view(st: &AppState, d: &DeviceRow) -> AppResult<Value> {
+    let store = st.coordinator.store();
+    let telemetry = store.telemetry(&d.device).await?;
+    let rewards = store.device_rewards(&d.device).await?;
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, line) in &rewards {
+        for r in line.reasons.split(',').filter(|r| !r.is_empty()) {
+            *reasons.entry(r.to_string()).or_default() += 1;
+        }
+    }
+    for (r, n) in store.rejection_counts(Some(&d.device)).await? {
+        *reasons.entry(r).or_default() += n;
+    }
+    let total: u64 = rewards.iter().map(|(_, l)| l.reward + l.fees).sum();
+    Ok(json!({
+        "device": d.device,
+        "operator": d.operator,
+        "sector": Sector::from_code(d.sector).map(|s| s.as_str()),
+        "hardware_class": d.hardware_class,
+        "firmware_version": d.firmware_version,
+        "location": d.lat_micro.zip(d.lon_micro).map(|(la, lo)| json!({"lat": la as f64 / 1e6, "lon": lo as f64 / 1e6, "h3": d.h3_cell.map(|c| format!("{:x}", c as u64))})),
+        "registered_ms": d.registered_ms,
+        "revoked_ms": d.revoked_ms,
+        "replaced_by": d.replaced_by,
+        "last_seq": d.last_seq,
+        "telemetry": telemetry.map(|t| json!({
+            "timestamp_ms": t.timestamp_ms,
+            "uptime_s": t.uptime_s,
+            "temperature_c": t.temperature_centi_c as f64 / 100.0,
+            "firmware_version": t.firmware_version,
+            "power_w": t.power_mw as f64 / 1000.0,
+        })),
+        "rewards_total": total,
+        "epochs_rewarded": rewards.iter().filter(|(_, l)| l.reward > 0).count(),
+        "reasons": reasons,
+    }))
+}
+
+async fn onboard(State(st): St, RawBody(body): RawBody) -> AppResult<(StatusCode, Json<Value>)> {
+    let row = st.coordinator.onboard(now_ms(), &body).await?;
+    Ok((StatusCode::CREATED, Json(device_view(&st, &row).await?)))
+}
+
+async fn revoke(State(st): St, RawBody(body): RawBody) -> AppResult<Json<Value>> {
+    let row = st.coordinator.revoke(now_ms(), &body).await?;
+    Ok(Json(device_view(&st, &row).await?))
+}
+
+async fn rotate(State(st): St, RawBody(body): RawBody) -> AppResult<Json<Value>> {
+    let row = st.coordinator.rotate(now_ms(), &body).await?;
+    Ok(Json(device_view(&st, &row).await?))
+}
+
+async fn device(State(st): St, Path(device): Path<String>) -> AppResult<Json<Value>> {
+    let key = parse_key(&device, "device")?;
+    let row = st.coordinator.store().device(&key).await?.ok_or_else(|| ApiError::not_found(format!("device {key} is not registered")))?;
+    Ok(Json(device_view(&st, &row).await?))
+}
+
+async fn operator_devices(State(st): St, Path(operator): Path<String>) -> AppResult<Json<Value>> {
+    let key = parse_key(&operator, "operator")?;
+    let mut out = Vec::new();
+    for d in st.coordinator.store().devices(Some(&key)).await? {
+        out.push(device_view(&st, &d).await?);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+// ------------------------------------------------------------------ reports
+
+async fn reports(State(st): St, RawBody(body): RawBody) -> AppResult<Json<Value>> {
+    let outcome = st.coordinator.ingest(now_ms(), body.to_vec()).await?;
+    Ok(Json(serde_json::to_value(outcome).expect("outcome serialises")))
+}
+
+// ------------------------------------------------------------------- epochs
+
+async fn epoch_view(st: &AppState, row: &depin_store::EpochRow) -> AppResult<Value> {
+    let totals = st.coordinator.store().sector_totals(row.epoch).await?;
+    let per_sector: BTreeMap<&str, Value> = totals
+        .iter()
+        .filter_map(|t| {
+            Sector::from_code(t.sector).map(|s| {
+                (s.as_str(), json!({"emission": t.emission, "distributed": t.distributed, "devices": t.devices, "rewarded": t.rewarded}))
+            })
+        })
+        .collect();
+    Ok(json!({
+        "epoch": row.epoch,
+        "policy_id": row.policy_id,
+        "closed_ms": row.closed_ms,
+        "emission": row.emission,
+        "minted": row.minted,
+        "fees": row.fees,
+        "burned": row.burned,
+        "devices": row.devices,
+        "sheet_hash": hex::encode(&row.sheet_hash),
+        "claim_root": format!("0x{}", hex::encode(&row.claim_root)),
+        "per_sector": per_sector,
+    }))
+}
+
+async fn epochs(State(st): St) -> AppResult<Json<Value>> {
+    let mut out = Vec::new();
+    for row in st.coordinator.store().epochs().await? {
+        out.push(epoch_view(&st, &row).await?);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+async fn epoch(State(st): St, Path(epoch): Path<String>) -> AppResult<Json<Value>> {
+    let n = parse_epoch(&epoch)?;
+    let row = st.coordinator.store().epoch(n).await?.ok_or_else(|| ApiError::not_found(format!("epoch {n} is not closed")))?;
+    Ok(Json(epoch_view(&st, &row).await?))
+}
+
+// ---------------------------------------------------------- money and claims
+
+async fn balance(State(st): St, Path(account): Path<String>) -> AppResult<Json<Value>> {
+    let key = if account.len() == 64 && account.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!("operator:{}", account.to_ascii_lowercase())
+    } else {
+        depin_ledger::Account::parse_key(&account).map_err(|e| ApiError::bad_request(e.to_string()))?.to_key()
+    };
+    let balance = st.coordinator.store().balance(&key).await?;
+    Ok(Json(json!({ "account": key, "balance": balance })))
+}
+
+async fn tree(st: &AppState, epoch: u64) -> AppResult<Arc<depin_merkle::StandardMerkleTree>> {
+    if let Some((_, t)) = st.claim_cache.lock().expect("cache lock").iter().find(|(e, _)| *e == epoch) {
+        return Ok(t.clone());
+    }
+    let t = Arc::new(st.coordinator.claim_tree(epoch).await?);
+    let mut cache = st.claim_cache.lock().expect("cache lock");
+    cache.push((epoch, t.clone()));
+    // Closed epochs never change, so a small cache of recent trees is always valid.
+    if cache.len() > 4 {
+        cache.remove(0);
+    }
+    Ok(t)
+}
+
+async fn claims_dump(State(st): St, Path(epoch): Path<String>) -> AppResult<Response> {
+    let t = tree(&st, parse_epoch(&epoch)?).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], t.to_json()).into_response())
+}
+
+async fn claim(State(st): St, Path((epoch, account)): Path<(String, String)>) -> AppResult<Json<Value>> {
+    let n = parse_epoch(&epoch)?;
+    let key = parse_key(&account, "account")?;
+    let t = tree(&st, n).await?;
+    let i = t.find(key.as_bytes()).ok_or_else(|| ApiError::not_found(format!("account {key} has no claim as of epoch {n}")))?;
+    let leaf = t.leaves()[i];
+    Ok(Json(json!({
+        "epoch": n,
+        "account": key,
+        "amount": leaf.amount.to_string(),
+        "leaf": depin_merkle::to_hex(&depin_merkle::leaf_hash(&leaf)),
+        "proof": t.proof(i).iter().map(depin_merkle::to_hex).collect::<Vec<_>>(),
+        "root": depin_merkle::to_hex(&t.root()),
+    })))
+}
+
+// ---------------------------------------------------------------- economics
+
+/// Current reward rates per sector and cell, from the last `window` closed
+/// epochs: what `depin estimate --coordinator` projects from.
+async fn rates(State(st): St, Query(q): Query<BTreeMap<String, String>>) -> AppResult<Json<Value>> {
+    let window = match q.get("window") {
+        None => 24,
+        Some(w) => w.parse::<u64>().map_err(|_| ApiError::bad_request(format!("window must be a number of epochs, got {w:?}")))?,
+    }
+    .clamp(1, 24 * 30);
+    let store = st.coordinator.store();
+    let policy = st.coordinator.policy();
+    let Some(last) = store.last_closed_epoch().await? else {
+        return Err(ApiError::new(StatusCode::CONFLICT, "no_epochs", "no epoch has closed yet: no live rates to report"));
+    };
+    let first = last.saturating_sub(window - 1);
+    let mut per_device: BTreeMap<PublicKey, (Sector, u64)> = BTreeMap::new();
+    for e in first..=last {
+        for l in store.reward_lines(e).await? {
+            if let Some(s) = Sector::from_code(l.sector) {
+                per_device.entry(l.device).or_insert((s, 0)).1 += l.reward + l.fees;
+            }
+        }
+    }
+    let devices = store.devices(None).await?;
+    let cells: BTreeMap<PublicKey, String> =
+        devices.iter().filter_map(|d| d.h3_cell.map(|c| (d.device, format!("{:x}", c as u64)))).collect();
+    let rewards: Vec<depin_economics::DeviceWindowReward> = per_device
+        .iter()
+        .map(|(d, (s, a))| depin_economics::DeviceWindowReward { sector: *s, base_units: *a, h3_cell: cells.get(d).cloned() })
+        .collect();
+    let rates = depin_economics::rates_from_rewards(&policy.id(), policy.epoch_seconds, last - first + 1, &rewards, None)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(Json(serde_json::to_value(rates).expect("rates serialise")))
+}
+
