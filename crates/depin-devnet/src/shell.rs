@@ -316,11 +316,28 @@ async fn seal_store(store: Store, out: &Path) -> Result<(), DevnetError> {
         .create_if_missing(false)
         .busy_timeout(std::time::Duration::from_secs(30))
         .journal_mode(SqliteJournalMode::Delete);
-    let mut conn = SqliteConnection::connect_with(&options).await.map_err(db)?;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.map_err(db)?;
-    if !mode.eq_ignore_ascii_case("delete") {
-        return Err(DevnetError::Invariant(format!("the store is still open elsewhere: journal mode stays {mode:?}")));
-    }
+    // sqlx finishes closing a pooled connection on a background task, so one
+    // may still hold the file for a moment after `close` returns; leaving WAL
+    // mode needs it gone. Wait for that (bounded), never longer.
+    let mut attempts = 0;
+    let mut conn = loop {
+        attempts += 1;
+        let last = match SqliteConnection::connect_with(&options).await {
+            Ok(mut conn) => match sqlx::query_scalar::<_, String>("PRAGMA journal_mode").fetch_one(&mut conn).await {
+                Ok(mode) if mode.eq_ignore_ascii_case("delete") => break conn,
+                Ok(mode) => {
+                    let _ = conn.close().await;
+                    format!("journal mode stays {mode:?}")
+                }
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        if attempts >= 500 {
+            return Err(DevnetError::Invariant(format!("cannot take the store over from the coordinator's pool: {last}")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     sqlx::query("UPDATE _sqlx_migrations SET installed_on = '2026-01-01 00:00:00', execution_time = 0")
         .execute(&mut conn)
         .await
