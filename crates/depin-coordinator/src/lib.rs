@@ -434,7 +434,11 @@ impl Coordinator {
     pub async fn close_due_epochs(&self, now_ms: UnixMillis) -> Result<Vec<EpochSummary>, CoordError> {
         let mut closed = Vec::new();
         let Some(current) = self.policy.epoch_of(now_ms) else { return Ok(closed) };
-        let first = u64::try_from(self.last_closed.load(Ordering::SeqCst) + 1).unwrap_or(0);
+        let next = u64::try_from(self.last_closed.load(Ordering::SeqCst) + 1).unwrap_or(0);
+        // Epochs before the first registration are empty; on a network whose
+        // genesis lies far back, walking them one by one would take forever.
+        let Some(first_ms) = self.store.first_registration_ms().await? else { return Ok(closed) };
+        let first = next.max(self.policy.epoch_of(first_ms).unwrap_or(0));
         for epoch in first..current {
             if now_ms < self.policy.closable_at_ms(epoch) {
                 break;

@@ -773,6 +773,11 @@ impl Store {
         Ok(r)
     }
 
+    /// When the first device was registered: no epoch before it has anything to close.
+    pub async fn first_registration_ms(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query("SELECT MIN(registered_ms) FROM devices").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
     pub async fn devices_registered_before(&self, before_ms: i64) -> Result<Vec<DeviceRow>> {
         let rows = sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE registered_ms < $1 ORDER BY device"))
             .bind(before_ms)
