@@ -32,9 +32,11 @@ impl Progress for Bar {
     fn start(&mut self, total: u64) {
         self.0.set_length(total);
         self.0.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg:<15} [{bar:40}] {pos}/{len} events")
-                .expect("valid template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg:<15} [{bar:40}] {pos}/{len} events",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
     }
     fn advance(&mut self, done: u64, phase: &str) {
@@ -50,13 +52,32 @@ impl Progress for Bar {
 
 pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     let scenario: Scenario = args.scenario.parse()?;
-    let config = Config { seed: args.seed, nodes: args.nodes, epochs: args.epochs, scenario };
+    let config = Config {
+        seed: args.seed,
+        nodes: args.nodes,
+        epochs: args.epochs,
+        scenario,
+    };
     let started = std::time::Instant::now();
-    let mut bar = Bar(indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr()));
+    let mut bar = Bar(indicatif::ProgressBar::with_draw_target(
+        Some(0),
+        indicatif::ProgressDrawTarget::stderr(),
+    ));
     let outcome = depin_devnet::run(&config, &args.out, &mut bar)
         .await
-        .with_context(|| format!("devnet run (seed {}, {} nodes, {} epochs, scenario {})", args.seed, args.nodes, args.epochs, scenario))?;
-    print!("{}", depin_devnet::table(&outcome, &args.out.display().to_string()));
-    eprintln!("devnet finished in {:.2} s", started.elapsed().as_secs_f64());
+        .with_context(|| {
+            format!(
+                "devnet run (seed {}, {} nodes, {} epochs, scenario {})",
+                args.seed, args.nodes, args.epochs, scenario
+            )
+        })?;
+    print!(
+        "{}",
+        depin_devnet::table(&outcome, &args.out.display().to_string())
+    );
+    eprintln!(
+        "devnet finished in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -69,17 +69,28 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { seed: 1, nodes: 200, epochs: 24, scenario: Scenario::Mixed }
+        Config {
+            seed: 1,
+            nodes: 200,
+            epochs: 24,
+            scenario: Scenario::Mixed,
+        }
     }
 }
 
 impl Config {
     pub fn validate(&self) -> Result<(), DevnetError> {
         if self.nodes == 0 || self.nodes > MAX_NODES {
-            return Err(DevnetError::Usage(format!("--nodes must be 1..={MAX_NODES}, got {}", self.nodes)));
+            return Err(DevnetError::Usage(format!(
+                "--nodes must be 1..={MAX_NODES}, got {}",
+                self.nodes
+            )));
         }
         if self.epochs == 0 || self.epochs > MAX_EPOCHS {
-            return Err(DevnetError::Usage(format!("--epochs must be 1..={MAX_EPOCHS}, got {}", self.epochs)));
+            return Err(DevnetError::Usage(format!(
+                "--epochs must be 1..={MAX_EPOCHS}, got {}",
+                self.epochs
+            )));
         }
         Ok(())
     }
@@ -131,10 +142,16 @@ impl fmt::Display for Scenario {
 impl FromStr for Scenario {
     type Err = DevnetError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scenario::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
-            let names: Vec<&str> = Scenario::ALL.iter().map(|x| x.as_str()).collect();
-            DevnetError::Usage(format!("unknown scenario {s:?}: expected one of {}", names.join(", ")))
-        })
+        Scenario::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Scenario::ALL.iter().map(|x| x.as_str()).collect();
+                DevnetError::Usage(format!(
+                    "unknown scenario {s:?}: expected one of {}",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -144,7 +161,10 @@ pub enum DevnetError {
     #[error("{0}")]
     Usage(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Coordinator(#[from] depin_coordinator::CoordError),
     #[error(transparent)]

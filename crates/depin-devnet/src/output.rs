@@ -76,8 +76,16 @@ impl Spread {
     pub fn of(values: &[f64]) -> Spread {
         let mut v = values.to_vec();
         v.sort_by(f64::total_cmp);
-        let q = |q: f64| v.get(((v.len().saturating_sub(1)) as f64 * q).round() as usize).copied().unwrap_or(0.0);
-        Spread { p10: cents(q(0.1)), p50: cents(q(0.5)), p90: cents(q(0.9)) }
+        let q = |q: f64| {
+            v.get(((v.len().saturating_sub(1)) as f64 * q).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Spread {
+            p10: cents(q(0.1)),
+            p50: cents(q(0.5)),
+            p90: cents(q(0.9)),
+        }
     }
 }
 
@@ -169,7 +177,8 @@ pub fn to_canonical_json<T: Serialize>(value: &T) -> String {
     fn sort(v: Value) -> Value {
         match v {
             Value::Object(m) => {
-                let sorted: BTreeMap<String, Value> = m.into_iter().map(|(k, v)| (k, sort(v))).collect();
+                let sorted: BTreeMap<String, Value> =
+                    m.into_iter().map(|(k, v)| (k, sort(v))).collect();
                 Value::Object(sorted.into_iter().collect())
             }
             Value::Array(a) => Value::Array(a.into_iter().map(sort).collect()),
@@ -193,9 +202,20 @@ pub fn table(o: &DevnetOutcome, out: &str) -> String {
         s.seed, s.flags.nodes, s.flags.epochs, s.epoch_seconds, s.flags.scenario
     );
     let _ = writeln!(t, "policy {}\n", s.policy_id);
-    let _ = writeln!(t, "{:<10} {:>8} {:>9} {:>18}", "sector", "devices", "rewarded", "minted (tokens)");
+    let _ = writeln!(
+        t,
+        "{:<10} {:>8} {:>9} {:>18}",
+        "sector", "devices", "rewarded", "minted (tokens)"
+    );
     for (name, l) in &s.sectors {
-        let _ = writeln!(t, "{:<10} {:>8} {:>9} {:>18}", name, l.devices, l.rewarded, format_tokens(l.minted));
+        let _ = writeln!(
+            t,
+            "{:<10} {:>8} {:>9} {:>18}",
+            name,
+            l.devices,
+            l.rewarded,
+            format_tokens(l.minted)
+        );
     }
     let _ = writeln!(
         t,
@@ -205,9 +225,20 @@ pub fn table(o: &DevnetOutcome, out: &str) -> String {
         s.sectors.values().map(|l| l.rewarded).sum::<u64>(),
         format_tokens(s.ledger.minted)
     );
-    let _ = writeln!(t, "{:<17} {:>8} {:>9} {:>18}", "behaviour", "devices", "rewarded", "rewards (tokens)");
+    let _ = writeln!(
+        t,
+        "{:<17} {:>8} {:>9} {:>18}",
+        "behaviour", "devices", "rewarded", "rewards (tokens)"
+    );
     for (name, l) in &s.behaviours {
-        let _ = writeln!(t, "{:<17} {:>8} {:>9} {:>18}", name, l.devices, l.rewarded, format_tokens(l.rewards));
+        let _ = writeln!(
+            t,
+            "{:<17} {:>8} {:>9} {:>18}",
+            name,
+            l.devices,
+            l.rewarded,
+            format_tokens(l.rewards)
+        );
     }
     let _ = writeln!(t, "\ncheats caught (rejected reports by reason):");
     if s.rejections.is_empty() {
@@ -242,13 +273,28 @@ pub fn table(o: &DevnetOutcome, out: &str) -> String {
     let _ = writeln!(
         t,
         "operators: {} over {:.3} months; net profit p10 {:.2} / p50 {:.2} / p90 {:.2} USD; {} of {} pay back",
-        e.operators, e.months, e.net_profit_usd.p10, e.net_profit_usd.p50, e.net_profit_usd.p90, e.paying_back, e.operators
+        e.operators,
+        e.months,
+        e.net_profit_usd.p10,
+        e.net_profit_usd.p50,
+        e.net_profit_usd.p90,
+        e.paying_back,
+        e.operators
     );
     let last = s.flags.epochs.saturating_sub(1);
-    let _ = writeln!(t, "\nfiles: {out}/summary.json, {out}/devices.json, {out}/epochs/<N>/claims.json, {out}/depin.sqlite");
+    let _ = writeln!(
+        t,
+        "\nfiles: {out}/summary.json, {out}/devices.json, {out}/epochs/<N>/claims.json, {out}/depin.sqlite"
+    );
     let _ = writeln!(t, "next:");
-    let _ = writeln!(t, "  depin audit-epoch --database-url sqlite://{out}/depin.sqlite --epoch {last}");
-    let _ = writeln!(t, "  depin claims --database-url sqlite://{out}/depin.sqlite --epoch {last} --out claims-{last}.json");
+    let _ = writeln!(
+        t,
+        "  depin audit-epoch --database-url sqlite://{out}/depin.sqlite --epoch {last}"
+    );
+    let _ = writeln!(
+        t,
+        "  depin claims --database-url sqlite://{out}/depin.sqlite --epoch {last} --out claims-{last}.json"
+    );
     t
 }
 
@@ -263,8 +309,16 @@ mod tests {
             b: f64,
             a: BTreeMap<String, u32>,
         }
-        let x = X { b: cents(-0.001), a: [("z".to_string(), 1), ("y".to_string(), 2)].into_iter().collect() };
-        assert_eq!(to_canonical_json(&x), "{\n  \"a\": {\n    \"y\": 2,\n    \"z\": 1\n  },\n  \"b\": 0.0\n}\n");
+        let x = X {
+            b: cents(-0.001),
+            a: [("z".to_string(), 1), ("y".to_string(), 2)]
+                .into_iter()
+                .collect(),
+        };
+        assert_eq!(
+            to_canonical_json(&x),
+            "{\n  \"a\": {\n    \"y\": 2,\n    \"z\": 1\n  },\n  \"b\": 0.0\n}\n"
+        );
     }
 
     #[test]

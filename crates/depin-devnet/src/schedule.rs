@@ -26,12 +26,23 @@ use rand_chacha::ChaCha20Rng;
 /// One thing that happens to the coordinator.
 pub enum Event {
     /// Devices register: `(device index, signed certificate bytes)`.
-    Onboard { at_ms: UnixMillis, certificates: Vec<(u32, Vec<u8>)> },
+    Onboard {
+        at_ms: UnixMillis,
+        certificates: Vec<(u32, Vec<u8>)>,
+    },
     /// A batch of reports arrives. `senders[i]` is the world's index of the
     /// device that sent `reports[i]` (ground truth, for the run's own checks).
-    Deliver { at_ms: UnixMillis, tick: u64, reports: Vec<Signed>, senders: Vec<u32> },
+    Deliver {
+        at_ms: UnixMillis,
+        tick: u64,
+        reports: Vec<Signed>,
+        senders: Vec<u32>,
+    },
     /// An epoch's watermark passed: close it.
-    Close { at_ms: UnixMillis, epoch: EpochIndex },
+    Close {
+        at_ms: UnixMillis,
+        epoch: EpochIndex,
+    },
 }
 
 /// What a device remembers between ticks.
@@ -59,7 +70,14 @@ impl<'w> Simulation<'w> {
         Simulation {
             world,
             network: rng(world.config.seed, STREAM_NETWORK),
-            agents: world.devices.iter().map(|_| Agent { next_seq: 1, genuine: Vec::new() }).collect(),
+            agents: world
+                .devices
+                .iter()
+                .map(|_| Agent {
+                    next_seq: 1,
+                    genuine: Vec::new(),
+                })
+                .collect(),
             onboarded: false,
             next_tick: 0,
             ticks: epochs * world.policy.expected_heartbeats(),
@@ -96,7 +114,8 @@ impl<'w> Simulation<'w> {
             return Some(self.onboarding());
         }
         let tick_at = (self.next_tick < self.ticks).then(|| self.tick_ms(self.next_tick));
-        let close_at = (self.next_close < self.epochs).then(|| self.policy().closable_at_ms(self.next_close));
+        let close_at =
+            (self.next_close < self.epochs).then(|| self.policy().closable_at_ms(self.next_close));
         match (tick_at, close_at) {
             (None, None) => None,
             (Some(t), Some(c)) if c <= t => Some(self.close(c)),
@@ -135,11 +154,19 @@ impl<'w> Simulation<'w> {
             };
             let seq = &mut per_operator[d.operator as usize];
             *seq += 1;
-            certificates.push((d.index, sign(&Envelope::new(op.public, *seq, at_ms, &cert), &op.key).encode()));
+            certificates.push((
+                d.index,
+                sign(&Envelope::new(op.public, *seq, at_ms, &cert), &op.key).encode(),
+            ));
         }
-        Event::Onboard { at_ms, certificates }
+        Event::Onboard {
+            at_ms,
+            certificates,
+        }
     }
 
+    // `is_multiple_of` needs Rust 1.87; the workspace supports 1.85.
+    #[allow(clippy::manual_is_multiple_of)]
     fn tick(&mut self, k: u64, tick_ms: UnixMillis) -> Event {
         let interval = self.interval_ms();
         let latency: i64 = self.network.gen_range(20..=400);
@@ -210,7 +237,12 @@ impl<'w> Simulation<'w> {
             reports.push(s);
             senders.push(i);
         }
-        Event::Deliver { at_ms: tick_ms + latency, tick: k, reports, senders }
+        Event::Deliver {
+            at_ms: tick_ms + latency,
+            tick: k,
+            reports,
+            senders,
+        }
     }
 }
 
@@ -221,7 +253,13 @@ mod tests {
 
     #[test]
     fn events_are_time_ordered_and_complete() {
-        let world = World::generate(&Config { seed: 2, nodes: 12, epochs: 3, scenario: Scenario::Mixed }).unwrap();
+        let world = World::generate(&Config {
+            seed: 2,
+            nodes: 12,
+            epochs: 3,
+            scenario: Scenario::Mixed,
+        })
+        .unwrap();
         let mut sim = Simulation::new(&world);
         let total = sim.total_events();
         let mut last = i64::MIN;
@@ -230,7 +268,12 @@ mod tests {
             n += 1;
             let at = match &e {
                 Event::Onboard { at_ms, .. } => *at_ms,
-                Event::Deliver { at_ms, reports, senders, .. } => {
+                Event::Deliver {
+                    at_ms,
+                    reports,
+                    senders,
+                    ..
+                } => {
                     ticks += 1;
                     assert_eq!(reports.len(), senders.len());
                     *at_ms
@@ -251,7 +294,13 @@ mod tests {
 
     #[test]
     fn timestamps_stay_in_their_epoch() {
-        let world = World::generate(&Config { seed: 5, nodes: 8, epochs: 2, scenario: Scenario::Honest }).unwrap();
+        let world = World::generate(&Config {
+            seed: 5,
+            nodes: 8,
+            epochs: 2,
+            scenario: Scenario::Honest,
+        })
+        .unwrap();
         let mut sim = Simulation::new(&world);
         while let Some(e) = sim.next_event() {
             if let Event::Deliver { tick, reports, .. } = e {

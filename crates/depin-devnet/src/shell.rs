@@ -6,8 +6,9 @@
 //! on every run with the same flags.
 
 use crate::output::{
-    BehaviourLine, DeviceLine, DevnetOutcome, EpochLine, Flags, GENERATOR, LedgerTotals, OperatorEconomics, ReportTotals, SectorLine,
-    Spread, Summary, TokenPrice, cents, price, to_canonical_json,
+    BehaviourLine, DeviceLine, DevnetOutcome, EpochLine, Flags, GENERATOR, LedgerTotals,
+    OperatorEconomics, ReportTotals, SectorLine, Spread, Summary, TokenPrice, cents, price,
+    to_canonical_json,
 };
 use crate::schedule::{Event, Simulation};
 use crate::world::World;
@@ -38,7 +39,11 @@ impl Progress for () {}
 /// differs, the ledger does not balance, a cheat earned or an honest device
 /// was refused or unpaid. In the last case the files are still written, so
 /// the run can be inspected.
-pub async fn run(config: &Config, out: &Path, progress: &mut dyn Progress) -> Result<DevnetOutcome, DevnetError> {
+pub async fn run(
+    config: &Config,
+    out: &Path,
+    progress: &mut dyn Progress,
+) -> Result<DevnetOutcome, DevnetError> {
     config.validate()?;
     prepare_out_dir(out)?;
     let world = World::generate(config)?;
@@ -53,16 +58,29 @@ pub async fn run(config: &Config, out: &Path, progress: &mut dyn Progress) -> Re
     let mut violations: Vec<String> = Vec::new();
     while let Some(event) = sim.next_event() {
         match event {
-            Event::Onboard { at_ms, certificates } => {
+            Event::Onboard {
+                at_ms,
+                certificates,
+            } => {
                 for (device, bytes) in certificates {
                     coordinator.onboard(at_ms, &bytes).await.map_err(|e| {
-                        DevnetError::Invariant(format!("device {device}'s valid certificate was refused: {e}"))
+                        DevnetError::Invariant(format!(
+                            "device {device}'s valid certificate was refused: {e}"
+                        ))
                     })?;
                 }
                 progress.advance(done + 1, "onboarding");
             }
-            Event::Deliver { at_ms, reports: batch, senders, .. } => {
-                for (chunk, who) in batch.chunks(MAX_BATCH_REPORTS).zip(senders.chunks(MAX_BATCH_REPORTS)) {
+            Event::Deliver {
+                at_ms,
+                reports: batch,
+                senders,
+                ..
+            } => {
+                for (chunk, who) in batch
+                    .chunks(MAX_BATCH_REPORTS)
+                    .zip(senders.chunks(MAX_BATCH_REPORTS))
+                {
                     let outcome = coordinator.ingest(at_ms, encode_batch(chunk)).await?;
                     reports.sent += chunk.len() as u64;
                     reports.accepted += u64::from(outcome.accepted);
@@ -70,7 +88,10 @@ pub async fn run(config: &Config, out: &Path, progress: &mut dyn Progress) -> Re
                     for r in &outcome.rejected {
                         let d = &world.devices[who[r.index as usize] as usize];
                         if !d.behaviour.is_cheat() && violations.len() < 20 {
-                            violations.push(format!("{} device {} had a report refused: {}", d.behaviour, d.public, r.reason));
+                            violations.push(format!(
+                                "{} device {} had a report refused: {}",
+                                d.behaviour, d.public, r.reason
+                            ));
                         }
                     }
                 }
@@ -80,7 +101,9 @@ pub async fn run(config: &Config, out: &Path, progress: &mut dyn Progress) -> Re
                 match coordinator.close_epoch(epoch, at_ms).await? {
                     CloseOutcome::Closed(s) => closed.push(s),
                     CloseOutcome::AlreadyClosed => {
-                        return Err(DevnetError::Invariant(format!("epoch {epoch} was already closed in a fresh store")));
+                        return Err(DevnetError::Invariant(format!(
+                            "epoch {epoch} was already closed in a fresh store"
+                        )));
                     }
                 }
                 coordinator.check_ledger().await?;
@@ -94,7 +117,11 @@ pub async fn run(config: &Config, out: &Path, progress: &mut dyn Progress) -> Re
     for s in &closed {
         let report = audit_epoch(&store, s.epoch).await?;
         if !report.passed() {
-            return Err(DevnetError::Invariant(format!("epoch {} does not audit clean: {}", s.epoch, report.differences.join("; "))));
+            return Err(DevnetError::Invariant(format!(
+                "epoch {} does not audit clean: {}",
+                s.epoch,
+                report.differences.join("; ")
+            )));
         }
         progress.advance(done, "auditing");
     }
@@ -121,7 +148,11 @@ async fn collect(
     reports: ReportTotals,
 ) -> Result<DevnetOutcome, DevnetError> {
     let config = &world.config;
-    let index: BTreeMap<PublicKey, usize> = world.devices.iter().map(|d| (d.public, d.index as usize)).collect();
+    let index: BTreeMap<PublicKey, usize> = world
+        .devices
+        .iter()
+        .map(|d| (d.public, d.index as usize))
+        .collect();
     let n = world.devices.len();
     let mut rewards = vec![0u64; n];
     let mut revenue = vec![0f64; n];
@@ -131,9 +162,12 @@ async fn collect(
     for s in closed {
         let token_price = world.token_price_usd[s.epoch as usize];
         for line in store.reward_lines(s.epoch).await? {
-            let i = *index
-                .get(&line.device)
-                .ok_or_else(|| DevnetError::Invariant(format!("reward line for a device not in the world: {}", line.device)))?;
+            let i = *index.get(&line.device).ok_or_else(|| {
+                DevnetError::Invariant(format!(
+                    "reward line for a device not in the world: {}",
+                    line.device
+                ))
+            })?;
             rewards[i] += line.reward;
             revenue[i] += line.reward as f64 / BASE_UNITS_PER_TOKEN as f64 * token_price;
             for r in line.reasons.split(',').filter(|r| !r.is_empty()) {
@@ -151,7 +185,11 @@ async fn collect(
             devices: s.devices,
             rewarded: s.rewarded,
             token_price_usd: price(token_price),
-            per_sector: s.per_sector.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect(),
+            per_sector: s
+                .per_sector
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                .collect(),
         });
     }
     for d in &world.devices {
@@ -172,9 +210,12 @@ async fn collect(
         }
     }
     if holders != i128::from(minted) - i128::from(burned) {
-        return Err(DevnetError::Invariant(format!("balances total {holders} != minted {minted} - burned {burned}")));
+        return Err(DevnetError::Invariant(format!(
+            "balances total {holders} != minted {minted} - burned {burned}"
+        )));
     }
-    let balances_total = u64::try_from(holders).map_err(|_| DevnetError::Invariant(format!("negative balances total {holders}")))?;
+    let balances_total = u64::try_from(holders)
+        .map_err(|_| DevnetError::Invariant(format!("negative balances total {holders}")))?;
 
     // Economics per device and per operator.
     let months = world.months();
@@ -184,10 +225,14 @@ async fn collect(
     let mut op_costs = 0f64;
     // Every sector and behaviour appears, with zeros when nobody has it, so
     // the summary's shape does not depend on the seed.
-    let mut sectors: BTreeMap<String, SectorLine> =
-        depin_core::Sector::ALL.iter().map(|s| (s.as_str().to_string(), SectorLine::default())).collect();
-    let mut behaviours: BTreeMap<String, BehaviourLine> =
-        crate::world::Behaviour::NAMES.iter().map(|b| (b.to_string(), BehaviourLine::default())).collect();
+    let mut sectors: BTreeMap<String, SectorLine> = depin_core::Sector::ALL
+        .iter()
+        .map(|s| (s.as_str().to_string(), SectorLine::default()))
+        .collect();
+    let mut behaviours: BTreeMap<String, BehaviourLine> = crate::world::Behaviour::NAMES
+        .iter()
+        .map(|b| (b.to_string(), BehaviourLine::default()))
+        .collect();
     for d in &world.devices {
         let i = d.index as usize;
         let costs = d.costs_usd_per_month() * months;
@@ -198,7 +243,9 @@ async fn collect(
         s.devices += 1;
         s.rewarded += u64::from(rewards[i] > 0);
         s.minted += rewards[i];
-        let b = behaviours.entry(d.behaviour.name().to_string()).or_default();
+        let b = behaviours
+            .entry(d.behaviour.name().to_string())
+            .or_default();
         b.devices += 1;
         b.rewarded += u64::from(rewards[i] > 0);
         b.rewards += rewards[i];
@@ -219,11 +266,20 @@ async fn collect(
     let summary = Summary {
         generator: GENERATOR,
         seed: config.seed,
-        flags: Flags { seed: config.seed, nodes: config.nodes, epochs: config.epochs, scenario: config.scenario.as_str().to_string() },
+        flags: Flags {
+            seed: config.seed,
+            nodes: config.nodes,
+            epochs: config.epochs,
+            scenario: config.scenario.as_str().to_string(),
+        },
         policy_id: world.policy.id(),
         epoch_seconds: world.policy.epoch_seconds,
         epochs,
-        ledger: LedgerTotals { minted, burned, balances_total },
+        ledger: LedgerTotals {
+            minted,
+            burned,
+            balances_total,
+        },
         rejections: store.rejection_counts(None).await?,
         reports,
         sectors,
@@ -254,8 +310,16 @@ async fn collect(
 fn depin_ledger_account_is_holder(key: &str) -> Result<bool, DevnetError> {
     match key {
         "mint" | "burn" | "external" => Ok(false),
-        k if k == "protocol" || k.starts_with("operator:") || k.starts_with("escrow:") || k.starts_with("locked:") => Ok(true),
-        other => Err(DevnetError::Invariant(format!("unknown ledger account {other:?}"))),
+        k if k == "protocol"
+            || k.starts_with("operator:")
+            || k.starts_with("escrow:")
+            || k.starts_with("locked:") =>
+        {
+            Ok(true)
+        }
+        other => Err(DevnetError::Invariant(format!(
+            "unknown ledger account {other:?}"
+        ))),
     }
 }
 
@@ -265,25 +329,42 @@ pub fn ground_truth_violations(world: &World, o: &DevnetOutcome) -> Vec<String> 
     let mut v = Vec::new();
     for (d, line) in world.devices.iter().zip(&o.devices) {
         if d.behaviour.is_cheat() && line.rewards > 0 {
-            v.push(format!("cheat {} ({}) earned {}", line.device, line.behaviour, line.rewards));
+            v.push(format!(
+                "cheat {} ({}) earned {}",
+                line.device, line.behaviour, line.rewards
+            ));
         }
         if matches!(d.behaviour, crate::world::Behaviour::Honest) && line.rewards == 0 {
-            v.push(format!("honest device {} earned nothing: {:?}", line.device, line.reasons));
+            v.push(format!(
+                "honest device {} earned nothing: {:?}",
+                line.device, line.reasons
+            ));
         }
         if line.rewards == 0 && line.reasons.is_empty() {
-            v.push(format!("device {} ({}) earned nothing without a reason code", line.device, line.behaviour));
+            v.push(format!(
+                "device {} ({}) earned nothing without a reason code",
+                line.device, line.behaviour
+            ));
         }
     }
     v
 }
 
-async fn write_files(coordinator: &Coordinator, o: &DevnetOutcome, out: &Path, closed: &[EpochSummary]) -> Result<(), DevnetError> {
+async fn write_files(
+    coordinator: &Coordinator,
+    o: &DevnetOutcome,
+    out: &Path,
+    closed: &[EpochSummary],
+) -> Result<(), DevnetError> {
     write(&out.join("summary.json"), &to_canonical_json(&o.summary))?;
     write(&out.join("devices.json"), &to_canonical_json(&o.devices))?;
     for s in closed {
         let tree = coordinator.claim_tree(s.epoch).await?;
         if depin_merkle::to_hex(&tree.root()) != s.claim_root {
-            return Err(DevnetError::Invariant(format!("epoch {}: claim tree root differs from the closed root", s.epoch)));
+            return Err(DevnetError::Invariant(format!(
+                "epoch {}: claim tree root differs from the closed root",
+                s.epoch
+            )));
         }
         let dir = out.join("epochs").join(s.epoch.to_string());
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
@@ -299,7 +380,10 @@ fn write(path: &Path, text: &str) -> Result<(), DevnetError> {
 }
 
 fn io(path: &Path, source: std::io::Error) -> DevnetError {
-    DevnetError::Io { context: format!("cannot write {}", path.display()), source }
+    DevnetError::Io {
+        context: format!("cannot write {}", path.display()),
+        source,
+    }
 }
 
 /// Makes the SQLite file independent of the wall clock and self-contained
@@ -323,7 +407,10 @@ async fn seal_store(store: Store, out: &Path) -> Result<(), DevnetError> {
     let mut conn = loop {
         attempts += 1;
         let last = match SqliteConnection::connect_with(&options).await {
-            Ok(mut conn) => match sqlx::query_scalar::<_, String>("PRAGMA journal_mode").fetch_one(&mut conn).await {
+            Ok(mut conn) => match sqlx::query_scalar::<_, String>("PRAGMA journal_mode")
+                .fetch_one(&mut conn)
+                .await
+            {
                 Ok(mode) if mode.eq_ignore_ascii_case("delete") => break conn,
                 Ok(mode) => {
                     let _ = conn.close().await;
@@ -334,27 +421,43 @@ async fn seal_store(store: Store, out: &Path) -> Result<(), DevnetError> {
             Err(e) => e.to_string(),
         };
         if attempts >= 500 {
-            return Err(DevnetError::Invariant(format!("cannot take the store over from the coordinator's pool: {last}")));
+            return Err(DevnetError::Invariant(format!(
+                "cannot take the store over from the coordinator's pool: {last}"
+            )));
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
-    sqlx::query("UPDATE _sqlx_migrations SET installed_on = '2026-01-01 00:00:00', execution_time = 0")
-        .execute(&mut conn)
-        .await
-        .map_err(db)?;
+    sqlx::query(
+        "UPDATE _sqlx_migrations SET installed_on = '2026-01-01 00:00:00', execution_time = 0",
+    )
+    .execute(&mut conn)
+    .await
+    .map_err(db)?;
     // VACUUM INTO writes a fresh file, so even the header's change counter
     // (which counts transactions in a way WAL mode leaves to chance) is the
     // same on every run.
     let sealed = out.join("depin.sqlite.sealed");
     let _ = std::fs::remove_file(&sealed);
-    sqlx::query("VACUUM INTO $1").bind(sealed.display().to_string()).execute(&mut conn).await.map_err(db)?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(sealed.display().to_string())
+        .execute(&mut conn)
+        .await
+        .map_err(db)?;
     conn.close().await.map_err(db)?;
     let target = out.join("depin.sqlite");
-    std::fs::rename(&sealed, &target)
-        .map_err(|e| DevnetError::Io { context: format!("cannot replace {} with the sealed store", target.display()), source: e })?;
-    for leftover in ["depin.sqlite-wal", "depin.sqlite-shm", "depin.sqlite-journal"] {
+    std::fs::rename(&sealed, &target).map_err(|e| DevnetError::Io {
+        context: format!("cannot replace {} with the sealed store", target.display()),
+        source: e,
+    })?;
+    for leftover in [
+        "depin.sqlite-wal",
+        "depin.sqlite-shm",
+        "depin.sqlite-journal",
+    ] {
         if out.join(leftover).exists() {
-            return Err(DevnetError::Invariant(format!("{leftover} is left beside the sealed store")));
+            return Err(DevnetError::Invariant(format!(
+                "{leftover} is left beside the sealed store"
+            )));
         }
     }
     Ok(())
@@ -412,13 +515,19 @@ pub fn prepare_out_dir(out: &Path) -> Result<(), DevnetError> {
                 return Err(refuse("epochs is not a directory".into()));
             }
             for (epoch, ety) in read(&out.join("epochs"))? {
-                let files = if ety.is_dir() { read(&out.join("epochs").join(&epoch))? } else { Vec::new() };
+                let files = if ety.is_dir() {
+                    read(&out.join("epochs").join(&epoch))?
+                } else {
+                    Vec::new()
+                };
                 let looks_right = ety.is_dir()
                     && !epoch.is_empty()
                     && epoch.bytes().all(|b| b.is_ascii_digit())
                     && files.iter().all(|(f, t)| f == "claims.json" && t.is_file());
                 if !looks_right {
-                    return Err(refuse(format!("epochs/{epoch} is not an epoch's claims directory")));
+                    return Err(refuse(format!(
+                        "epochs/{epoch} is not an epoch's claims directory"
+                    )));
                 }
             }
         } else if !ty.is_file() {
@@ -428,13 +537,22 @@ pub fn prepare_out_dir(out: &Path) -> Result<(), DevnetError> {
     if let Some((name, _)) = entries.iter().find(|(n, _)| n == "summary.json") {
         let text = std::fs::read_to_string(out.join(name)).map_err(|e| io(out, e))?;
         if !text.contains(GENERATOR) {
-            return Err(refuse("its summary.json was not written by `depin devnet`".into()));
+            return Err(refuse(
+                "its summary.json was not written by `depin devnet`".into(),
+            ));
         }
     }
     for (name, _) in entries {
         let path = out.join(&name);
-        let r = if name == "epochs" { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-        r.map_err(|e| DevnetError::Io { context: format!("cannot remove {}", path.display()), source: e })?;
+        let r = if name == "epochs" {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        r.map_err(|e| DevnetError::Io {
+            context: format!("cannot remove {}", path.display()),
+            source: e,
+        })?;
     }
     Ok(())
 }

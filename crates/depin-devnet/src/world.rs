@@ -9,7 +9,10 @@
 
 use crate::{Config, DevnetError, EPOCH_SECONDS};
 use depin_core::{PublicKey, Sector};
-use depin_economics::{Catalogue, DeviceProfile, EstimateInputs, Market, NetworkRates, OperatorSettings, inputs_for_profile};
+use depin_economics::{
+    Catalogue, DeviceProfile, EstimateInputs, Market, NetworkRates, OperatorSettings,
+    inputs_for_profile,
+};
 use depin_protocol::{SigningKey, device_keypair_from_seed, public_key_of};
 use depin_rewards::RewardPolicy;
 use rand::seq::SliceRandom;
@@ -52,7 +55,7 @@ pub enum Behaviour {
     Flaky { miss_ppm: u32 },
     /// Claims its registered key as signer but signs with `forger` (even
     /// ticks) or flips a bit of a correct signature (odd ticks).
-    ForgedSignature { forger: SigningKey },
+    ForgedSignature { forger: Box<SigningKey> },
     /// Sends [`REPLAYER_GENUINE_HEARTBEATS`] genuine heartbeats, then only
     /// re-sends those: verbatim, or re-signed with a fresh timestamp but the
     /// old sequence number.
@@ -64,7 +67,14 @@ pub enum Behaviour {
 }
 
 impl Behaviour {
-    pub const NAMES: [&'static str; 6] = ["honest", "flaky", "forged_signature", "replayer", "skewed_clock", "unregistered"];
+    pub const NAMES: [&'static str; 6] = [
+        "honest",
+        "flaky",
+        "forged_signature",
+        "replayer",
+        "skewed_clock",
+        "unregistered",
+    ];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -105,7 +115,12 @@ enum Role {
     Unregistered,
 }
 
-const CHEATS: [Role; 4] = [Role::Forged, Role::Replayer, Role::Skewed, Role::Unregistered];
+const CHEATS: [Role; 4] = [
+    Role::Forged,
+    Role::Replayer,
+    Role::Skewed,
+    Role::Unregistered,
+];
 
 pub struct Operator {
     pub key: SigningKey,
@@ -153,9 +168,15 @@ impl World {
     pub fn generate(config: &Config) -> Result<World, DevnetError> {
         config.validate()?;
         let policy = devnet_policy();
-        policy.validate().map_err(|e| DevnetError::Invariant(format!("devnet policy: {e}")))?;
-        if REPLAYER_GENUINE_HEARTBEATS * 10_000 >= u64::from(policy.min_uptime_bps) * policy.expected_heartbeats() {
-            return Err(DevnetError::Invariant("a replayer's genuine heartbeats would pass the uptime gate".into()));
+        policy
+            .validate()
+            .map_err(|e| DevnetError::Invariant(format!("devnet policy: {e}")))?;
+        if REPLAYER_GENUINE_HEARTBEATS * 10_000
+            >= u64::from(policy.min_uptime_bps) * policy.expected_heartbeats()
+        {
+            return Err(DevnetError::Invariant(
+                "a replayer's genuine heartbeats would pass the uptime gate".into(),
+            ));
         }
         let nodes = config.nodes as usize;
         let mut w = rng(config.seed, STREAM_WORLD);
@@ -199,10 +220,14 @@ impl World {
         let mut devices = Vec::with_capacity(nodes);
         for (i, device_key) in device_keys.into_iter().enumerate() {
             let sector = sectors[i];
-            let fitting: Vec<&DeviceProfile> = catalogue.devices().iter().filter(|p| p.sector == sector).collect();
-            let profile = (*fitting
-                .choose(&mut w)
-                .ok_or_else(|| DevnetError::Invariant(format!("the catalogue has no {sector} device")))?)
+            let fitting: Vec<&DeviceProfile> = catalogue
+                .devices()
+                .iter()
+                .filter(|p| p.sector == sector)
+                .collect();
+            let profile = (*fitting.choose(&mut w).ok_or_else(|| {
+                DevnetError::Invariant(format!("the catalogue has no {sector} device"))
+            })?)
             .clone();
             let op = &operators[owner[i] as usize];
             // The operator's line and tariff; this device's share of the line and
@@ -210,20 +235,32 @@ impl World {
             let settings = OperatorSettings {
                 kwh_price_usd: op.kwh_price_usd,
                 internet_usd_per_month: op.internet_usd_per_month,
-                internet_share: Some(round_to((profile.internet_share * w.gen_range(0.5..1.5)).min(1.0), 3)),
-                maintenance_usd_per_month: Some(round_to(profile.maintenance_usd_per_month * w.gen_range(0.5..1.5), 2)),
+                internet_share: Some(round_to(
+                    (profile.internet_share * w.gen_range(0.5..1.5)).min(1.0),
+                    3,
+                )),
+                maintenance_usd_per_month: Some(round_to(
+                    profile.maintenance_usd_per_month * w.gen_range(0.5..1.5),
+                    2,
+                )),
                 ..OperatorSettings::default()
             };
             let economics = inputs_for_profile(&profile, None, &settings, &rates, None)?;
             let behaviour = match roles[i] {
                 Role::Honest => Behaviour::Honest,
-                Role::Flaky => Behaviour::Flaky { miss_ppm: w.gen_range(50_000..600_000) },
-                Role::Forged => Behaviour::ForgedSignature { forger: key(&mut k) },
+                Role::Flaky => Behaviour::Flaky {
+                    miss_ppm: w.gen_range(50_000..600_000),
+                },
+                Role::Forged => Behaviour::ForgedSignature {
+                    forger: Box::new(key(&mut k)),
+                },
                 Role::Replayer => Behaviour::Replayer,
                 Role::Skewed => {
                     let hours: i64 = w.gen_range(2..=12);
                     let sign = if w.r#gen::<bool>() { 1 } else { -1 };
-                    Behaviour::SkewedClock { offset_ms: sign * hours * 3_600_000 + w.gen_range(0..60_000) }
+                    Behaviour::SkewedClock {
+                        offset_ms: sign * hours * 3_600_000 + w.gen_range(0..60_000),
+                    }
                 }
                 Role::Unregistered => Behaviour::Unregistered,
             };
@@ -243,7 +280,14 @@ impl World {
 
         let market = Market::default();
         let token_price_usd = price_path(config.seed, config.epochs, &policy, &market);
-        Ok(World { config: config.clone(), policy, operators, devices, market, token_price_usd })
+        Ok(World {
+            config: config.clone(),
+            policy,
+            operators,
+            devices,
+            market,
+            token_price_usd,
+        })
     }
 
     /// Simulated months the run covers (for costs).
@@ -274,7 +318,10 @@ pub fn price_path(seed: u64, epochs: u32, policy: &RewardPolicy, market: &Market
     let mut out = Vec::with_capacity(epochs as usize);
     for e in 0..epochs {
         let t = f64::from(e) * dt;
-        out.push(market.token_price_usd * (market.token_drift_per_year * t + market.token_volatility_per_year * w).exp());
+        out.push(
+            market.token_price_usd
+                * (market.token_drift_per_year * t + market.token_volatility_per_year * w).exp(),
+        );
         // Box–Muller: one standard normal per step.
         let u1: f64 = 1.0 - r.r#gen::<f64>();
         let u2: f64 = r.r#gen::<f64>();
@@ -290,7 +337,12 @@ mod tests {
     use crate::Scenario;
 
     fn config(seed: u64, nodes: u32, scenario: Scenario) -> Config {
-        Config { seed, nodes, epochs: 4, scenario }
+        Config {
+            seed,
+            nodes,
+            epochs: 4,
+            scenario,
+        }
     }
 
     #[test]
@@ -298,15 +350,40 @@ mod tests {
         let a = World::generate(&config(3, 40, Scenario::Mixed)).unwrap();
         let b = World::generate(&config(3, 40, Scenario::Mixed)).unwrap();
         let sig = |w: &World| -> Vec<(PublicKey, u32, Sector, String, &'static str)> {
-            w.devices.iter().map(|d| (d.public, d.operator, d.sector, d.profile.name.clone(), d.behaviour.name())).collect()
+            w.devices
+                .iter()
+                .map(|d| {
+                    (
+                        d.public,
+                        d.operator,
+                        d.sector,
+                        d.profile.name.clone(),
+                        d.behaviour.name(),
+                    )
+                })
+                .collect()
         };
         assert_eq!(sig(&a), sig(&b));
         assert_eq!(a.token_price_usd, b.token_price_usd);
-        for kind in ["forged_signature", "replayer", "skewed_clock", "unregistered", "flaky", "honest"] {
-            assert!(a.devices.iter().any(|d| d.behaviour.name() == kind), "{kind} missing");
+        for kind in [
+            "forged_signature",
+            "replayer",
+            "skewed_clock",
+            "unregistered",
+            "flaky",
+            "honest",
+        ] {
+            assert!(
+                a.devices.iter().any(|d| d.behaviour.name() == kind),
+                "{kind} missing"
+            );
         }
         for s in Sector::ALL {
-            assert!(a.devices.iter().any(|d| d.sector == s && d.profile.sector == s));
+            assert!(
+                a.devices
+                    .iter()
+                    .any(|d| d.sector == s && d.profile.sector == s)
+            );
         }
         let c = World::generate(&config(4, 40, Scenario::Mixed)).unwrap();
         assert_ne!(sig(&a), sig(&c));
@@ -314,7 +391,14 @@ mod tests {
 
     #[test]
     fn scenario_shares() {
-        let count = |s| World::generate(&config(1, 200, s)).unwrap().devices.iter().filter(|d| d.behaviour.is_cheat()).count();
+        let count = |s| {
+            World::generate(&config(1, 200, s))
+                .unwrap()
+                .devices
+                .iter()
+                .filter(|d| d.behaviour.is_cheat())
+                .count()
+        };
         assert_eq!(count(Scenario::Honest), 0);
         assert_eq!(count(Scenario::Mixed), 30);
         assert_eq!(count(Scenario::Cheaters), 100);

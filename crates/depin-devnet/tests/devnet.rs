@@ -8,7 +8,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn small(seed: u64) -> Config {
-    Config { seed, nodes: 40, epochs: 4, scenario: Scenario::Mixed }
+    Config {
+        seed,
+        nodes: 40,
+        epochs: 4,
+        scenario: Scenario::Mixed,
+    }
 }
 
 /// Every file under `dir`, relative path → bytes.
@@ -19,7 +24,10 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                out.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(root).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -34,21 +42,37 @@ fn json(dir: &Path, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_seed_same_bytes_different_seed_different_summary() {
-    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     run(&small(7), a.path(), &mut ()).await.unwrap();
     run(&small(7), b.path(), &mut ()).await.unwrap();
     let (fa, fb) = (files(a.path()), files(b.path()));
     let names: Vec<&String> = fa.keys().collect();
     assert!(names.iter().any(|n| *n == "depin.sqlite"), "{names:?}");
-    assert!(names.iter().any(|n| *n == "summary.json") && names.iter().any(|n| *n == "devices.json"));
-    assert_eq!(names.iter().filter(|n| n.ends_with("claims.json")).count(), 4, "{names:?}");
+    assert!(
+        names.iter().any(|n| *n == "summary.json") && names.iter().any(|n| *n == "devices.json")
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with("claims.json")).count(),
+        4,
+        "{names:?}"
+    );
     assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
     for (name, bytes) in &fa {
-        assert!(bytes == &fb[name], "{name} differs between two runs with the same seed");
+        assert!(
+            bytes == &fb[name],
+            "{name} differs between two runs with the same seed"
+        );
     }
 
     run(&small(8), c.path(), &mut ()).await.unwrap();
-    assert_ne!(std::fs::read(a.path().join("summary.json")).unwrap(), std::fs::read(c.path().join("summary.json")).unwrap());
+    assert_ne!(
+        std::fs::read(a.path().join("summary.json")).unwrap(),
+        std::fs::read(c.path().join("summary.json")).unwrap()
+    );
 
     // Rerunning into an earlier output directory replaces it, same bytes.
     run(&small(7), a.path(), &mut ()).await.unwrap();
@@ -84,7 +108,14 @@ async fn cheats_earn_nothing_honest_devices_earn_ledger_balances_claims_match() 
             assert!(d[key].is_string(), "{key} in {d}");
         }
     }
-    for kind in ["honest", "flaky", "forged_signature", "replayer", "skewed_clock", "unregistered"] {
+    for kind in [
+        "honest",
+        "flaky",
+        "forged_signature",
+        "replayer",
+        "skewed_clock",
+        "unregistered",
+    ] {
         assert!(kinds.contains_key(kind), "{kinds:?}");
     }
     // Each cheat is caught for what it does.
@@ -92,31 +123,59 @@ async fn cheats_earn_nothing_honest_devices_earn_ledger_balances_claims_match() 
         devices
             .iter()
             .filter(|d| d["behaviour"] == kind)
-            .flat_map(|d| d["reasons"].as_object().unwrap().keys().cloned().collect::<Vec<_>>())
+            .flat_map(|d| {
+                d["reasons"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
             .collect()
     };
     assert!(reason_of("forged_signature").contains(&"bad_signature".to_string()));
     assert!(reason_of("replayer").contains(&"replayed_sequence".to_string()));
     assert!(reason_of("unregistered").contains(&"unknown_signer".to_string()));
     let skew = reason_of("skewed_clock");
-    assert!(skew.contains(&"stale_timestamp".to_string()) || skew.contains(&"future_timestamp".to_string()), "{skew:?}");
+    assert!(
+        skew.contains(&"stale_timestamp".to_string())
+            || skew.contains(&"future_timestamp".to_string()),
+        "{skew:?}"
+    );
 
     let summary = json(dir.path(), "summary.json");
     let rejections = summary["rejections"].as_object().unwrap();
     for reason in ["bad_signature", "replayed_sequence", "unknown_signer"] {
         assert!(rejections[reason].as_u64().unwrap() > 0, "{rejections:?}");
     }
-    assert!(rejections.contains_key("stale_timestamp") || rejections.contains_key("future_timestamp"));
+    assert!(
+        rejections.contains_key("stale_timestamp") || rejections.contains_key("future_timestamp")
+    );
 
     // Ledger: balances = minted − burned, and minted = the epochs' sum.
     let ledger = &summary["ledger"];
-    let (minted, burned, total) =
-        (ledger["minted"].as_u64().unwrap(), ledger["burned"].as_u64().unwrap(), ledger["balances_total"].as_u64().unwrap());
+    let (minted, burned, total) = (
+        ledger["minted"].as_u64().unwrap(),
+        ledger["burned"].as_u64().unwrap(),
+        ledger["balances_total"].as_u64().unwrap(),
+    );
     assert_eq!(total, minted - burned);
     let epochs = summary["epochs"].as_array().unwrap();
     assert_eq!(epochs.len(), 4);
-    assert_eq!(epochs.iter().map(|e| e["minted"].as_u64().unwrap()).sum::<u64>(), minted);
-    assert_eq!(devices.iter().map(|d| d["rewards"].as_u64().unwrap()).sum::<u64>(), minted);
+    assert_eq!(
+        epochs
+            .iter()
+            .map(|e| e["minted"].as_u64().unwrap())
+            .sum::<u64>(),
+        minted
+    );
+    assert_eq!(
+        devices
+            .iter()
+            .map(|d| d["rewards"].as_u64().unwrap())
+            .sum::<u64>(),
+        minted
+    );
     for e in epochs {
         assert_eq!(e["per_sector"].as_object().unwrap().len(), 4, "{e}");
     }
@@ -124,38 +183,86 @@ async fn cheats_earn_nothing_honest_devices_earn_ledger_balances_claims_match() 
     // Claims: every file loads, and its root is the epoch's merkle_root.
     for e in epochs {
         let n = e["epoch"].as_u64().unwrap();
-        let text = std::fs::read_to_string(dir.path().join(format!("epochs/{n}/claims.json"))).unwrap();
+        let text =
+            std::fs::read_to_string(dir.path().join(format!("epochs/{n}/claims.json"))).unwrap();
         assert!(text.contains("\"format\":\"standard-v1\""));
         let tree = StandardMerkleTree::from_json(&text).unwrap();
-        assert_eq!(depin_merkle::to_hex(&tree.root()), e["merkle_root"].as_str().unwrap());
+        assert_eq!(
+            depin_merkle::to_hex(&tree.root()),
+            e["merkle_root"].as_str().unwrap()
+        );
     }
 
     // Every epoch audits clean against the sealed store, reopened from disk.
     let store = depin_store::Store::open_in_dir(dir.path()).await.unwrap();
     for n in 0..4 {
-        let report = depin_coordinator::audit::audit_epoch(&store, n).await.unwrap();
+        let report = depin_coordinator::audit::audit_epoch(&store, n)
+            .await
+            .unwrap();
         assert!(report.passed(), "{:?}", report.differences);
     }
     store.close().await;
 
     // The table names the follow-up commands and is deterministic.
     let t = depin_devnet::table(&outcome, "out");
-    assert!(t.contains("depin audit-epoch --database-url sqlite://out/depin.sqlite --epoch 3"), "{t}");
+    assert!(
+        t.contains("depin audit-epoch --database-url sqlite://out/depin.sqlite --epoch 3"),
+        "{t}"
+    );
     assert!(t.contains("bad_signature"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_scenario_pays_everyone_and_cheaters_scenario_catches_half() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run(&Config { seed: 3, nodes: 24, epochs: 2, scenario: Scenario::Honest }, dir.path(), &mut ()).await.unwrap();
-    assert!(o.summary.rejections.is_empty(), "{:?}", o.summary.rejections);
-    assert!(o.devices.iter().filter(|d| d.behaviour == "honest").all(|d| d.rewards > 0));
+    let o = run(
+        &Config {
+            seed: 3,
+            nodes: 24,
+            epochs: 2,
+            scenario: Scenario::Honest,
+        },
+        dir.path(),
+        &mut (),
+    )
+    .await
+    .unwrap();
+    assert!(
+        o.summary.rejections.is_empty(),
+        "{:?}",
+        o.summary.rejections
+    );
+    assert!(
+        o.devices
+            .iter()
+            .filter(|d| d.behaviour == "honest")
+            .all(|d| d.rewards > 0)
+    );
 
     let dir = tempfile::tempdir().unwrap();
-    let o = run(&Config { seed: 3, nodes: 24, epochs: 2, scenario: Scenario::Cheaters }, dir.path(), &mut ()).await.unwrap();
-    let cheats: Vec<_> = o.devices.iter().filter(|d| d.behaviour != "honest" && d.behaviour != "flaky").collect();
+    let o = run(
+        &Config {
+            seed: 3,
+            nodes: 24,
+            epochs: 2,
+            scenario: Scenario::Cheaters,
+        },
+        dir.path(),
+        &mut (),
+    )
+    .await
+    .unwrap();
+    let cheats: Vec<_> = o
+        .devices
+        .iter()
+        .filter(|d| d.behaviour != "honest" && d.behaviour != "flaky")
+        .collect();
     assert_eq!(cheats.len(), 12);
-    assert!(cheats.iter().all(|d| d.rewards == 0 && !d.reasons.is_empty()));
+    assert!(
+        cheats
+            .iter()
+            .all(|d| d.rewards == 0 && !d.reasons.is_empty())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +271,10 @@ async fn refuses_a_directory_that_is_not_devnet_output() {
     std::fs::write(dir.path().join("thesis.tex"), "precious").unwrap();
     let err = run(&small(1), dir.path(), &mut ()).await.unwrap_err();
     assert!(err.to_string().contains("refusing to write"), "{err}");
-    assert_eq!(std::fs::read_to_string(dir.path().join("thesis.tex")).unwrap(), "precious");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("thesis.tex")).unwrap(),
+        "precious"
+    );
 
     let err = "chaos".parse::<Scenario>().unwrap_err();
     assert!(err.to_string().contains("mixed, honest, cheaters"), "{err}");
