@@ -368,9 +368,8 @@ async fn write_files(
         }
         let dir = out.join("epochs").join(s.epoch.to_string());
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        let mut json = tree.to_json();
-        json.push('\n');
-        write(&dir.join("claims.json"), &json)?;
+        // Exactly what `depin claims` writes (the JS library's `dump()`).
+        write(&dir.join("claims.json"), &tree.to_json())?;
     }
     Ok(())
 }
