@@ -286,12 +286,22 @@ impl Store {
                 verdicts[i] = Some(NotStored::Duplicate);
             }
         }
-        for (device, seq) in &max_seq {
-            sqlx::query("UPDATE devices SET last_seq = $1 WHERE device = $2 AND (last_seq IS NULL OR last_seq < $1)")
-                .bind(to_i64(*seq))
-                .bind(device.0.to_vec())
-                .execute(&mut *tx)
-                .await?;
+        // One statement for all devices: per-device UPDATEs cost a round trip
+        // each and dominated the append. VALUES columns are column1, column2
+        // in both SQLite and PostgreSQL.
+        let seq_rows: Vec<(PublicKey, u64)> = max_seq.into_iter().collect();
+        for chunk in seq_rows.chunks(4000) {
+            let values = crate::values_sql("", "", 2, chunk.len());
+            let sql = format!(
+                "UPDATE devices SET last_seq = v.column2 FROM ({}) AS v \
+                 WHERE devices.device = v.column1 AND (devices.last_seq IS NULL OR devices.last_seq < v.column2)",
+                values.trim()
+            );
+            let mut q = sqlx::query(&sql);
+            for (device, seq) in chunk {
+                q = q.bind(device.0.to_vec()).bind(to_i64(*seq));
+            }
+            q.execute(&mut *tx).await?;
         }
         let telemetry_rows: Vec<Vec<Val>> = telemetry
             .iter()
