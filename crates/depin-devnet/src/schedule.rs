@@ -9,12 +9,16 @@
 //! exactly its watermark, [`RewardPolicy::closable_at_ms`]; when a close and a
 //! tick fall on the same millisecond the close goes first.
 //!
-//! Network: every tick, each device's report travels in one batch that
-//! arrives after a seeded latency of 20–400 ms. Reports of devices with forged
-//! signatures travel at the end of the batch: the coordinator checks
-//! signatures 64 at a time with one batch equation and re-checks a failing
-//! chunk one by one, so grouping them keeps the run fast. Each device sends at
-//! most one report per tick, so order inside the batch changes no verdict.
+//! Network: devices send every tick; a gateway forwards what it collected
+//! every [`TICKS_PER_DELIVERY`] ticks (15 simulated minutes), never across an
+//! epoch boundary, as one batch that arrives after a seeded latency of
+//! 20–400 ms. Fewer, larger batches keep the run fast: the store pays a fixed
+//! cost per append and per device in it. Every report is still well inside
+//! the admission window, and each device's reports stay in sequence order.
+//! Reports of devices with forged signatures travel at the end of the batch:
+//! the coordinator checks signatures 64 at a time with one batch equation and
+//! re-checks a failing chunk one by one, so grouping them keeps the run fast.
+//! Order inside a batch changes no verdict.
 
 use crate::world::{Behaviour, REPLAYER_GENUINE_HEARTBEATS, STREAM_NETWORK, World, rng};
 use depin_core::{EpochIndex, UnixMillis};
@@ -22,6 +26,9 @@ use depin_protocol::{DeviceCertificate, Envelope, Heartbeat, Signed, sign};
 use depin_rewards::RewardPolicy;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
+
+/// Heartbeat ticks whose reports travel in one delivery (one `ingest` call).
+pub const TICKS_PER_DELIVERY: u64 = 3;
 
 /// One thing that happens to the coordinator.
 pub enum Event {
@@ -103,9 +110,10 @@ impl<'w> Simulation<'w> {
         self.genesis() + k as i64 * self.interval_ms() + self.interval_ms() / 2
     }
 
-    /// Events in total (for progress): one onboarding, the ticks, the closes.
+    /// Events in total (for progress): one onboarding, the deliveries, the closes.
     pub fn total_events(&self) -> u64 {
-        1 + self.ticks + self.epochs
+        let per_epoch = self.policy().expected_heartbeats();
+        1 + self.epochs * per_epoch.div_ceil(TICKS_PER_DELIVERY) + self.epochs
     }
 
     pub fn next_event(&mut self) -> Option<Event> {
@@ -113,7 +121,8 @@ impl<'w> Simulation<'w> {
             self.onboarded = true;
             return Some(self.onboarding());
         }
-        let tick_at = (self.next_tick < self.ticks).then(|| self.tick_ms(self.next_tick));
+        let group_end = self.group_end(self.next_tick);
+        let tick_at = (self.next_tick < self.ticks).then(|| self.tick_ms(group_end - 1));
         let close_at =
             (self.next_close < self.epochs).then(|| self.policy().closable_at_ms(self.next_close));
         match (tick_at, close_at) {
@@ -121,11 +130,20 @@ impl<'w> Simulation<'w> {
             (Some(t), Some(c)) if c <= t => Some(self.close(c)),
             (None, Some(c)) => Some(self.close(c)),
             (Some(t), _) => {
-                let k = self.next_tick;
-                self.next_tick += 1;
-                Some(self.tick(k, t))
+                let first = self.next_tick;
+                self.next_tick = group_end;
+                Some(self.deliver(first, group_end, t))
             }
         }
+    }
+
+    /// End (exclusive) of the delivery that starts with tick `k`: at most
+    /// [`TICKS_PER_DELIVERY`] ticks, never across an epoch boundary.
+    fn group_end(&self, k: u64) -> u64 {
+        let per_epoch = self.policy().expected_heartbeats().max(1);
+        (k + TICKS_PER_DELIVERY)
+            .min((k / per_epoch + 1) * per_epoch)
+            .min(self.ticks)
     }
 
     fn close(&mut self, at_ms: UnixMillis) -> Event {
@@ -165,15 +183,41 @@ impl<'w> Simulation<'w> {
         }
     }
 
+    /// The reports of ticks `first..end`, delivered together at `last_tick_ms`
+    /// plus a seeded latency.
+    fn deliver(&mut self, first: u64, end: u64, last_tick_ms: UnixMillis) -> Event {
+        let latency: i64 = self.network.gen_range(20..=400);
+        let mut reports = Vec::with_capacity(self.agents.len() * (end - first) as usize);
+        let mut senders = Vec::with_capacity(reports.capacity());
+        let mut forged = Vec::new();
+        for k in first..end {
+            let t = self.tick_ms(k);
+            self.tick(k, t, &mut reports, &mut senders, &mut forged);
+        }
+        for (i, s) in forged {
+            reports.push(s);
+            senders.push(i);
+        }
+        Event::Deliver {
+            at_ms: last_tick_ms + latency,
+            tick: end - 1,
+            reports,
+            senders,
+        }
+    }
+
     // `is_multiple_of` needs Rust 1.87; the workspace supports 1.85.
     #[allow(clippy::manual_is_multiple_of)]
-    fn tick(&mut self, k: u64, tick_ms: UnixMillis) -> Event {
+    fn tick(
+        &mut self,
+        k: u64,
+        tick_ms: UnixMillis,
+        reports: &mut Vec<Signed>,
+        senders: &mut Vec<u32>,
+        forged: &mut Vec<(u32, Signed)>,
+    ) {
         let interval = self.interval_ms();
-        let latency: i64 = self.network.gen_range(20..=400);
         let genesis = self.genesis();
-        let mut reports = Vec::with_capacity(self.agents.len());
-        let mut senders = Vec::with_capacity(self.agents.len());
-        let mut forged = Vec::new();
         for (d, agent) in self.world.devices.iter().zip(&mut self.agents) {
             // Draw the same numbers for every device on every tick, whatever it
             // does with them, so behaviours do not shift each other's draws.
@@ -233,16 +277,6 @@ impl<'w> Simulation<'w> {
             reports.push(report);
             senders.push(d.index);
         }
-        for (i, s) in forged {
-            reports.push(s);
-            senders.push(i);
-        }
-        Event::Deliver {
-            at_ms: tick_ms + latency,
-            tick: k,
-            reports,
-            senders,
-        }
     }
 }
 
@@ -289,7 +323,7 @@ mod tests {
         }
         assert_eq!(n, total);
         assert_eq!(closes, vec![0, 1, 2]);
-        assert_eq!(ticks, 3 * world.policy.expected_heartbeats());
+        assert_eq!(ticks, 3 * world.policy.expected_heartbeats().div_ceil(TICKS_PER_DELIVERY));
     }
 
     #[test]
