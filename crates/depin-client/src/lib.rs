@@ -1,0 +1,393 @@
+//! A typed async client for the coordinator's HTTP API (`depin serve`).
+//!
+//! Every call has a time-out, and every failure is a [`ClientError`] that says
+//! whether trying again later can help ([`ClientError::is_retryable`]). That one
+//! bit is what the node agent's sender branches on: a retryable failure keeps
+//! reports in the on-disk spool for a later attempt, a refusal (4xx) never
+//! succeeds by repetition. The server's machine-readable `error` code and its
+//! `message` are kept verbatim so callers can show them or match on them.
+//!
+//! Bodies of signed messages are the protocol's canonical bytes
+//! (`application/octet-stream`); everything the server returns is JSON.
+
+use depin_core::{PublicKey, Reason, Sector};
+use depin_protocol::{Signed, encode_batch};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Default time-out of one request, connection set-up included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The base URL given to [`Client::new`] is not an http(s) URL.
+    #[error("{0:?} is not a coordinator URL: expected http://host:port or https://host:port")]
+    InvalidUrl(String),
+    /// No connection could be made (refused, DNS, reset before a response).
+    #[error("cannot reach the coordinator at {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    /// No complete response within the time-out.
+    #[error("the coordinator at {url} did not answer within {timeout:?}")]
+    Timeout { url: String, timeout: Duration },
+    /// The coordinator answered with a 5xx status (or 408/429, see
+    /// [`ClientError::is_retryable`]): try again later.
+    #[error("the coordinator failed ({status} {code}): {message}")]
+    Server { status: u16, code: String, message: String },
+    /// The coordinator refused the request (4xx): repeating it cannot help.
+    #[error("the coordinator refused the request ({status} {code}): {message}")]
+    Rejected { status: u16, code: String, message: String },
+    /// A 2xx response whose body is not what the API documents (a proxy's
+    /// page, a version mismatch).
+    #[error("unexpected response from {url}: {detail}")]
+    Decode { url: String, detail: String },
+}
+
+impl ClientError {
+    /// Whether the same request may succeed later: unreachable, time-outs,
+    /// 5xx, 408 (request time-out), 429 (rate limited) and undecodable 2xx
+    /// bodies. Plain 4xx refusals are not.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ClientError::InvalidUrl(_) | ClientError::Rejected { .. })
+    }
+
+    /// The server's error code (`bad_signature`, `not_found`, …), if it sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Server { code, .. } | ClientError::Rejected { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The error code as a protocol [`Reason`], when it is one.
+    pub fn reason(&self) -> Option<Reason> {
+        self.code().and_then(Reason::parse)
+    }
+
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Server { status, .. } | ClientError::Rejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// `GET /v1/policy`: the reward policy the coordinator runs under. The fields
+/// an agent needs are typed; the whole document is kept in `raw` (so a newer
+/// server with more fields does not break an older agent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyView {
+    pub policy_id: String,
+    pub epoch_seconds: u64,
+    pub heartbeat_interval_seconds: u64,
+    pub genesis_unix_ms: i64,
+    #[serde(default)]
+    pub close_grace_seconds: u64,
+    #[serde(default)]
+    pub max_clock_skew_ms: i64,
+    #[serde(default)]
+    pub max_reports_per_device_per_epoch: u32,
+    #[serde(skip)]
+    pub raw: serde_json::Value,
+}
+
+/// The latest telemetry a device reported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryView {
+    pub timestamp_ms: i64,
+    pub uptime_s: u64,
+    pub temperature_c: f64,
+    pub firmware_version: String,
+    pub power_w: f64,
+}
+
+/// `GET /v1/devices/{hex}`: a device as the coordinator sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub device: PublicKey,
+    pub operator: PublicKey,
+    pub sector: Sector,
+    pub hardware_class: String,
+    pub firmware_version: String,
+    pub registered_ms: i64,
+    #[serde(default)]
+    pub revoked_ms: Option<i64>,
+    #[serde(default)]
+    pub replaced_by: Option<PublicKey>,
+    /// Highest sequence number the coordinator accepted from this device.
+    #[serde(default)]
+    pub last_seq: Option<u64>,
+    #[serde(default)]
+    pub telemetry: Option<TelemetryView>,
+    #[serde(default)]
+    pub rewards_total: u64,
+    /// Count of each reason code the device received (rejections, reductions).
+    #[serde(default)]
+    pub reasons: BTreeMap<String, u64>,
+}
+
+/// One refused report of a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedReport {
+    /// Position in the submitted batch.
+    pub index: u32,
+    /// Reason code, e.g. `replayed_sequence`.
+    pub reason: String,
+}
+
+/// `POST /v1/reports`: the verdict on each report of a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    pub accepted: u32,
+    #[serde(default)]
+    pub rejected: Vec<RejectedReport>,
+}
+
+/// `GET /v1/balances/{account}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    /// Ledger key, e.g. `operator:<hex>`.
+    pub account: String,
+    /// Base units (10^6 per token).
+    pub balance: i64,
+}
+
+/// `GET /v1/claims/{epoch}/{account}`: a cumulative claim and its Merkle proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimView {
+    pub epoch: u64,
+    pub account: String,
+    /// Cumulative amount in base units, as the server writes it (number or
+    /// decimal string).
+    pub amount: serde_json::Value,
+    pub proof: Vec<String>,
+    pub root: String,
+}
+
+/// A handle on one coordinator. Cheap to clone (the connection pool is shared).
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client for the coordinator at `base_url` (e.g. `http://127.0.0.1:8080`)
+    /// with the [`DEFAULT_TIMEOUT`].
+    pub fn new(base_url: &str) -> Result<Client, ClientError> {
+        Client::with_timeout(base_url, DEFAULT_TIMEOUT)
+    }
+
+    /// A client whose every request gives up after `timeout`.
+    pub fn with_timeout(base_url: &str, timeout: Duration) -> Result<Client, ClientError> {
+        let base = normalize_base(base_url)?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("depin-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::InvalidUrl(format!("{base_url}: {e}")))?;
+        Ok(Client { base, http, timeout })
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// `GET /healthz`.
+    pub async fn healthz(&self) -> Result<(), ClientError> {
+        let url = self.url("/healthz");
+        let resp = self.send(self.http.get(&url), &url).await?;
+        check_status(resp, &url).await.map(|_| ())
+    }
+
+    /// `GET /v1/policy`.
+    pub async fn policy(&self) -> Result<PolicyView, ClientError> {
+        let raw: serde_json::Value = self.get_json("/v1/policy").await?;
+        let mut view: PolicyView = serde_json::from_value(raw.clone())
+            .map_err(|e| ClientError::Decode { url: self.url("/v1/policy"), detail: e.to_string() })?;
+        view.raw = raw;
+        Ok(view)
+    }
+
+    /// `POST /v1/devices`: registers a device from its operator-signed certificate.
+    pub async fn register_device(&self, certificate: &Signed) -> Result<DeviceView, ClientError> {
+        self.post_bytes("/v1/devices", certificate.encode()).await
+    }
+
+    /// `POST /v1/devices/revoke`: an operator-signed revocation.
+    pub async fn revoke_device(&self, revocation: &Signed) -> Result<DeviceView, ClientError> {
+        self.post_bytes("/v1/devices/revoke", revocation.encode()).await
+    }
+
+    /// `POST /v1/devices/rotate`: an operator-signed key rotation.
+    pub async fn rotate_device(&self, rotation: &Signed) -> Result<DeviceView, ClientError> {
+        self.post_bytes("/v1/devices/rotate", rotation.encode()).await
+    }
+
+    /// `GET /v1/devices/{hex}`.
+    pub async fn device(&self, device: &PublicKey) -> Result<DeviceView, ClientError> {
+        self.get_json(&format!("/v1/devices/{}", device.to_hex())).await
+    }
+
+    /// `GET /v1/operators/{hex}/devices`.
+    pub async fn operator_devices(&self, operator: &PublicKey) -> Result<Vec<DeviceView>, ClientError> {
+        self.get_json(&format!("/v1/operators/{}/devices", operator.to_hex())).await
+    }
+
+    /// `POST /v1/reports` with a `ReportBatch` of device-signed reports.
+    pub async fn submit_reports(&self, reports: &[Signed]) -> Result<BatchOutcome, ClientError> {
+        self.post_bytes("/v1/reports", encode_batch(reports)).await
+    }
+
+    /// `GET /v1/balances/{account}`: `account` is an operator's hex key or a
+    /// ledger key such as `operator:<hex>`.
+    pub async fn balance(&self, account: &str) -> Result<Balance, ClientError> {
+        self.get_json(&format!("/v1/balances/{account}")).await
+    }
+
+    /// `GET /v1/epochs`, as the server's JSON.
+    pub async fn epochs(&self) -> Result<serde_json::Value, ClientError> {
+        self.get_json("/v1/epochs").await
+    }
+
+    /// `GET /v1/epochs/{n}`, as the server's JSON.
+    pub async fn epoch(&self, epoch: u64) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/v1/epochs/{epoch}")).await
+    }
+
+    /// `GET /v1/claims/{epoch}/{account_hex}`.
+    pub async fn claim(&self, epoch: u64, account: &PublicKey) -> Result<ClaimView, ClientError> {
+        self.get_json(&format!("/v1/claims/{epoch}/{}", account.to_hex())).await
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let resp = self.send(self.http.get(&url), &url).await?;
+        decode_json(check_status(resp, &url).await?, &url).await
+    }
+
+    async fn post_bytes<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let req = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        let resp = self.send(req, &url).await?;
+        decode_json(check_status(resp, &url).await?, &url).await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response, ClientError> {
+        req.send().await.map_err(|e| self.transport_error(e, url))
+    }
+
+    fn transport_error(&self, e: reqwest::Error, url: &str) -> ClientError {
+        if e.is_timeout() {
+            ClientError::Timeout { url: url.to_string(), timeout: self.timeout }
+        } else {
+            ClientError::Unreachable { url: url.to_string(), detail: error_chain(&e) }
+        }
+    }
+}
+
+/// The error and its sources on one line ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn normalize_base(base_url: &str) -> Result<String, ClientError> {
+    let trimmed = base_url.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or_else(|| ClientError::InvalidUrl(base_url.to_string()))?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(ClientError::InvalidUrl(base_url.to_string()));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Turns a non-2xx response into the matching error, keeping the server's
+/// `error` code and `message` (or the status text when the body is not JSON).
+async fn check_status(resp: reqwest::Response, url: &str) -> Result<reqwest::Response, ClientError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let code_num = status.as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(b) => (b.error, b.message),
+        Err(_) => {
+            let fallback = status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_");
+            let snippet: String = text.chars().take(200).collect();
+            (fallback, if snippet.is_empty() { format!("HTTP {code_num} from {url}") } else { snippet })
+        }
+    };
+    if status.is_server_error() || code_num == 408 || code_num == 429 {
+        Err(ClientError::Server { status: code_num, code, message })
+    } else {
+        Err(ClientError::Rejected { status: code_num, code, message })
+    }
+}
+
+async fn decode_json<T: DeserializeOwned>(resp: reqwest::Response, url: &str) -> Result<T, ClientError> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ClientError::Unreachable { url: url.to_string(), detail: error_chain(&e) })?;
+    serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { url: url.to_string(), detail: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_normalized_and_checked() {
+        assert_eq!(normalize_base("http://127.0.0.1:8080/").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(normalize_base(" https://x.example ").unwrap(), "https://x.example");
+        for bad in ["127.0.0.1:8080", "ftp://x", "http://", "http://a b"] {
+            assert!(matches!(normalize_base(bad), Err(ClientError::InvalidUrl(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retryability_follows_the_status() {
+        let server = ClientError::Server { status: 503, code: "internal".into(), message: String::new() };
+        let refused = ClientError::Rejected { status: 400, code: "bad_signature".into(), message: String::new() };
+        assert!(server.is_retryable());
+        assert!(!refused.is_retryable());
+        assert_eq!(refused.reason(), Some(Reason::BadSignature));
+        assert!(ClientError::Unreachable { url: "u".into(), detail: "d".into() }.is_retryable());
+        assert!(ClientError::Timeout { url: "u".into(), timeout: DEFAULT_TIMEOUT }.is_retryable());
+    }
+}
