@@ -19,7 +19,10 @@ pub struct Backoff {
 impl Default for Backoff {
     /// 1 s doubling up to 60 s.
     fn default() -> Self {
-        Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(60) }
+        Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        }
     }
 }
 
@@ -30,7 +33,11 @@ impl Backoff {
     pub fn delay(&self, failures: u32, jitter: f64) -> Duration {
         let exp = failures.saturating_sub(1).min(31);
         let full = self.base.saturating_mul(1u32 << exp).min(self.cap);
-        let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let half = full / 2;
         half + (full - half).mul_f64(jitter)
     }
@@ -43,9 +50,16 @@ mod tests {
     #[test]
     fn doubles_then_caps() {
         let b = Backoff::default();
-        let full: Vec<u64> = (1..=9).map(|n| b.delay(n, 1.0).as_millis() as u64).collect();
-        assert_eq!(full, vec![1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
-        let low: Vec<u64> = (1..=3).map(|n| b.delay(n, 0.0).as_millis() as u64).collect();
+        let full: Vec<u64> = (1..=9)
+            .map(|n| b.delay(n, 1.0).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            full,
+            vec![1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]
+        );
+        let low: Vec<u64> = (1..=3)
+            .map(|n| b.delay(n, 0.0).as_millis() as u64)
+            .collect();
         assert_eq!(low, vec![500, 1000, 2000]);
     }
 

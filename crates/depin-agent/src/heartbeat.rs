@@ -41,9 +41,15 @@ pub fn temperature_centi_c(millideg: Option<i64>) -> i32 {
 /// Declared watts to milliwatts, clamped to `[0, MAX_POWER_MW]`; NaN is 0.
 pub fn power_mw(watts: f64) -> u32 {
     if !watts.is_finite() || watts <= 0.0 {
-        return if watts == f64::INFINITY { limits::MAX_POWER_MW } else { 0 };
+        return if watts == f64::INFINITY {
+            limits::MAX_POWER_MW
+        } else {
+            0
+        };
     }
-    (watts * 1000.0).round().min(f64::from(limits::MAX_POWER_MW)) as u32
+    (watts * 1000.0)
+        .round()
+        .min(f64::from(limits::MAX_POWER_MW)) as u32
 }
 
 /// The heartbeat payload for `t`.
@@ -60,7 +66,10 @@ pub fn heartbeat_payload(t: &Telemetry) -> Heartbeat {
 /// timestamp `now_ms`.
 pub fn build(key: &SigningKey, seq: u64, now_ms: i64, t: &Telemetry) -> Signed {
     let signer = PublicKey(key.verifying_key().to_bytes());
-    sign(&Envelope::new(signer, seq, now_ms, &heartbeat_payload(t)), key)
+    sign(
+        &Envelope::new(signer, seq, now_ms, &heartbeat_payload(t)),
+        key,
+    )
 }
 
 #[cfg(test)]
@@ -72,10 +81,20 @@ mod tests {
     fn temperature_conversion_and_unknown() {
         assert_eq!(temperature_centi_c(None), 0);
         assert_eq!(temperature_centi_c(Some(45_123)), 4512);
-        assert_eq!(temperature_centi_c(Some(3)), 1, "a real reading of ~0 °C is not 'unknown'");
+        assert_eq!(
+            temperature_centi_c(Some(3)),
+            1,
+            "a real reading of ~0 °C is not 'unknown'"
+        );
         assert_eq!(temperature_centi_c(Some(-3)), 1);
-        assert_eq!(temperature_centi_c(Some(1_000_000)), limits::MAX_TEMPERATURE_CENTI_C);
-        assert_eq!(temperature_centi_c(Some(-1_000_000)), limits::MIN_TEMPERATURE_CENTI_C);
+        assert_eq!(
+            temperature_centi_c(Some(1_000_000)),
+            limits::MAX_TEMPERATURE_CENTI_C
+        );
+        assert_eq!(
+            temperature_centi_c(Some(-1_000_000)),
+            limits::MIN_TEMPERATURE_CENTI_C
+        );
     }
 
     #[test]
@@ -103,7 +122,15 @@ mod tests {
         assert_eq!(back.envelope.seq, 42);
         assert_eq!(back.envelope.timestamp_ms, 1_767_225_600_123);
         let hb = Heartbeat::decode(&back.envelope.payload).unwrap();
-        assert_eq!(hb, Heartbeat { uptime_s: 3600, temperature_centi_c: 5100, firmware_version: "0.1.0".into(), power_mw: 7500 });
+        assert_eq!(
+            hb,
+            Heartbeat {
+                uptime_s: 3600,
+                temperature_centi_c: 5100,
+                firmware_version: "0.1.0".into(),
+                power_mw: 7500
+            }
+        );
         assert_eq!(<Heartbeat as Payload>::KIND, back.envelope.kind);
     }
 }

@@ -15,7 +15,9 @@
 
 use depin_client::{Client, ClientError, DeviceView, PolicyView};
 use depin_core::{PublicKey, Sector};
-use depin_protocol::{DeviceCertificate, Envelope, Location, SigningKey, limits, public_key_of, sign};
+use depin_protocol::{
+    DeviceCertificate, Envelope, Location, SigningKey, limits, public_key_of, sign,
+};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -59,7 +61,11 @@ struct DeviceKeyFile {
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("{what} {}: {source}", path.display())]
-    Io { what: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("{} is already initialised (it has {NODE_FILE}); use another --data-dir, or run `depin node run --data-dir {}`", dir.display(), dir.display())]
     AlreadyInitialised { dir: PathBuf },
     #[error("{} is not initialised: run `depin node init … --data-dir {}` first", dir.display(), dir.display())]
@@ -68,14 +74,23 @@ pub enum NodeError {
     Corrupt { path: PathBuf, detail: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("cannot register the device with {url}: {source}")]
-    Register { url: String, source: ClientError },
+    /// Registration failed; the device key stays in the data directory, so
+    /// running the same `init` again reuses it.
+    #[error("cannot register the device with {url}: {error}")]
+    Register { url: String, error: ClientError },
     #[error("device {device} is already registered to another operator ({operator})")]
-    OwnedByOther { device: PublicKey, operator: PublicKey },
+    OwnedByOther {
+        device: PublicKey,
+        operator: PublicKey,
+    },
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> NodeError + 'a {
-    move |source| NodeError::Io { what, path: path.to_path_buf(), source }
+    move |source| NodeError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Creates `path` with mode 0600 and writes `bytes`, refusing to replace an
@@ -134,14 +149,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Loads the device key from `path`.
 pub fn load_device_key(path: &Path) -> Result<SigningKey, NodeError> {
-    let text = Zeroizing::new(fs::read_to_string(path).map_err(io_err("cannot read the device key", path))?);
-    let corrupt = |detail: String| NodeError::Corrupt { path: path.to_path_buf(), detail };
+    let text = Zeroizing::new(
+        fs::read_to_string(path).map_err(io_err("cannot read the device key", path))?,
+    );
+    let corrupt = |detail: String| NodeError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
     let file: DeviceKeyFile = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
     if file.version != 1 {
-        return Err(corrupt(format!("unsupported device key version {}", file.version)));
+        return Err(corrupt(format!(
+            "unsupported device key version {}",
+            file.version
+        )));
     }
     let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(&file.seed_hex, seed.as_mut()).map_err(|e| corrupt(format!("seed: {e}")))?;
+    hex::decode_to_slice(&file.seed_hex, seed.as_mut())
+        .map_err(|e| corrupt(format!("seed: {e}")))?;
     let key = SigningKey::from_bytes(&seed);
     if public_key_of(&key) != file.public_key {
         return Err(corrupt("the seed does not match the public key".into()));
@@ -151,7 +175,11 @@ pub fn load_device_key(path: &Path) -> Result<SigningKey, NodeError> {
 
 /// Stores `key` at `path` (mode 0600, never overwriting).
 pub fn store_device_key(path: &Path, key: &SigningKey) -> Result<(), NodeError> {
-    let file = DeviceKeyFile { version: 1, public_key: public_key_of(key), seed_hex: hex::encode(key.to_bytes()) };
+    let file = DeviceKeyFile {
+        version: 1,
+        public_key: public_key_of(key),
+        seed_hex: hex::encode(key.to_bytes()),
+    };
     let text = Zeroizing::new(serde_json::to_string_pretty(&file).expect("serialises"));
     write_private_new(path, text.as_bytes()).map_err(io_err("cannot write the device key", path))
 }
@@ -162,15 +190,24 @@ impl NodeConfig {
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(NodeError::NotInitialised { dir: dir.to_path_buf() });
+                return Err(NodeError::NotInitialised {
+                    dir: dir.to_path_buf(),
+                });
             }
             Err(e) => return Err(io_err("cannot read", &path)(e)),
         };
-        serde_json::from_str(&text).map_err(|e| NodeError::Corrupt { path, detail: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| NodeError::Corrupt {
+            path,
+            detail: e.to_string(),
+        })
     }
 
     pub fn device_key_path(&self, dir: &Path) -> PathBuf {
-        if self.device_key_file.is_absolute() { self.device_key_file.clone() } else { dir.join(&self.device_key_file) }
+        if self.device_key_file.is_absolute() {
+            self.device_key_file.clone()
+        } else {
+            dir.join(&self.device_key_file)
+        }
     }
 }
 
@@ -178,8 +215,17 @@ impl NodeConfig {
 /// only a fallback for the heartbeat cadence, so errors are returned and the
 /// caller logs them).
 pub fn save_policy(dir: &Path, policy: &PolicyView) -> io::Result<()> {
-    let raw = if policy.raw.is_null() { serde_json::to_value(policy).expect("serialises") } else { policy.raw.clone() };
-    write_atomic(&dir.join(POLICY_FILE), serde_json::to_string_pretty(&raw).expect("serialises").as_bytes())
+    let raw = if policy.raw.is_null() {
+        serde_json::to_value(policy).expect("serialises")
+    } else {
+        policy.raw.clone()
+    };
+    write_atomic(
+        &dir.join(POLICY_FILE),
+        serde_json::to_string_pretty(&raw)
+            .expect("serialises")
+            .as_bytes(),
+    )
 }
 
 pub fn load_policy(dir: &Path) -> Option<PolicyView> {
@@ -212,7 +258,10 @@ pub fn location(lat: Option<f64>, lon: Option<f64>) -> Result<Option<Location>, 
             let micro = |v: f64, max: i32, name: &str| {
                 let m = (v * 1e6).round();
                 if !v.is_finite() || m.abs() > f64::from(max) {
-                    Err(NodeError::Invalid(format!("--{name} {v} is out of range (±{} degrees)", max / 1_000_000)))
+                    Err(NodeError::Invalid(format!(
+                        "--{name} {v} is out of range (±{} degrees)",
+                        max / 1_000_000
+                    )))
                 } else {
                     Ok(m as i32)
                 }
@@ -223,12 +272,17 @@ pub fn location(lat: Option<f64>, lon: Option<f64>) -> Result<Option<Location>, 
                 h3_cell: None,
             }))
         }
-        _ => Err(NodeError::Invalid("give both --lat and --lon, or neither".into())),
+        _ => Err(NodeError::Invalid(
+            "give both --lat and --lon, or neither".into(),
+        )),
     }
 }
 
 fn check_label(value: &str, flag: &str) -> Result<(), NodeError> {
-    if value.is_empty() || value.len() > limits::MAX_LABEL_LEN || value.chars().any(char::is_control) {
+    if value.is_empty()
+        || value.len() > limits::MAX_LABEL_LEN
+        || value.chars().any(char::is_control)
+    {
         return Err(NodeError::Invalid(format!(
             "--{flag} must be 1 to {} printable bytes, got {value:?}",
             limits::MAX_LABEL_LEN
@@ -246,7 +300,10 @@ pub fn certificate(
 ) -> Result<depin_protocol::Signed, NodeError> {
     check_label(&p.hardware_class, "hardware-class")?;
     check_label(&p.firmware_version, "firmware-version")?;
-    if !p.declared_watts.is_finite() || p.declared_watts < 0.0 || p.declared_watts * 1000.0 > f64::from(limits::MAX_POWER_MW) {
+    if !p.declared_watts.is_finite()
+        || p.declared_watts < 0.0
+        || p.declared_watts * 1000.0 > f64::from(limits::MAX_POWER_MW)
+    {
         return Err(NodeError::Invalid(format!(
             "--watts must be between 0 and {} W, got {}",
             limits::MAX_POWER_MW / 1000,
@@ -255,7 +312,9 @@ pub fn certificate(
     }
     let operator_key = public_key_of(operator);
     if operator_key == device {
-        return Err(NodeError::Invalid("the device key must differ from the operator key".into()));
+        return Err(NodeError::Invalid(
+            "the device key must differ from the operator key".into(),
+        ));
     }
     let cert = DeviceCertificate {
         device_key: device,
@@ -269,7 +328,10 @@ pub fn certificate(
     // Operator messages are not sequenced by the coordinator (only their
     // clock is checked); the issue time keeps them distinct anyway.
     let seq = u64::try_from(now_ms).unwrap_or(0);
-    Ok(sign(&Envelope::new(operator_key, seq, now_ms, &cert), operator))
+    Ok(sign(
+        &Envelope::new(operator_key, seq, now_ms, &cert),
+        operator,
+    ))
 }
 
 /// What [`init`] did.
@@ -301,7 +363,8 @@ pub async fn init(
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err("cannot set permissions on", dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("cannot set permissions on", dir))?;
     }
     let key_path = dir.join(DEVICE_KEY_FILE);
     let (device_key, reused_key) = if key_path.exists() {
@@ -313,7 +376,10 @@ pub async fn init(
     };
     let device = public_key_of(&device_key);
     let signed = certificate(operator, device, p, now_ms)?;
-    let register_err = |source| NodeError::Register { url: client.base_url().to_string(), source };
+    let register_err = |error| NodeError::Register {
+        url: client.base_url().to_string(),
+        error,
+    };
     let view = match client.register_device(&signed).await {
         Ok(v) => v,
         Err(e) if e.code() == Some("already_registered") => {
@@ -321,7 +387,10 @@ pub async fn init(
             // node.json: fine if it is ours.
             let v = client.device(&device).await.map_err(register_err)?;
             if v.operator != public_key_of(operator) {
-                return Err(NodeError::OwnedByOther { device, operator: v.operator });
+                return Err(NodeError::OwnedByOther {
+                    device,
+                    operator: v.operator,
+                });
             }
             v
         }
@@ -347,9 +416,18 @@ pub async fn init(
         registered_ms: view.registered_ms,
     };
     let node_path = dir.join(NODE_FILE);
-    write_atomic(&node_path, serde_json::to_string_pretty(&config).expect("serialises").as_bytes())
-        .map_err(io_err("cannot write", &node_path))?;
-    Ok(Initialised { config, device: view, reused_key })
+    write_atomic(
+        &node_path,
+        serde_json::to_string_pretty(&config)
+            .expect("serialises")
+            .as_bytes(),
+    )
+    .map_err(io_err("cannot write", &node_path))?;
+    Ok(Initialised {
+        config,
+        device: view,
+        reused_key,
+    })
 }
 
 #[cfg(test)]
@@ -388,11 +466,41 @@ mod tests {
         let op = device_keypair_from_seed([1; 32]);
         let dev = public_key_of(&device_keypair_from_seed([2; 32]));
         let cases: Vec<(InitParams, &str)> = vec![
-            (InitParams { hardware_class: String::new(), ..params() }, "--hardware-class"),
-            (InitParams { firmware_version: "x".repeat(65), ..params() }, "--firmware-version"),
-            (InitParams { declared_watts: -1.0, ..params() }, "--watts"),
-            (InitParams { lat: Some(91.0), ..params() }, "--lat"),
-            (InitParams { lon: None, ..params() }, "--lat and --lon"),
+            (
+                InitParams {
+                    hardware_class: String::new(),
+                    ..params()
+                },
+                "--hardware-class",
+            ),
+            (
+                InitParams {
+                    firmware_version: "x".repeat(65),
+                    ..params()
+                },
+                "--firmware-version",
+            ),
+            (
+                InitParams {
+                    declared_watts: -1.0,
+                    ..params()
+                },
+                "--watts",
+            ),
+            (
+                InitParams {
+                    lat: Some(91.0),
+                    ..params()
+                },
+                "--lat",
+            ),
+            (
+                InitParams {
+                    lon: None,
+                    ..params()
+                },
+                "--lat and --lon",
+            ),
         ];
         for (p, needle) in cases {
             let e = certificate(&op, dev, &p, 0).unwrap_err().to_string();
@@ -407,11 +515,17 @@ mod tests {
         let key = device_keypair_from_seed([3; 32]);
         store_device_key(&path, &key).unwrap();
         assert_eq!(load_device_key(&path).unwrap().to_bytes(), key.to_bytes());
-        assert!(store_device_key(&path, &key).is_err(), "never overwrites a key");
+        assert!(
+            store_device_key(&path, &key).is_err(),
+            "never overwrites a key"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 }

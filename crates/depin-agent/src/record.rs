@@ -37,7 +37,10 @@ fn checksum(len: u32, seq: u64, payload: &[u8]) -> [u8; 8] {
 /// When `payload` is longer than [`MAX_PAYLOAD_LEN`]: the caller builds the
 /// payload (a signed report) and must never produce one that large.
 pub fn encode(seq: u64, payload: &[u8]) -> Vec<u8> {
-    assert!(payload.len() <= MAX_PAYLOAD_LEN, "spool record payload too large");
+    assert!(
+        payload.len() <= MAX_PAYLOAD_LEN,
+        "spool record payload too large"
+    );
     let len = payload.len() as u32;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&len.to_le_bytes());
@@ -95,7 +98,11 @@ pub fn scan(buf: &[u8]) -> Scan {
         if n > MAX_PAYLOAD_LEN {
             // A length this large was never written: either garbage or a
             // partly written header. Both end the valid prefix here.
-            break if rest.len() < HEADER_LEN + MAX_PAYLOAD_LEN { Tail::Torn } else { Tail::Corrupt };
+            break if rest.len() < HEADER_LEN + MAX_PAYLOAD_LEN {
+                Tail::Torn
+            } else {
+                Tail::Corrupt
+            };
         }
         if rest.len() < HEADER_LEN + n {
             break Tail::Torn;
@@ -105,16 +112,27 @@ pub fn scan(buf: &[u8]) -> Scan {
             // The last record in the buffer failing its checksum is what a
             // torn write looks like when the file system extended the file
             // before the data landed; anything earlier is damage.
-            break if at + HEADER_LEN + n == buf.len() { Tail::Torn } else { Tail::Corrupt };
+            break if at + HEADER_LEN + n == buf.len() {
+                Tail::Torn
+            } else {
+                Tail::Corrupt
+            };
         }
         if last_seq.is_some_and(|l| seq <= l) {
             break Tail::Corrupt;
         }
         last_seq = Some(seq);
-        records.push(Found { seq, payload: at + HEADER_LEN..at + HEADER_LEN + n });
+        records.push(Found {
+            seq,
+            payload: at + HEADER_LEN..at + HEADER_LEN + n,
+        });
         at += HEADER_LEN + n;
     };
-    Scan { records, valid_len: at, tail }
+    Scan {
+        records,
+        valid_len: at,
+        tail,
+    }
 }
 
 #[cfg(test)]
@@ -132,8 +150,15 @@ mod tests {
         let s = scan(&buf);
         assert_eq!(s.tail, Tail::Clean);
         assert_eq!(s.valid_len, buf.len());
-        let got: Vec<(u64, &[u8])> = s.records.iter().map(|f| (f.seq, &buf[f.payload.clone()])).collect();
-        assert_eq!(got, vec![(1, &b"one"[..]), (2, &b""[..]), (7, &b"seven"[..])]);
+        let got: Vec<(u64, &[u8])> = s
+            .records
+            .iter()
+            .map(|f| (f.seq, &buf[f.payload.clone()]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1, &b"one"[..]), (2, &b""[..]), (7, &b"seven"[..])]
+        );
     }
 
     #[test]
@@ -144,7 +169,11 @@ mod tests {
             let s = scan(&buf[..cut]);
             assert_eq!(s.records.len(), 1, "cut at {cut}");
             assert_eq!(s.valid_len, first_len, "cut at {cut}");
-            let expect = if cut == first_len { Tail::Clean } else { Tail::Torn };
+            let expect = if cut == first_len {
+                Tail::Clean
+            } else {
+                Tail::Torn
+            };
             assert_eq!(s.tail, expect, "cut at {cut}");
         }
     }

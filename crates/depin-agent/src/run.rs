@@ -81,7 +81,10 @@ pub enum AgentError {
     #[error("another agent (pid {pid}) is running on {}; stop it first", dir.display())]
     Locked { pid: u32, dir: PathBuf },
     #[error("cannot take the agent lock {}: {source}", path.display())]
-    Lock { path: PathBuf, source: std::io::Error },
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What a run did.
@@ -111,10 +114,15 @@ impl PidLock {
             match node::write_private_new(&path, me.to_string().as_bytes()) {
                 Ok(()) => return Ok(PidLock { path }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let pid = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<u32>().ok());
+                    let pid = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok());
                     match pid {
                         Some(pid) if pid != me && Path::new(&format!("/proc/{pid}")).exists() => {
-                            return Err(AgentError::Locked { pid, dir: dir.to_path_buf() });
+                            return Err(AgentError::Locked {
+                                pid,
+                                dir: dir.to_path_buf(),
+                            });
                         }
                         _ => {
                             let _ = std::fs::remove_file(&path);
@@ -124,7 +132,10 @@ impl PidLock {
                 Err(source) => return Err(AgentError::Lock { path, source }),
             }
         }
-        Err(AgentError::Lock { path, source: std::io::Error::other("lock file keeps reappearing") })
+        Err(AgentError::Lock {
+            path,
+            source: std::io::Error::other("lock file keeps reappearing"),
+        })
     }
 }
 
@@ -174,23 +185,41 @@ pub async fn shutdown_signal() {
 
 /// Runs the agent until `shutdown` resolves or a bound in `opts` is reached,
 /// then tries to send what is left for up to `drain_timeout`.
-pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result<RunSummary, AgentError> {
+pub async fn run(
+    opts: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary, AgentError> {
     let dir = opts.data_dir.clone();
     let config = NodeConfig::load(&dir)?;
     let key = node::load_device_key(&config.device_key_path(&dir))?;
     let _lock = PidLock::take(&dir)?;
-    let coordinator = opts.coordinator.clone().unwrap_or_else(|| config.coordinator.clone());
+    let coordinator = opts
+        .coordinator
+        .clone()
+        .unwrap_or_else(|| config.coordinator.clone());
     let client = Client::with_timeout(&coordinator, opts.request_timeout)?;
     let (mut spool, recovery) = Spool::open(&dir)?;
     if recovery.dropped_bytes > 0 {
-        let what = if recovery.corrupt { "DAMAGED spool records" } else { "a torn last record (crash during a write)" };
+        let what = if recovery.corrupt {
+            "DAMAGED spool records"
+        } else {
+            "a torn last record (crash during a write)"
+        };
         tracing::error!(bytes = recovery.dropped_bytes, "spool: cut off {what}");
-        eprintln!("warning: spool: cut off {} bytes: {what}", recovery.dropped_bytes);
+        eprintln!(
+            "warning: spool: cut off {} bytes: {what}",
+            recovery.dropped_bytes
+        );
     }
 
     let interval = match opts.interval {
         Some(i) => i,
-        None => Duration::from_secs(policy(&client, &dir).await?.heartbeat_interval_seconds.max(1)),
+        None => Duration::from_secs(
+            policy(&client, &dir)
+                .await?
+                .heartbeat_interval_seconds
+                .max(1),
+        ),
     };
     // The coordinator may know a higher sequence number than this spool (a
     // data directory restored from backup): never reuse one below it.
@@ -200,11 +229,17 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
                 spool.raise_next_seq(last.saturating_add(1))?;
             }
             if view.revoked_ms.is_some() {
-                eprintln!("warning: the coordinator says device {} is REVOKED; its reports will be refused", config.device);
+                eprintln!(
+                    "warning: the coordinator says device {} is REVOKED; its reports will be refused",
+                    config.device
+                );
             }
         }
         Err(e) if e.code() == Some("not_found") => {
-            eprintln!("warning: the coordinator does not know device {}; its reports will be refused", config.device);
+            eprintln!(
+                "warning: the coordinator does not know device {}; its reports will be refused",
+                config.device
+            );
         }
         Err(e) => tracing::info!("device lookup skipped: {e}"),
     }
@@ -257,7 +292,10 @@ async fn policy(client: &Client, dir: &Path) -> Result<PolicyView, AgentError> {
         }
         Err(e) => match node::load_policy(dir) {
             Some(p) => {
-                eprintln!("warning: coordinator unreachable ({e}); using the cached policy {}", p.policy_id);
+                eprintln!(
+                    "warning: coordinator unreachable ({e}); using the cached policy {}",
+                    p.policy_id
+                );
                 Ok(p)
             }
             None => Err(AgentError::NoPolicy(e)),
@@ -280,7 +318,11 @@ async fn poll_opt(f: &mut Option<InFlight>) -> (Vec<u64>, Result<BatchOutcome, C
 }
 
 impl Agent {
-    async fn event_loop(&mut self, interval: Duration, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    async fn event_loop(
+        &mut self,
+        interval: Duration,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), AgentError> {
         tokio::pin!(shutdown);
         let start = Instant::now();
         let deadline = self.opts.for_duration.map(|d| start + d);
@@ -289,10 +331,18 @@ impl Agent {
         let mut inflight: Option<InFlight> = None;
 
         loop {
-            if self.opts.max_heartbeats.is_some_and(|m| self.summary.heartbeats_created >= m) {
+            if self
+                .opts
+                .max_heartbeats
+                .is_some_and(|m| self.summary.heartbeats_created >= m)
+            {
                 break;
             }
-            let send_due = if inflight.is_none() && self.spool.pending() > 0 { send_at } else { None };
+            let send_due = if inflight.is_none() && self.spool.pending() > 0 {
+                send_at
+            } else {
+                None
+            };
             tokio::select! {
                 biased;
                 () = &mut shutdown => {
@@ -333,7 +383,9 @@ impl Agent {
         let drain_deadline = Instant::now() + self.opts.drain_timeout;
         loop {
             if inflight.is_none() {
-                if self.spool.pending() == 0 || self.failures > 0 && send_at.is_none_or(|t| t > drain_deadline) {
+                if self.spool.pending() == 0
+                    || self.failures > 0 && send_at.is_none_or(|t| t > drain_deadline)
+                {
                     break;
                 }
                 if let Some(t) = send_at
@@ -416,7 +468,10 @@ impl Agent {
                     // a foreign file gets here. Keep order: send what came
                     // before, the bad record is dropped when it reaches the head.
                     if seqs.is_empty() {
-                        eprintln!("error: spooled report {} does not decode ({reason}); dropping it", e.seq);
+                        eprintln!(
+                            "error: spooled report {} does not decode ({reason}); dropping it",
+                            e.seq
+                        );
                         self.status.count_drop(reason.as_str(), 1);
                         self.summary.dropped += 1;
                         if let Err(err) = self.spool.ack_through(e.seq) {
@@ -437,14 +492,20 @@ impl Agent {
     }
 
     /// Applies a request's outcome to the spool; returns when to send next.
-    fn settle(&mut self, seqs: Vec<u64>, result: Result<BatchOutcome, ClientError>) -> Result<Option<Instant>, AgentError> {
+    fn settle(
+        &mut self,
+        seqs: Vec<u64>,
+        result: Result<BatchOutcome, ClientError>,
+    ) -> Result<Option<Instant>, AgentError> {
         let now = Instant::now();
         match result {
             Ok(outcome) => {
                 let s = sender::settle(&seqs, &outcome);
                 for (seq, reason) in &s.dropped {
                     tracing::error!(seq, reason, "report refused by the coordinator; dropped");
-                    eprintln!("error: report {seq} refused by the coordinator: {reason} — dropped (it can never be accepted)");
+                    eprintln!(
+                        "error: report {seq} refused by the coordinator: {reason} — dropped (it can never be accepted)"
+                    );
                     self.status.count_drop(reason, 1);
                 }
                 if !s.ignored_indices.is_empty() {
@@ -480,7 +541,10 @@ impl Agent {
                 let next = match sender::on_failure(e.is_retryable(), e.code(), seqs.len()) {
                     OnFailure::Retry => {
                         self.failures = self.failures.saturating_add(1);
-                        let delay = self.opts.backoff.delay(self.failures, rand::random::<f64>());
+                        let delay = self
+                            .opts
+                            .backoff
+                            .delay(self.failures, rand::random::<f64>());
                         self.status.consecutive_failures = self.failures;
                         self.status.next_retry_ms = Some(now_ms() + delay.as_millis() as i64);
                         if self.opts.print_status {
@@ -494,7 +558,10 @@ impl Agent {
                         now + delay
                     }
                     OnFailure::Shrink { batch_size } => {
-                        tracing::warn!(batch_size, "batch refused as a whole ({e}); sending smaller batches");
+                        tracing::warn!(
+                            batch_size,
+                            "batch refused as a whole ({e}); sending smaller batches"
+                        );
                         self.batch_size = batch_size;
                         now
                     }

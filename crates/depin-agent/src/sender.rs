@@ -36,7 +36,10 @@ pub struct Settled {
 pub fn settle(seqs: &[u64], outcome: &BatchOutcome) -> Settled {
     let last = *seqs.last().expect("a sent batch is never empty");
     let mut verdict: Vec<Option<&str>> = vec![None; seqs.len()];
-    let mut s = Settled { acked_through: last, ..Settled::default() };
+    let mut s = Settled {
+        acked_through: last,
+        ..Settled::default()
+    };
     for r in &outcome.rejected {
         match verdict.get_mut(r.index as usize) {
             Some(v) => *v = Some(r.reason.as_str()),
@@ -72,9 +75,13 @@ pub fn on_failure(retryable: bool, code: Option<&str>, batch_len: usize) -> OnFa
     if retryable {
         OnFailure::Retry
     } else if batch_len > 1 {
-        OnFailure::Shrink { batch_size: (batch_len / 2).max(1) }
+        OnFailure::Shrink {
+            batch_size: (batch_len / 2).max(1),
+        }
     } else {
-        OnFailure::DropFirst { reason: code.unwrap_or("refused").to_string() }
+        OnFailure::DropFirst {
+            reason: code.unwrap_or("refused").to_string(),
+        }
     }
 }
 
@@ -86,13 +93,22 @@ mod tests {
     fn outcome(accepted: u32, rejected: &[(u32, &str)]) -> BatchOutcome {
         BatchOutcome {
             accepted,
-            rejected: rejected.iter().map(|(i, r)| RejectedReport { index: *i, reason: r.to_string() }).collect(),
+            rejected: rejected
+                .iter()
+                .map(|(i, r)| RejectedReport {
+                    index: *i,
+                    reason: r.to_string(),
+                })
+                .collect(),
         }
     }
 
     #[test]
     fn accepted_replayed_and_refused_all_leave_the_spool() {
-        let s = settle(&[10, 11, 12, 13], &outcome(2, &[(1, "replayed_sequence"), (3, "stale_timestamp")]));
+        let s = settle(
+            &[10, 11, 12, 13],
+            &outcome(2, &[(1, "replayed_sequence"), (3, "stale_timestamp")]),
+        );
         assert_eq!(s.acked_through, 13);
         assert_eq!(s.accepted, 2);
         assert_eq!(s.already_had, 1);
@@ -109,9 +125,25 @@ mod tests {
     #[test]
     fn failures_retry_shrink_then_drop() {
         assert_eq!(on_failure(true, Some("internal"), 100), OnFailure::Retry);
-        assert_eq!(on_failure(false, Some("malformed"), 100), OnFailure::Shrink { batch_size: 50 });
-        assert_eq!(on_failure(false, Some("payload_too_large"), 3), OnFailure::Shrink { batch_size: 1 });
-        assert_eq!(on_failure(false, Some("malformed"), 1), OnFailure::DropFirst { reason: "malformed".into() });
-        assert_eq!(on_failure(false, None, 1), OnFailure::DropFirst { reason: "refused".into() });
+        assert_eq!(
+            on_failure(false, Some("malformed"), 100),
+            OnFailure::Shrink { batch_size: 50 }
+        );
+        assert_eq!(
+            on_failure(false, Some("payload_too_large"), 3),
+            OnFailure::Shrink { batch_size: 1 }
+        );
+        assert_eq!(
+            on_failure(false, Some("malformed"), 1),
+            OnFailure::DropFirst {
+                reason: "malformed".into()
+            }
+        );
+        assert_eq!(
+            on_failure(false, None, 1),
+            OnFailure::DropFirst {
+                reason: "refused".into()
+            }
+        );
     }
 }

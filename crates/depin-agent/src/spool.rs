@@ -40,7 +40,11 @@ const COMPACT_MIN_BYTES: u64 = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     #[error("{what} {}: {source}", path.display())]
-    Io { what: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error(
         "the spool state file {} is damaged ({detail}); the reports in spool.log are intact. \
          Move spool.state away to rebuild it from the log and the coordinator's last sequence number",
@@ -56,7 +60,11 @@ pub enum SpoolError {
 type Result<T> = std::result::Result<T, SpoolError>;
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
-    move |source| SpoolError::Io { what, path: path.to_path_buf(), source }
+    move |source| SpoolError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,7 +114,10 @@ impl Spool {
 
     pub fn open_with_limit(dir: &Path, max_pending: usize) -> Result<(Spool, Recovery)> {
         fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
-        for tmp in [tmp_path(&dir.join(LOG_FILE)), tmp_path(&dir.join(STATE_FILE))] {
+        for tmp in [
+            tmp_path(&dir.join(LOG_FILE)),
+            tmp_path(&dir.join(STATE_FILE)),
+        ] {
             match fs::remove_file(&tmp) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -115,9 +126,17 @@ impl Spool {
         }
         let state_path = dir.join(STATE_FILE);
         let state = match fs::read(&state_path) {
-            Ok(bytes) => serde_json::from_slice::<SpoolState>(&bytes)
-                .map_err(|e| SpoolError::StateCorrupt { path: state_path.clone(), detail: e.to_string() })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => SpoolState { version: 1, next_seq: 1, acked_through: 0 },
+            Ok(bytes) => serde_json::from_slice::<SpoolState>(&bytes).map_err(|e| {
+                SpoolError::StateCorrupt {
+                    path: state_path.clone(),
+                    detail: e.to_string(),
+                }
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => SpoolState {
+                version: 1,
+                next_seq: 1,
+                acked_through: 0,
+            },
             Err(e) => return Err(io_err("cannot read", &state_path)(e)),
         };
 
@@ -132,8 +151,12 @@ impl Spool {
         if scan.tail != Tail::Clean {
             recovery.dropped_bytes = (buf.len() - scan.valid_len) as u64;
             recovery.corrupt = scan.tail == Tail::Corrupt;
-            let f = OpenOptions::new().write(true).open(&log_path).map_err(io_err("cannot open", &log_path))?;
-            f.set_len(scan.valid_len as u64).map_err(io_err("cannot truncate", &log_path))?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&log_path)
+                .map_err(io_err("cannot open", &log_path))?;
+            f.set_len(scan.valid_len as u64)
+                .map_err(io_err("cannot truncate", &log_path))?;
             f.sync_all().map_err(io_err("cannot sync", &log_path))?;
         }
         let mut pending = VecDeque::new();
@@ -144,7 +167,10 @@ impl Spool {
             if f.seq <= state.acked_through {
                 acked_bytes += (record::HEADER_LEN + f.payload.len()) as u64;
             } else {
-                pending.push_back(Entry { seq: f.seq, bytes: buf[f.payload.clone()].to_vec() });
+                pending.push_back(Entry {
+                    seq: f.seq,
+                    bytes: buf[f.payload.clone()].to_vec(),
+                });
             }
         }
         recovery.pending = pending.len();
@@ -210,7 +236,10 @@ impl Spool {
             return Err(SpoolError::TooLarge(bytes.len()));
         }
         if seq <= self.last_spooled || seq <= self.state.acked_through {
-            return Err(SpoolError::OutOfOrder { seq, last: self.last_spooled.max(self.state.acked_through) });
+            return Err(SpoolError::OutOfOrder {
+                seq,
+                last: self.last_spooled.max(self.state.acked_through),
+            });
         }
         let mut dropped = 0;
         if self.pending.len() >= self.max_pending {
@@ -271,7 +300,9 @@ impl Spool {
 
     fn truncate_log(&mut self) -> Result<()> {
         let path = self.dir.join(LOG_FILE);
-        self.log.set_len(0).map_err(io_err("cannot truncate", &path))?;
+        self.log
+            .set_len(0)
+            .map_err(io_err("cannot truncate", &path))?;
         self.log.sync_all().map_err(io_err("cannot sync", &path))?;
         self.log_len = 0;
         self.acked_bytes = 0;
@@ -288,7 +319,10 @@ impl Spool {
             buf.extend_from_slice(&record::encode(e.seq, &e.bytes));
         }
         write_durably(&tmp, &path, &buf)?;
-        self.log = OpenOptions::new().append(true).open(&path).map_err(io_err("cannot open", &path))?;
+        self.log = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err("cannot open", &path))?;
         self.log_len = buf.len() as u64;
         self.acked_bytes = 0;
         Ok(())
@@ -321,7 +355,9 @@ fn write_durably(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
 fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("cannot sync directory", dir))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("cannot sync directory", dir))?;
     }
     #[cfg(not(unix))]
     let _ = dir;
@@ -345,20 +381,34 @@ mod tests {
             let seq = s.reserve_seq().unwrap();
             s.append(seq, payload(seq)).unwrap();
         }
-        assert_eq!(s.peek(2).iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            s.peek(2).iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         s.ack_through(2).unwrap();
         drop(s);
         let (mut s, r) = Spool::open(dir.path()).unwrap();
         assert_eq!(r.pending, 3);
-        assert_eq!(s.peek(10).iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(
+            s.peek(10).iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
         assert_eq!(s.peek(1)[0].bytes, payload(3));
         assert_eq!(s.reserve_seq().unwrap(), 6);
         s.ack_through(5).unwrap();
-        assert_eq!(fs::metadata(dir.path().join(LOG_FILE)).unwrap().len(), 0, "drained log is truncated");
+        assert_eq!(
+            fs::metadata(dir.path().join(LOG_FILE)).unwrap().len(),
+            0,
+            "drained log is truncated"
+        );
         drop(s);
         let (s, _) = Spool::open(dir.path()).unwrap();
         assert_eq!(s.pending(), 0);
-        assert_eq!(s.next_seq(), 7, "a reserved number is never handed out again");
+        assert_eq!(
+            s.next_seq(),
+            7,
+            "a reserved number is never handed out again"
+        );
     }
 
     #[test]
@@ -366,8 +416,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, _) = Spool::open(dir.path()).unwrap();
         s.append(5, payload(5)).unwrap();
-        assert!(matches!(s.append(5, payload(5)), Err(SpoolError::OutOfOrder { .. })));
-        assert!(matches!(s.append(3, payload(3)), Err(SpoolError::OutOfOrder { .. })));
+        assert!(matches!(
+            s.append(5, payload(5)),
+            Err(SpoolError::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            s.append(3, payload(3)),
+            Err(SpoolError::OutOfOrder { .. })
+        ));
     }
 
     #[test]
@@ -379,7 +435,10 @@ mod tests {
             dropped += s.append(seq, payload(seq)).unwrap();
         }
         assert_eq!(dropped, 2);
-        assert_eq!(s.peek(10).iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(
+            s.peek(10).iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
     }
 
     #[test]
@@ -392,12 +451,19 @@ mod tests {
         }
         s.ack_through(60).unwrap();
         let len = fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
-        assert_eq!(len, 4 * (record::HEADER_LEN + big.len()) as u64, "compacted to the 4 pending records");
+        assert_eq!(
+            len,
+            4 * (record::HEADER_LEN + big.len()) as u64,
+            "compacted to the 4 pending records"
+        );
         s.append(65, payload(65)).unwrap();
         drop(s);
         let (s, r) = Spool::open(dir.path()).unwrap();
         assert_eq!(r.pending, 5);
-        assert_eq!(s.peek(10).iter().map(|e| e.seq).collect::<Vec<_>>(), vec![61, 62, 63, 64, 65]);
+        assert_eq!(
+            s.peek(10).iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![61, 62, 63, 64, 65]
+        );
     }
 
     #[test]
@@ -405,7 +471,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(STATE_FILE), b"{not json").unwrap();
         match Spool::open(dir.path()) {
-            Err(e @ SpoolError::StateCorrupt { .. }) => assert!(e.to_string().contains("spool.state")),
+            Err(e @ SpoolError::StateCorrupt { .. }) => {
+                assert!(e.to_string().contains("spool.state"))
+            }
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("opened a damaged spool"),
         }

@@ -49,11 +49,19 @@ impl Status {
     }
 
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        crate::node::write_atomic(&dir.join(STATUS_FILE), serde_json::to_string_pretty(self).expect("serialises").as_bytes())
+        crate::node::write_atomic(
+            &dir.join(STATUS_FILE),
+            serde_json::to_string_pretty(self)
+                .expect("serialises")
+                .as_bytes(),
+        )
     }
 
     pub fn count_drop(&mut self, reason: &str, n: u64) {
         self.dropped_total += n;
-        *self.dropped_by_reason.entry(reason.to_string()).or_default() += n;
+        *self
+            .dropped_by_reason
+            .entry(reason.to_string())
+            .or_default() += n;
     }
 }

@@ -96,7 +96,12 @@ mod tests {
     #[test]
     fn reads_fixture_tree() {
         let dir = tempfile::tempdir().unwrap();
-        for (zone, temp) in [("thermal_zone0", "41000"), ("thermal_zone1", "67500"), ("thermal_zone2", "-273000"), ("cooling_device0", "99000")] {
+        for (zone, temp) in [
+            ("thermal_zone0", "41000"),
+            ("thermal_zone1", "67500"),
+            ("thermal_zone2", "-273000"),
+            ("cooling_device0", "99000"),
+        ] {
             fs::create_dir(dir.path().join(zone)).unwrap();
             fs::write(dir.path().join(zone).join("temp"), temp).unwrap();
         }

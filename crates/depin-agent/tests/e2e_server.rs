@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 /// coordinator restart: reports buffered during the outage are resent before
 /// their epoch may close.
 fn policy() -> RewardPolicy {
-    RewardPolicy { close_grace_seconds: 6, ..RewardPolicy::devnet(4) }
+    RewardPolicy {
+        close_grace_seconds: 6,
+        ..RewardPolicy::devnet(4)
+    }
 }
 
 async fn serve(addr: SocketAddr, db: &Path) -> RunningServer {
@@ -49,7 +52,9 @@ async fn stop(server: RunningServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_survives_a_coordinator_restart_and_earns() {
-    tokio::time::timeout(Duration::from_secs(60), scenario()).await.expect("the scenario finishes within 60 s");
+    tokio::time::timeout(Duration::from_secs(60), scenario())
+        .await
+        .expect("the scenario finishes within 60 s");
 }
 
 async fn scenario() {
@@ -77,37 +82,64 @@ async fn scenario() {
         lat: None,
         lon: None,
     };
-    let done = init(&params, &operator, || device_keypair_from_seed([77; 32]), now_ms()).await.unwrap();
+    let done = init(
+        &params,
+        &operator,
+        || device_keypair_from_seed([77; 32]),
+        now_ms(),
+    )
+    .await
+    .unwrap();
     let device = done.config.device;
     assert_eq!(done.device.operator, public_key_of(&operator));
-    let again = init(&params, &operator, || unreachable!(), now_ms()).await.unwrap_err();
+    let again = init(&params, &operator, || unreachable!(), now_ms())
+        .await
+        .unwrap_err();
     assert!(again.to_string().contains("already initialised"), "{again}");
 
     eprintln!("[e2e] initialised");
     // Run the agent with a fast cadence and short backoff.
     let mut opts = RunOptions::new(node_dir.clone());
     opts.interval = Some(Duration::from_millis(500));
-    opts.backoff = Backoff { base: Duration::from_millis(100), cap: Duration::from_millis(400) };
+    opts.backoff = Backoff {
+        base: Duration::from_millis(100),
+        cap: Duration::from_millis(400),
+    };
     opts.request_timeout = Duration::from_secs(2);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(depin_agent::run(opts, async move {
         let _ = stop_rx.await;
     }));
 
-    wait_for("first accepted heartbeats", Duration::from_secs(10), || async {
-        client.device(&device).await.ok().and_then(|d| d.last_seq).is_some_and(|s| s >= 3)
-    })
+    wait_for(
+        "first accepted heartbeats",
+        Duration::from_secs(10),
+        || async {
+            client
+                .device(&device)
+                .await
+                .ok()
+                .and_then(|d| d.last_seq)
+                .is_some_and(|s| s >= 3)
+        },
+    )
     .await;
 
     eprintln!("[e2e] heartbeats accepted");
     // Outage: the coordinator goes away; the agent keeps heartbeating into its spool.
     stop(server).await;
     eprintln!("[e2e] server stopped");
-    let seq_at_stop = depin_agent::status::Status::load(&node_dir).last_seq_created.unwrap();
-    wait_for("heartbeats buffered during the outage", Duration::from_secs(10), || async {
-        let s = depin_agent::status::Status::load(&node_dir);
-        s.pending >= 3 && s.consecutive_failures >= 1
-    })
+    let seq_at_stop = depin_agent::status::Status::load(&node_dir)
+        .last_seq_created
+        .unwrap();
+    wait_for(
+        "heartbeats buffered during the outage",
+        Duration::from_secs(10),
+        || async {
+            let s = depin_agent::status::Status::load(&node_dir);
+            s.pending >= 3 && s.consecutive_failures >= 1
+        },
+    )
     .await;
     let buffered = depin_agent::status::Status::load(&node_dir);
     assert!(buffered.last_seq_created.unwrap() >= seq_at_stop + 3);
@@ -116,17 +148,28 @@ async fn scenario() {
     let server = serve(addr, &db).await;
     eprintln!("[e2e] server restarted");
     let outage_last = buffered.last_seq_created.unwrap();
-    wait_for("buffered heartbeats resent", Duration::from_secs(10), || async {
-        client.device(&device).await.ok().and_then(|d| d.last_seq).is_some_and(|s| s >= outage_last)
-    })
+    wait_for(
+        "buffered heartbeats resent",
+        Duration::from_secs(10),
+        || async {
+            client
+                .device(&device)
+                .await
+                .ok()
+                .and_then(|d| d.last_seq)
+                .is_some_and(|s| s >= outage_last)
+        },
+    )
     .await;
 
     eprintln!("[e2e] resent");
     // An epoch with the device's heartbeats closes and pays its operator.
     let op_hex = public_key_of(&operator).to_hex();
-    wait_for("a reward for the operator", Duration::from_secs(30), || async {
-        client.balance(&op_hex).await.is_ok_and(|b| b.balance > 0)
-    })
+    wait_for(
+        "a reward for the operator",
+        Duration::from_secs(30),
+        || async { client.balance(&op_hex).await.is_ok_and(|b| b.balance > 0) },
+    )
     .await;
 
     eprintln!("[e2e] rewarded");
@@ -144,7 +187,9 @@ async fn scenario() {
     stop(server).await;
 
     // Every sequence number the agent created is in the coordinator's report log.
-    let store = depin_store::Store::open(&depin_store::sqlite_url(&db)).await.unwrap();
+    let store = depin_store::Store::open(&depin_store::sqlite_url(&db))
+        .await
+        .unwrap();
     let p = policy();
     let first_epoch = p.epoch_of(done.device.registered_ms).unwrap();
     let last_epoch = p.epoch_of(now_ms()).unwrap();
@@ -159,5 +204,9 @@ async fn scenario() {
     assert!(missing.is_empty(), "created but not stored: {missing:?}");
     assert_eq!(summary.heartbeats_created as usize, created.len());
     store.close().await;
-    assert!(test_start.elapsed() < Duration::from_secs(60), "took {:?}", test_start.elapsed());
+    assert!(
+        test_start.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        test_start.elapsed()
+    );
 }

@@ -38,7 +38,10 @@ struct Script {
 type Shared = Arc<Mutex<Script>>;
 
 fn error(status: StatusCode, code: &str) -> (StatusCode, String) {
-    (status, json!({"error": code, "message": format!("scripted {code}")}).to_string())
+    (
+        status,
+        json!({"error": code, "message": format!("scripted {code}")}).to_string(),
+    )
 }
 
 async fn reports(State(s): State<Shared>, body: Bytes) -> (StatusCode, String) {
@@ -52,7 +55,10 @@ async fn reports(State(s): State<Shared>, body: Bytes) -> (StatusCode, String) {
         Ok(r) => r,
         Err(_) => return error(StatusCode::BAD_REQUEST, "malformed"),
     };
-    let seqs: Vec<u64> = raws.iter().map(|r| decode_signed(r).unwrap().envelope.seq).collect();
+    let seqs: Vec<u64> = raws
+        .iter()
+        .map(|r| decode_signed(r).unwrap().envelope.seq)
+        .collect();
     if let Some(p) = s.poison
         && seqs.contains(&p)
     {
@@ -75,7 +81,10 @@ async fn reports(State(s): State<Shared>, body: Bytes) -> (StatusCode, String) {
         s.lose_answers -= 1;
         return error(StatusCode::INTERNAL_SERVER_ERROR, "internal");
     }
-    (StatusCode::OK, json!({"accepted": accepted, "rejected": rejected}).to_string())
+    (
+        StatusCode::OK,
+        json!({"accepted": accepted, "rejected": rejected}).to_string(),
+    )
 }
 
 async fn stub(script: Script) -> (String, Shared) {
@@ -122,7 +131,10 @@ fn options(dir: PathBuf, heartbeats: u64) -> RunOptions {
     let mut o = RunOptions::new(dir);
     o.max_heartbeats = Some(heartbeats);
     o.interval = Some(Duration::from_millis(50));
-    o.backoff = Backoff { base: Duration::from_millis(20), cap: Duration::from_millis(80) };
+    o.backoff = Backoff {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(80),
+    };
     o.request_timeout = Duration::from_secs(2);
     o.drain_timeout = Duration::from_secs(5);
     o
@@ -130,15 +142,29 @@ fn options(dir: PathBuf, heartbeats: u64) -> RunOptions {
 
 #[tokio::test]
 async fn retries_5xx_and_lost_answers_without_loss_or_duplicates() {
-    let (url, script) = stub(Script { fail_next: 3, lose_answers: 2, ..Script::default() }).await;
+    let (url, script) = stub(Script {
+        fail_next: 3,
+        lose_answers: 2,
+        ..Script::default()
+    })
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = node_dir(tmp.path(), &url);
-    let summary = run(options(dir.clone(), 8), std::future::pending()).await.unwrap();
+    let summary = run(options(dir.clone(), 8), std::future::pending())
+        .await
+        .unwrap();
     let s = script.lock().unwrap();
-    assert_eq!(s.stored, (1..=8).collect::<Vec<_>>(), "every heartbeat stored once, in order");
+    assert_eq!(
+        s.stored,
+        (1..=8).collect::<Vec<_>>(),
+        "every heartbeat stored once, in order"
+    );
     assert_eq!(summary.pending, 0);
     assert_eq!(summary.dropped, 0);
-    assert!(summary.already_had >= 1, "a lost answer is resolved by replayed_sequence: {summary:?}");
+    assert!(
+        summary.already_had >= 1,
+        "a lost answer is resolved by replayed_sequence: {summary:?}"
+    );
     assert_eq!(summary.accepted + summary.already_had, 8);
     let status = depin_agent::status::Status::load(&dir);
     assert_eq!(status.pending, 0);
@@ -147,23 +173,37 @@ async fn retries_5xx_and_lost_answers_without_loss_or_duplicates() {
 
 #[tokio::test]
 async fn refused_reports_are_dropped_and_counted() {
-    let (url, script) =
-        stub(Script { refuse: [2, 4].into_iter().collect(), poison: Some(6), ..Script::default() }).await;
+    let (url, script) = stub(Script {
+        refuse: [2, 4].into_iter().collect(),
+        poison: Some(6),
+        ..Script::default()
+    })
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = node_dir(tmp.path(), &url);
-    let summary = run(options(dir.clone(), 7), std::future::pending()).await.unwrap();
+    let summary = run(options(dir.clone(), 7), std::future::pending())
+        .await
+        .unwrap();
     let s = script.lock().unwrap();
     assert_eq!(s.stored, vec![1, 3, 5, 7]);
     assert_eq!(summary.pending, 0);
     assert_eq!(summary.dropped, 3);
     let status = depin_agent::status::Status::load(&dir);
     assert_eq!(status.dropped_by_reason.get("bad_payload"), Some(&2));
-    assert_eq!(status.dropped_by_reason.get("malformed"), Some(&1), "{status:?}");
+    assert_eq!(
+        status.dropped_by_reason.get("malformed"),
+        Some(&1),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
 async fn nothing_is_lost_across_an_agent_restart_while_the_coordinator_is_down() {
-    let (url, script) = stub(Script { fail_next: u32::MAX, ..Script::default() }).await;
+    let (url, script) = stub(Script {
+        fail_next: u32::MAX,
+        ..Script::default()
+    })
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = node_dir(tmp.path(), &url);
     let mut o = options(dir.clone(), 4);
@@ -171,11 +211,16 @@ async fn nothing_is_lost_across_an_agent_restart_while_the_coordinator_is_down()
     let first = run(o, std::future::pending()).await.unwrap();
     assert_eq!(first.pending, 4);
     script.lock().unwrap().fail_next = 0;
-    let second = run(options(dir.clone(), 3), std::future::pending()).await.unwrap();
+    let second = run(options(dir.clone(), 3), std::future::pending())
+        .await
+        .unwrap();
     assert_eq!(second.first_seq, Some(5), "numbering continues");
     assert_eq!(second.pending, 0);
     assert_eq!(script.lock().unwrap().stored, (1..=7).collect::<Vec<_>>());
     let status = depin_agent::status::Status::load(&dir);
-    assert_eq!(status.heartbeats_created, 7, "totals are cumulative across runs");
+    assert_eq!(
+        status.heartbeats_created, 7,
+        "totals are cumulative across runs"
+    );
     assert_eq!(status.accepted_total, 7);
 }

@@ -27,7 +27,11 @@ fn build(dir: &Path) -> (Vec<u8>, Vec<u8>, usize) {
     let seq = s.reserve_seq().unwrap();
     s.append(seq, payload(seq)).unwrap();
     drop(s);
-    (fs::read(dir.join(LOG_FILE)).unwrap(), fs::read(dir.join(STATE_FILE)).unwrap(), before_last)
+    (
+        fs::read(dir.join(LOG_FILE)).unwrap(),
+        fs::read(dir.join(STATE_FILE)).unwrap(),
+        before_last,
+    )
 }
 
 #[test]
@@ -44,8 +48,18 @@ fn every_cut_inside_the_last_record_recovers_the_earlier_ones() {
         let whole = cut == log.len();
         let expect: Vec<u64> = if whole { vec![3, 4, 5] } else { vec![3, 4] };
         assert_eq!(pending_seqs(&s), expect, "cut at {cut}");
-        assert_eq!(recovery.dropped_bytes as usize, if whole || cut == before_last { 0 } else { cut - before_last });
-        assert!(!recovery.corrupt, "a torn tail is not corruption (cut at {cut})");
+        assert_eq!(
+            recovery.dropped_bytes as usize,
+            if whole || cut == before_last {
+                0
+            } else {
+                cut - before_last
+            }
+        );
+        assert!(
+            !recovery.corrupt,
+            "a torn tail is not corruption (cut at {cut})"
+        );
         for e in s.peek(usize::MAX) {
             assert_eq!(e.bytes, payload(e.seq));
         }

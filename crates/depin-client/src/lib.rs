@@ -27,7 +27,7 @@ pub enum ClientError {
     #[error("{0:?} is not a coordinator URL: expected http://host:port or https://host:port")]
     InvalidUrl(String),
     /// No connection could be made (refused, DNS, reset before a response).
-    #[error("cannot reach the coordinator at {url}: {detail}")]
+    #[error("cannot reach the coordinator at {url} ({detail}); is `depin serve` running there?")]
     Unreachable { url: String, detail: String },
     /// No complete response within the time-out.
     #[error("the coordinator at {url} did not answer within {timeout:?}")]
@@ -35,10 +35,18 @@ pub enum ClientError {
     /// The coordinator answered with a 5xx status (or 408/429, see
     /// [`ClientError::is_retryable`]): try again later.
     #[error("the coordinator failed ({status} {code}): {message}")]
-    Server { status: u16, code: String, message: String },
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// The coordinator refused the request (4xx): repeating it cannot help.
     #[error("the coordinator refused the request ({status} {code}): {message}")]
-    Rejected { status: u16, code: String, message: String },
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// A 2xx response whose body is not what the API documents (a proxy's
     /// page, a version mismatch).
     #[error("unexpected response from {url}: {detail}")]
@@ -50,7 +58,10 @@ impl ClientError {
     /// 5xx, 408 (request time-out), 429 (rate limited) and undecodable 2xx
     /// bodies. Plain 4xx refusals are not.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ClientError::InvalidUrl(_) | ClientError::Rejected { .. })
+        !matches!(
+            self,
+            ClientError::InvalidUrl(_) | ClientError::Rejected { .. }
+        )
     }
 
     /// The server's error code (`bad_signature`, `not_found`, …), if it sent one.
@@ -69,7 +80,9 @@ impl ClientError {
     /// The HTTP status, when the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Server { status, .. } | ClientError::Rejected { status, .. } => Some(*status),
+            ClientError::Server { status, .. } | ClientError::Rejected { status, .. } => {
+                Some(*status)
+            }
             _ => None,
         }
     }
@@ -199,7 +212,11 @@ impl Client {
             .user_agent(concat!("depin-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::InvalidUrl(format!("{base_url}: {e}")))?;
-        Ok(Client { base, http, timeout })
+        Ok(Client {
+            base,
+            http,
+            timeout,
+        })
     }
 
     /// The base URL, without a trailing slash.
@@ -221,8 +238,11 @@ impl Client {
     /// `GET /v1/policy`.
     pub async fn policy(&self) -> Result<PolicyView, ClientError> {
         let raw: serde_json::Value = self.get_json("/v1/policy").await?;
-        let mut view: PolicyView = serde_json::from_value(raw.clone())
-            .map_err(|e| ClientError::Decode { url: self.url("/v1/policy"), detail: e.to_string() })?;
+        let mut view: PolicyView =
+            serde_json::from_value(raw.clone()).map_err(|e| ClientError::Decode {
+                url: self.url("/v1/policy"),
+                detail: e.to_string(),
+            })?;
         view.raw = raw;
         Ok(view)
     }
@@ -234,22 +254,29 @@ impl Client {
 
     /// `POST /v1/devices/revoke`: an operator-signed revocation.
     pub async fn revoke_device(&self, revocation: &Signed) -> Result<DeviceView, ClientError> {
-        self.post_bytes("/v1/devices/revoke", revocation.encode()).await
+        self.post_bytes("/v1/devices/revoke", revocation.encode())
+            .await
     }
 
     /// `POST /v1/devices/rotate`: an operator-signed key rotation.
     pub async fn rotate_device(&self, rotation: &Signed) -> Result<DeviceView, ClientError> {
-        self.post_bytes("/v1/devices/rotate", rotation.encode()).await
+        self.post_bytes("/v1/devices/rotate", rotation.encode())
+            .await
     }
 
     /// `GET /v1/devices/{hex}`.
     pub async fn device(&self, device: &PublicKey) -> Result<DeviceView, ClientError> {
-        self.get_json(&format!("/v1/devices/{}", device.to_hex())).await
+        self.get_json(&format!("/v1/devices/{}", device.to_hex()))
+            .await
     }
 
     /// `GET /v1/operators/{hex}/devices`.
-    pub async fn operator_devices(&self, operator: &PublicKey) -> Result<Vec<DeviceView>, ClientError> {
-        self.get_json(&format!("/v1/operators/{}/devices", operator.to_hex())).await
+    pub async fn operator_devices(
+        &self,
+        operator: &PublicKey,
+    ) -> Result<Vec<DeviceView>, ClientError> {
+        self.get_json(&format!("/v1/operators/{}/devices", operator.to_hex()))
+            .await
     }
 
     /// `POST /v1/reports` with a `ReportBatch` of device-signed reports.
@@ -275,7 +302,8 @@ impl Client {
 
     /// `GET /v1/claims/{epoch}/{account_hex}`.
     pub async fn claim(&self, epoch: u64, account: &PublicKey) -> Result<ClaimView, ClientError> {
-        self.get_json(&format!("/v1/claims/{epoch}/{}", account.to_hex())).await
+        self.get_json(&format!("/v1/claims/{epoch}/{}", account.to_hex()))
+            .await
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -284,7 +312,11 @@ impl Client {
         decode_json(check_status(resp, &url).await?, &url).await
     }
 
-    async fn post_bytes<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T, ClientError> {
+    async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T, ClientError> {
         let url = self.url(path);
         let req = self
             .http
@@ -295,15 +327,30 @@ impl Client {
         decode_json(check_status(resp, &url).await?, &url).await
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response, ClientError> {
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, ClientError> {
         req.send().await.map_err(|e| self.transport_error(e, url))
     }
 
     fn transport_error(&self, e: reqwest::Error, url: &str) -> ClientError {
         if e.is_timeout() {
-            ClientError::Timeout { url: url.to_string(), timeout: self.timeout }
+            ClientError::Timeout {
+                url: url.to_string(),
+                timeout: self.timeout,
+            }
         } else {
-            ClientError::Unreachable { url: url.to_string(), detail: error_chain(&e) }
+            // reqwest's own message repeats the URL; its sources say what happened.
+            let detail = match std::error::Error::source(&e) {
+                Some(inner) => error_chain(inner),
+                None => e.to_string(),
+            };
+            ClientError::Unreachable {
+                url: url.to_string(),
+                detail,
+            }
         }
     }
 }
@@ -337,7 +384,10 @@ fn normalize_base(base_url: &str) -> Result<String, ClientError> {
 
 /// Turns a non-2xx response into the matching error, keeping the server's
 /// `error` code and `message` (or the status text when the body is not JSON).
-async fn check_status(resp: reqwest::Response, url: &str) -> Result<reqwest::Response, ClientError> {
+async fn check_status(
+    resp: reqwest::Response,
+    url: &str,
+) -> Result<reqwest::Response, ClientError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -347,24 +397,49 @@ async fn check_status(resp: reqwest::Response, url: &str) -> Result<reqwest::Res
     let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
         Ok(b) => (b.error, b.message),
         Err(_) => {
-            let fallback = status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_");
+            let fallback = status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_lowercase()
+                .replace(' ', "_");
             let snippet: String = text.chars().take(200).collect();
-            (fallback, if snippet.is_empty() { format!("HTTP {code_num} from {url}") } else { snippet })
+            (
+                fallback,
+                if snippet.is_empty() {
+                    format!("HTTP {code_num} from {url}")
+                } else {
+                    snippet
+                },
+            )
         }
     };
     if status.is_server_error() || code_num == 408 || code_num == 429 {
-        Err(ClientError::Server { status: code_num, code, message })
+        Err(ClientError::Server {
+            status: code_num,
+            code,
+            message,
+        })
     } else {
-        Err(ClientError::Rejected { status: code_num, code, message })
+        Err(ClientError::Rejected {
+            status: code_num,
+            code,
+            message,
+        })
     }
 }
 
-async fn decode_json<T: DeserializeOwned>(resp: reqwest::Response, url: &str) -> Result<T, ClientError> {
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| ClientError::Unreachable { url: url.to_string(), detail: error_chain(&e) })?;
-    serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { url: url.to_string(), detail: e.to_string() })
+async fn decode_json<T: DeserializeOwned>(
+    resp: reqwest::Response,
+    url: &str,
+) -> Result<T, ClientError> {
+    let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
+        url: url.to_string(),
+        detail: error_chain(&e),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+        url: url.to_string(),
+        detail: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -373,21 +448,50 @@ mod tests {
 
     #[test]
     fn base_urls_are_normalized_and_checked() {
-        assert_eq!(normalize_base("http://127.0.0.1:8080/").unwrap(), "http://127.0.0.1:8080");
-        assert_eq!(normalize_base(" https://x.example ").unwrap(), "https://x.example");
+        assert_eq!(
+            normalize_base("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            normalize_base(" https://x.example ").unwrap(),
+            "https://x.example"
+        );
         for bad in ["127.0.0.1:8080", "ftp://x", "http://", "http://a b"] {
-            assert!(matches!(normalize_base(bad), Err(ClientError::InvalidUrl(_))), "{bad}");
+            assert!(
+                matches!(normalize_base(bad), Err(ClientError::InvalidUrl(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn retryability_follows_the_status() {
-        let server = ClientError::Server { status: 503, code: "internal".into(), message: String::new() };
-        let refused = ClientError::Rejected { status: 400, code: "bad_signature".into(), message: String::new() };
+        let server = ClientError::Server {
+            status: 503,
+            code: "internal".into(),
+            message: String::new(),
+        };
+        let refused = ClientError::Rejected {
+            status: 400,
+            code: "bad_signature".into(),
+            message: String::new(),
+        };
         assert!(server.is_retryable());
         assert!(!refused.is_retryable());
         assert_eq!(refused.reason(), Some(Reason::BadSignature));
-        assert!(ClientError::Unreachable { url: "u".into(), detail: "d".into() }.is_retryable());
-        assert!(ClientError::Timeout { url: "u".into(), timeout: DEFAULT_TIMEOUT }.is_retryable());
+        assert!(
+            ClientError::Unreachable {
+                url: "u".into(),
+                detail: "d".into()
+            }
+            .is_retryable()
+        );
+        assert!(
+            ClientError::Timeout {
+                url: "u".into(),
+                timeout: DEFAULT_TIMEOUT
+            }
+            .is_retryable()
+        );
     }
 }

@@ -9,12 +9,23 @@ use std::time::Duration;
 
 async fn serve() -> String {
     let app = Router::new()
-        .route("/v1/policy", get(|| async { (StatusCode::OK, "<html>captive portal</html>") }))
+        .route(
+            "/v1/policy",
+            get(|| async { (StatusCode::OK, "<html>captive portal</html>") }),
+        )
         .route(
             "/v1/balances/{a}",
-            get(|| async { (StatusCode::BAD_REQUEST, r#"{"error":"bad_request","message":"not an account"}"#) }),
+            get(|| async {
+                (
+                    StatusCode::BAD_REQUEST,
+                    r#"{"error":"bad_request","message":"not an account"}"#,
+                )
+            }),
         )
-        .route("/v1/epochs", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "overloaded") }))
+        .route(
+            "/v1/epochs",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "overloaded") }),
+        )
         .route(
             "/healthz",
             get(|| async {
@@ -34,11 +45,16 @@ async fn errors_keep_the_server_code_and_say_whether_to_retry() {
     let c = Client::with_timeout(&url, Duration::from_millis(300)).unwrap();
 
     let e = c.balance("nonsense").await.unwrap_err();
-    assert!(matches!(&e, ClientError::Rejected { status: 400, code, message } if code == "bad_request" && message == "not an account"));
+    assert!(
+        matches!(&e, ClientError::Rejected { status: 400, code, message } if code == "bad_request" && message == "not an account")
+    );
     assert!(!e.is_retryable());
 
     let e = c.epochs().await.unwrap_err();
-    assert!(matches!(&e, ClientError::Server { status: 503, .. }), "{e:?}");
+    assert!(
+        matches!(&e, ClientError::Server { status: 503, .. }),
+        "{e:?}"
+    );
     assert!(e.is_retryable());
 
     let e = c.policy().await.unwrap_err();
@@ -49,8 +65,15 @@ async fn errors_keep_the_server_code_and_say_whether_to_retry() {
     assert!(e.is_retryable());
 
     // Nothing listens on port 1.
-    let e = Client::new("http://127.0.0.1:1").unwrap().healthz().await.unwrap_err();
+    let e = Client::new("http://127.0.0.1:1")
+        .unwrap()
+        .healthz()
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::Unreachable { .. }), "{e:?}");
     assert!(e.is_retryable());
-    assert!(e.to_string().contains("cannot reach the coordinator"), "{e}");
+    assert!(
+        e.to_string().contains("cannot reach the coordinator"),
+        "{e}"
+    );
 }
