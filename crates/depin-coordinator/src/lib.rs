@@ -459,6 +459,7 @@ impl Coordinator {
             return Err(CoordError::NotDue { epoch, closable_at_ms });
         }
         let policy_id = self.policy.id();
+        let started = std::time::Instant::now();
         let Some(mut close) = self.store.begin_close(epoch, &policy_id, now_ms).await? else {
             self.last_closed.fetch_max(epoch as i64, Ordering::SeqCst);
             return Ok(CloseOutcome::AlreadyClosed);
@@ -484,6 +485,7 @@ impl Coordinator {
                 return Err(e.into());
             }
         };
+        tracing::debug!(epoch, ms = started.elapsed().as_millis() as u64, "close: inputs read");
         let policy = self.policy.clone();
         let computed = tokio::task::spawn_blocking(move || -> Result<ComputedEpoch, compute::ComputeError> {
             let infos = compute::device_info(&devices)?;
@@ -522,7 +524,9 @@ impl Coordinator {
             claims: computed.changed.clone(),
             sector_state: computed.sector_state.clone(),
         };
+        tracing::debug!(epoch, ms = started.elapsed().as_millis() as u64, "close: computed");
         close.commit(&row, &write).await?;
+        tracing::debug!(epoch, ms = started.elapsed().as_millis() as u64, "close: committed");
         self.last_closed.fetch_max(epoch as i64, Ordering::SeqCst);
         self.check_ledger().await?;
         metrics::counter!("depin_epochs_closed_total").increment(1);

@@ -256,6 +256,7 @@ impl Store {
             ]);
         }
         // Which rows did land? RETURNING answers for both databases.
+        let anonymous = self.backend == Backend::Sqlite;
         let mut inserted: HashSet<(PublicKey, u64)> = HashSet::with_capacity(rows.len());
         for chunk in rows.chunks(2000) {
             let sql = crate::values_sql(
@@ -263,6 +264,7 @@ impl Store {
                 "ON CONFLICT (device, seq) DO NOTHING RETURNING device, seq",
                 6,
                 chunk.len(),
+                anonymous,
             );
             let mut q = sqlx::query(&sql);
             for row in chunk {
@@ -291,7 +293,7 @@ impl Store {
         // in both SQLite and PostgreSQL.
         let seq_rows: Vec<(PublicKey, u64)> = max_seq.into_iter().collect();
         for chunk in seq_rows.chunks(4000) {
-            let values = crate::values_sql("", "", 2, chunk.len());
+            let values = crate::values_sql("", "", 2, chunk.len(), anonymous);
             let sql = format!(
                 "UPDATE devices SET last_seq = v.column2 FROM ({}) AS v \
                  WHERE devices.device = v.column1 AND (devices.last_seq IS NULL OR devices.last_seq < v.column2)",
@@ -677,6 +679,7 @@ impl EpochClose {
 
     /// Writes everything and commits. Balances move by the entries' deltas.
     pub async fn commit(mut self, epoch_row: &EpochRow, w: &EpochWrite) -> Result<()> {
+        let t = std::time::Instant::now();
         let e = to_i64(self.epoch);
         sqlx::query(
             "UPDATE epochs SET policy_id = $2, closed_ms = $3, emission = $4, minted = $5, fees = $6, burned = $7, devices = $8, \
@@ -726,6 +729,7 @@ impl EpochClose {
         )
         .await?;
         drop(lines);
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "commit: lines written");
         let entries: Vec<Vec<Val>> = w
             .entries
             .iter()
@@ -749,11 +753,14 @@ impl EpochClose {
             &balance_rows,
         )
         .await?;
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "commit: ledger written");
         let claims: Vec<Vec<Val>> = w.claims.iter().map(|(a, c)| vec![e.into(), a.into(), (*c).into()]).collect();
         insert_many(&mut self.tx, "INSERT INTO claims (epoch, account, cumulative)", "", 3, &claims).await?;
         let states: Vec<Vec<Val>> = w.sector_state.iter().map(|(s, b)| vec![s.as_str().into(), e.into(), b.clone().into()]).collect();
         insert_many(&mut self.tx, "INSERT INTO sector_state (sector, epoch, state)", "", 3, &states).await?;
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "commit: claims written");
         self.tx.commit().await?;
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "commit: done");
         Ok(())
     }
 
