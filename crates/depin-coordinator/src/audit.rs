@@ -3,8 +3,8 @@
 //! and compare with what was stored, byte for byte. Any payout can be
 //! explained and reproduced; any tampering with a stored result shows.
 
-use crate::compute::{self, ComputedEpoch};
 use crate::CoordError;
+use crate::compute::{self, ComputedEpoch};
 use depin_core::EpochIndex;
 use depin_protocol::PayloadKind;
 use depin_rewards::RewardPolicy;
@@ -32,33 +32,67 @@ impl AuditReport {
 const MAX_LISTED: usize = 20;
 
 pub async fn audit_epoch(store: &Store, epoch: EpochIndex) -> Result<AuditReport, CoordError> {
-    let row = store.epoch(epoch).await?.ok_or_else(|| CoordError::NotFound(format!("epoch {epoch} is not closed in this store")))?;
-    let body = store
-        .policy(&row.policy_id)
-        .await?
-        .ok_or_else(|| CoordError::NotFound(format!("policy {} used by epoch {epoch} is not stored", row.policy_id)))?;
-    let policy: RewardPolicy =
-        serde_json::from_slice(&body).map_err(|e| CoordError::Invariant(format!("stored policy {} does not decode: {e}", row.policy_id)))?;
+    let row = store.epoch(epoch).await?.ok_or_else(|| {
+        CoordError::NotFound(format!("epoch {epoch} is not closed in this store"))
+    })?;
+    let body = store.policy(&row.policy_id).await?.ok_or_else(|| {
+        CoordError::NotFound(format!(
+            "policy {} used by epoch {epoch} is not stored",
+            row.policy_id
+        ))
+    })?;
+    let policy: RewardPolicy = serde_json::from_slice(&body).map_err(|e| {
+        CoordError::Invariant(format!(
+            "stored policy {} does not decode: {e}",
+            row.policy_id
+        ))
+    })?;
     let mut differences = Vec::new();
     if policy.id() != row.policy_id {
-        differences.push(format!("stored policy body hashes to {}, not {}", policy.id(), row.policy_id));
+        differences.push(format!(
+            "stored policy body hashes to {}, not {}",
+            policy.id(),
+            row.policy_id
+        ));
     }
 
     // Recompute from the inputs.
-    let devices = compute::device_info(&store.devices_registered_before(policy.epoch_end_ms(epoch)).await?)?;
-    let heartbeats = store.report_counts(epoch, PayloadKind::Heartbeat.as_u32()).await?;
+    let devices = compute::device_info(
+        &store
+            .devices_registered_before(policy.epoch_end_ms(epoch))
+            .await?,
+    )?;
+    let heartbeats = store
+        .report_counts(epoch, PayloadKind::Heartbeat.as_u32())
+        .await?;
     let (prior, previous) = if epoch > 0 {
         (
-            store.sector_state(depin_rewards::Availability::NAME, epoch - 1).await?.unwrap_or_default(),
+            store
+                .sector_state(depin_rewards::Availability::NAME, epoch - 1)
+                .await?
+                .unwrap_or_default(),
             store.claims_as_of(epoch - 1).await?,
         )
     } else {
         (Vec::new(), Vec::new())
     };
-    let fresh: ComputedEpoch = compute::compute_epoch(&policy, epoch, &devices, &heartbeats, &prior, &previous, &[])?;
+    let fresh: ComputedEpoch = compute::compute_epoch(
+        &policy,
+        epoch,
+        &devices,
+        &heartbeats,
+        &prior,
+        &previous,
+        &[],
+    )?;
 
     // The stored sheet, rebuilt from its rows.
-    let stored = compute::stored_sheet(epoch, &row, &store.sector_totals(epoch).await?, &store.reward_lines(epoch).await?);
+    let stored = compute::stored_sheet(
+        epoch,
+        &row,
+        &store.sector_totals(epoch).await?,
+        &store.reward_lines(epoch).await?,
+    );
     match stored {
         Err(e) => differences.push(format!("stored reward sheet is unreadable: {e}")),
         Ok(stored) => {
@@ -78,10 +112,18 @@ pub async fn audit_epoch(store: &Store, epoch: EpochIndex) -> Result<AuditReport
         }
     }
     if row.sheet_hash != fresh.sheet.hash() {
-        differences.push(format!("sheet hash: stored {} recomputed {}", hex::encode(&row.sheet_hash), fresh.sheet.hash_hex()));
+        differences.push(format!(
+            "sheet hash: stored {} recomputed {}",
+            hex::encode(&row.sheet_hash),
+            fresh.sheet.hash_hex()
+        ));
     }
     if row.devices != fresh.sheet.lines.len() as u64 {
-        differences.push(format!("device count: stored {} recomputed {}", row.devices, fresh.sheet.lines.len()));
+        differences.push(format!(
+            "device count: stored {} recomputed {}",
+            row.devices,
+            fresh.sheet.lines.len()
+        ));
     }
 
     // Ledger entries.
@@ -90,16 +132,28 @@ pub async fn audit_epoch(store: &Store, epoch: EpochIndex) -> Result<AuditReport
         differences.push(format!(
             "ledger entries differ: stored {} entries totalling {}, recomputed {} totalling {}",
             stored_entries.len(),
-            stored_entries.iter().map(|e| u128::from(e.amount)).sum::<u128>(),
+            stored_entries
+                .iter()
+                .map(|e| u128::from(e.amount))
+                .sum::<u128>(),
             fresh.entries.len(),
-            fresh.entries.iter().map(|e| u128::from(e.amount)).sum::<u128>()
+            fresh
+                .entries
+                .iter()
+                .map(|e| u128::from(e.amount))
+                .sum::<u128>()
         ));
     }
 
     // Claims: stored leaves, their root, and the recomputed root.
     let leaves = store.claims_as_of(epoch).await?;
     if leaves != fresh.leaves {
-        let n = leaves.iter().zip(&fresh.leaves).filter(|(a, b)| a != b).count() + leaves.len().abs_diff(fresh.leaves.len());
+        let n = leaves
+            .iter()
+            .zip(&fresh.leaves)
+            .filter(|(a, b)| a != b)
+            .count()
+            + leaves.len().abs_diff(fresh.leaves.len());
         differences.push(format!("claim leaves differ for {n} account(s)"));
     }
     let stored_root = compute::claim_tree(&leaves).root();
@@ -127,7 +181,11 @@ pub async fn audit_epoch(store: &Store, epoch: EpochIndex) -> Result<AuditReport
     })
 }
 
-fn describe_sheet_differences(stored: &depin_rewards::RewardSheet, fresh: &depin_rewards::RewardSheet, out: &mut Vec<String>) {
+fn describe_sheet_differences(
+    stored: &depin_rewards::RewardSheet,
+    fresh: &depin_rewards::RewardSheet,
+    out: &mut Vec<String>,
+) {
     for (what, a, b) in [
         ("emission", stored.emission, fresh.emission),
         ("minted", stored.minted, fresh.minted),
@@ -142,7 +200,11 @@ fn describe_sheet_differences(stored: &depin_rewards::RewardSheet, fresh: &depin
         out.push("per-sector totals differ".into());
     }
     if stored.lines.len() != fresh.lines.len() {
-        out.push(format!("line count: stored {} recomputed {}", stored.lines.len(), fresh.lines.len()));
+        out.push(format!(
+            "line count: stored {} recomputed {}",
+            stored.lines.len(),
+            fresh.lines.len()
+        ));
     }
     let mut listed = 0;
     let mut more = 0;

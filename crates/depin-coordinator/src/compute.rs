@@ -7,7 +7,8 @@ use depin_core::{EpochIndex, PublicKey, Reason, Sector};
 use depin_ledger::{Entry, Ledger};
 use depin_merkle::{Leaf, StandardMerkleTree};
 use depin_rewards::{
-    Availability, DeviceInfo, EpochInput, FeeSettlement, ReportSummary, RewardPolicy, RewardSheet, SectorVerifier, compute_sheet,
+    Availability, DeviceInfo, EpochInput, FeeSettlement, ReportSummary, RewardPolicy, RewardSheet,
+    SectorVerifier, compute_sheet,
 };
 use depin_store::{DeviceRow, LedgerEntryRow, RewardLineRow, SectorTotalRow};
 use std::collections::BTreeMap;
@@ -40,7 +41,8 @@ pub fn device_info(rows: &[DeviceRow]) -> Result<Vec<DeviceInfo>, ComputeError> 
             Ok(DeviceInfo {
                 device: d.device,
                 operator: d.operator,
-                sector: Sector::from_code(d.sector).ok_or(ComputeError::UnknownSector(d.device, d.sector))?,
+                sector: Sector::from_code(d.sector)
+                    .ok_or(ComputeError::UnknownSector(d.device, d.sector))?,
                 active_from_ms: d.registered_ms,
                 revoked_at_ms: d.revoked_ms,
             })
@@ -59,10 +61,21 @@ pub fn compute_epoch(
     previous_leaves: &[(PublicKey, u64)],
     fees: &[FeeSettlement],
 ) -> Result<ComputedEpoch, ComputeError> {
-    let reports: Vec<ReportSummary> =
-        heartbeats.iter().map(|(d, n)| ReportSummary { device: *d, heartbeats: u32::try_from(*n).unwrap_or(u32::MAX) }).collect();
+    let reports: Vec<ReportSummary> = heartbeats
+        .iter()
+        .map(|(d, n)| ReportSummary {
+            device: *d,
+            heartbeats: u32::try_from(*n).unwrap_or(u32::MAX),
+        })
+        .collect();
     let availability = Availability;
-    let outcome = availability.verify_epoch(&EpochInput { policy, epoch, devices, reports: &reports, prior_state });
+    let outcome = availability.verify_epoch(&EpochInput {
+        policy,
+        epoch,
+        devices,
+        reports: &reports,
+        prior_state,
+    });
     let sheet = compute_sheet(policy, epoch, outcome.contributions, fees);
 
     // One emission entry per operator (and one fee entry): the ledger tracks
@@ -85,7 +98,9 @@ pub fn compute_epoch(
             continue;
         }
         let c = cumulative.entry(*operator).or_insert(0);
-        *c = c.checked_add(*amount).ok_or(ComputeError::Overflow(*operator))?;
+        *c = c
+            .checked_add(*amount)
+            .ok_or(ComputeError::Overflow(*operator))?;
         changed.push((*operator, *c));
     }
     let leaves: Vec<(PublicKey, u64)> = cumulative.into_iter().collect();
@@ -103,15 +118,27 @@ pub fn compute_epoch(
 /// The epoch's claim tree: an OpenZeppelin StandardMerkleTree over
 /// (operator key, cumulative amount), leaves in account order.
 pub fn claim_tree(leaves: &[(PublicKey, u64)]) -> StandardMerkleTree {
-    StandardMerkleTree::of(leaves.iter().map(|(k, a)| Leaf::for_key(k, u128::from(*a))).collect())
+    StandardMerkleTree::of(
+        leaves
+            .iter()
+            .map(|(k, a)| Leaf::for_key(k, u128::from(*a)))
+            .collect(),
+    )
 }
 
 pub fn reasons_to_string(reasons: &[Reason]) -> String {
-    reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+    reasons
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn reasons_from_string(s: &str) -> Vec<Reason> {
-    s.split(',').filter(|x| !x.is_empty()).map(|x| Reason::parse(x).unwrap_or(Reason::Malformed)).collect()
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| Reason::parse(x).unwrap_or(Reason::Malformed))
+        .collect()
 }
 
 impl ComputedEpoch {
@@ -154,7 +181,12 @@ impl ComputedEpoch {
 pub fn entry_rows(entries: &[Entry]) -> Vec<LedgerEntryRow> {
     entries
         .iter()
-        .map(|e| LedgerEntryRow { debit: e.debit.to_key(), credit: e.credit.to_key(), amount: e.amount, kind: e.kind.as_str().to_string() })
+        .map(|e| LedgerEntryRow {
+            debit: e.debit.to_key(),
+            credit: e.credit.to_key(),
+            amount: e.amount,
+            kind: e.kind.as_str().to_string(),
+        })
         .collect()
 }
 
@@ -167,7 +199,8 @@ pub fn stored_sheet(
 ) -> Result<RewardSheet, String> {
     let mut per_sector = BTreeMap::new();
     for t in totals {
-        let sector = Sector::from_code(t.sector).ok_or_else(|| format!("unknown sector code {}", t.sector))?;
+        let sector = Sector::from_code(t.sector)
+            .ok_or_else(|| format!("unknown sector code {}", t.sector))?;
         per_sector.insert(
             sector,
             depin_rewards::SectorTotals {
@@ -184,7 +217,8 @@ pub fn stored_sheet(
             Ok(depin_rewards::RewardLine {
                 device: l.device,
                 operator: l.operator,
-                sector: Sector::from_code(l.sector).ok_or_else(|| format!("unknown sector code {}", l.sector))?,
+                sector: Sector::from_code(l.sector)
+                    .ok_or_else(|| format!("unknown sector code {}", l.sector))?,
                 score_ppm: l.score_ppm,
                 weight: l.weight,
                 reward: l.reward,

@@ -17,11 +17,14 @@ mod writer;
 use compute::ComputedEpoch;
 use depin_core::{EpochIndex, PublicKey, Reason, Sector, UnixMillis};
 use depin_protocol::{
-    AdmissionPolicy, DeviceCertificate, Heartbeat, KeyRotation, PayloadKind, Revocation, Signed, admit, decode_batch, decode_signed,
-    verify_batch,
+    AdmissionPolicy, DeviceCertificate, Heartbeat, KeyRotation, PayloadKind, Revocation, Signed,
+    admit, decode_batch, decode_signed, verify_batch,
 };
 use depin_rewards::RewardPolicy;
-use depin_store::{DeviceRow, EpochRow, EpochWrite, NotStored, RejectionRow, ReportRow, Store, StoreError, TelemetryRow};
+use depin_store::{
+    DeviceRow, EpochRow, EpochWrite, NotStored, RejectionRow, ReportRow, Store, StoreError,
+    TelemetryRow,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -39,7 +42,10 @@ pub enum CoordError {
     #[error("{0}")]
     NotFound(String),
     #[error("epoch {epoch} can close at {closable_at_ms} (unix ms), not before")]
-    NotDue { epoch: EpochIndex, closable_at_ms: i64 },
+    NotDue {
+        epoch: EpochIndex,
+        closable_at_ms: i64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -50,7 +56,10 @@ pub enum CoordError {
 
 impl CoordError {
     pub fn rejected(reason: Reason) -> Self {
-        CoordError::Rejected { reason, message: reason.explain().to_string() }
+        CoordError::Rejected {
+            reason,
+            message: reason.explain().to_string(),
+        }
     }
 }
 
@@ -126,8 +135,12 @@ impl Coordinator {
     /// Opens the coordinator over `store` with `policy`, recording the policy
     /// so closed epochs can be audited under the policy they were closed with.
     pub async fn open(store: Store, policy: RewardPolicy) -> Result<Coordinator, CoordError> {
-        policy.validate().map_err(|e| CoordError::Invariant(format!("reward policy: {e}")))?;
-        store.put_policy(&policy.id(), &policy.canonical_bytes()).await?;
+        policy
+            .validate()
+            .map_err(|e| CoordError::Invariant(format!("reward policy: {e}")))?;
+        store
+            .put_policy(&policy.id(), &policy.canonical_bytes())
+            .await?;
         let mut registry = HashMap::new();
         for d in store.devices(None).await? {
             if let Some(s) = DeviceState::from_row(&d) {
@@ -137,7 +150,14 @@ impl Coordinator {
         let last_closed = store.last_closed_epoch().await?.map_or(-1, |e| e as i64);
         let admission = Self::admission_policy(&policy);
         let writer = writer::Writer::spawn(store.clone());
-        Ok(Coordinator { store, policy, admission, registry: Mutex::new(registry), last_closed: AtomicI64::new(last_closed), writer })
+        Ok(Coordinator {
+            store,
+            policy,
+            admission,
+            registry: Mutex::new(registry),
+            last_closed: AtomicI64::new(last_closed),
+            writer,
+        })
     }
 
     /// A report may be older than "now" by as long as its epoch can still be
@@ -172,7 +192,8 @@ impl Coordinator {
     /// `DeviceCertificate` signed by the operator key the certificate names.
     pub async fn onboard(&self, now_ms: UnixMillis, bytes: &[u8]) -> Result<DeviceRow, CoordError> {
         let signed = self.operator_message(now_ms, bytes, PayloadKind::DeviceCertificate)?;
-        let cert = DeviceCertificate::from_envelope(&signed.envelope).map_err(CoordError::rejected)?;
+        let cert =
+            DeviceCertificate::from_envelope(&signed.envelope).map_err(CoordError::rejected)?;
         if signed.envelope.signer != cert.operator_key {
             return Err(CoordError::Rejected {
                 reason: Reason::BadCertificate,
@@ -198,7 +219,10 @@ impl Coordinator {
             return Err(CoordError::rejected(Reason::AlreadyRegistered));
         }
         if let Some(s) = DeviceState::from_row(&row) {
-            self.registry.lock().expect("registry lock").insert(row.device, s);
+            self.registry
+                .lock()
+                .expect("registry lock")
+                .insert(row.device, s);
         }
         metrics::counter!("depin_devices_registered_total").increment(1);
         Ok(row)
@@ -207,23 +231,46 @@ impl Coordinator {
     /// Revokes a device key; signed by the device's operator.
     pub async fn revoke(&self, now_ms: UnixMillis, bytes: &[u8]) -> Result<DeviceRow, CoordError> {
         let signed = self.operator_message(now_ms, bytes, PayloadKind::Revocation)?;
-        let rev: Revocation = signed.envelope.decode_payload().map_err(CoordError::rejected)?;
-        let device = self.owned_device(&rev.device_key, &signed.envelope.signer).await?;
-        if !self.store.revoke_device(&device.device, now_ms, None).await? {
-            return Err(CoordError::Rejected { reason: Reason::RevokedDevice, message: "the device is already revoked".into() });
+        let rev: Revocation = signed
+            .envelope
+            .decode_payload()
+            .map_err(CoordError::rejected)?;
+        let device = self
+            .owned_device(&rev.device_key, &signed.envelope.signer)
+            .await?;
+        if !self
+            .store
+            .revoke_device(&device.device, now_ms, None)
+            .await?
+        {
+            return Err(CoordError::Rejected {
+                reason: Reason::RevokedDevice,
+                message: "the device is already revoked".into(),
+            });
         }
         self.mark_revoked(&device.device);
-        self.store.device(&device.device).await?.ok_or_else(|| CoordError::NotFound("device".into()))
+        self.store
+            .device(&device.device)
+            .await?
+            .ok_or_else(|| CoordError::NotFound("device".into()))
     }
 
     /// Replaces a device key with a new one (same operator, sector, hardware);
     /// the old key is revoked. Signed by the device's operator.
     pub async fn rotate(&self, now_ms: UnixMillis, bytes: &[u8]) -> Result<DeviceRow, CoordError> {
         let signed = self.operator_message(now_ms, bytes, PayloadKind::KeyRotation)?;
-        let rot: KeyRotation = signed.envelope.decode_payload().map_err(CoordError::rejected)?;
-        let old = self.owned_device(&rot.old_device_key, &signed.envelope.signer).await?;
+        let rot: KeyRotation = signed
+            .envelope
+            .decode_payload()
+            .map_err(CoordError::rejected)?;
+        let old = self
+            .owned_device(&rot.old_device_key, &signed.envelope.signer)
+            .await?;
         if old.revoked_ms.is_some() {
-            return Err(CoordError::Rejected { reason: Reason::RevokedDevice, message: "the old key is already revoked".into() });
+            return Err(CoordError::Rejected {
+                reason: Reason::RevokedDevice,
+                message: "the old key is already revoked".into(),
+            });
         }
         let new = DeviceRow {
             device: rot.new_device_key,
@@ -237,10 +284,15 @@ impl Coordinator {
         if !self.store.insert_device(&new).await? {
             return Err(CoordError::rejected(Reason::AlreadyRegistered));
         }
-        self.store.revoke_device(&old.device, now_ms, Some(&new.device)).await?;
+        self.store
+            .revoke_device(&old.device, now_ms, Some(&new.device))
+            .await?;
         self.mark_revoked(&old.device);
         if let Some(s) = DeviceState::from_row(&new) {
-            self.registry.lock().expect("registry lock").insert(new.device, s);
+            self.registry
+                .lock()
+                .expect("registry lock")
+                .insert(new.device, s);
         }
         Ok(new)
     }
@@ -251,8 +303,15 @@ impl Coordinator {
         }
     }
 
-    async fn owned_device(&self, device: &PublicKey, signer: &PublicKey) -> Result<DeviceRow, CoordError> {
-        let d = self.store.device(device).await?.ok_or_else(|| CoordError::NotFound(format!("device {device} is not registered")))?;
+    async fn owned_device(
+        &self,
+        device: &PublicKey,
+        signer: &PublicKey,
+    ) -> Result<DeviceRow, CoordError> {
+        let d =
+            self.store.device(device).await?.ok_or_else(|| {
+                CoordError::NotFound(format!("device {device} is not registered"))
+            })?;
         if d.operator != *signer {
             return Err(CoordError::Rejected {
                 reason: Reason::BadSignature,
@@ -263,18 +322,29 @@ impl Coordinator {
     }
 
     /// Decodes and verifies an operator-signed message of `kind`.
-    fn operator_message(&self, now_ms: UnixMillis, bytes: &[u8], kind: PayloadKind) -> Result<Signed, CoordError> {
+    fn operator_message(
+        &self,
+        now_ms: UnixMillis,
+        bytes: &[u8],
+        kind: PayloadKind,
+    ) -> Result<Signed, CoordError> {
         let signed = decode_signed(bytes).map_err(CoordError::rejected)?;
         if signed.envelope.kind != kind {
             return Err(CoordError::Rejected {
                 reason: Reason::WrongPayloadKind,
-                message: format!("expected a {kind:?} envelope, got {:?}", signed.envelope.kind),
+                message: format!(
+                    "expected a {kind:?} envelope, got {:?}",
+                    signed.envelope.kind
+                ),
             });
         }
         signed.verify_signature().map_err(CoordError::rejected)?;
         // Operator messages are idempotent (a certificate or revocation applied
         // twice is refused by the registry), so only the clock is checked.
-        let clock = AdmissionPolicy { max_skew_past_ms: self.policy.max_clock_skew_ms, max_skew_future_ms: self.policy.max_clock_skew_ms };
+        let clock = AdmissionPolicy {
+            max_skew_past_ms: self.policy.max_clock_skew_ms,
+            max_skew_future_ms: self.policy.max_clock_skew_ms,
+        };
         admit(&clock, now_ms, &signed.envelope, None).map_err(CoordError::rejected)?;
         Ok(signed)
     }
@@ -284,7 +354,11 @@ impl Coordinator {
     /// Admits a `ReportBatch`. The batch as a whole is refused only when it
     /// cannot be split into reports; each report then gets its own verdict, and
     /// accepted ones are durable in the report log when this returns.
-    pub async fn ingest(&self, now_ms: UnixMillis, batch: Vec<u8>) -> Result<IngestOutcome, CoordError> {
+    pub async fn ingest(
+        &self,
+        now_ms: UnixMillis,
+        batch: Vec<u8>,
+    ) -> Result<IngestOutcome, CoordError> {
         // Decoding and signature checks are CPU work: keep them off the async
         // workers so the server stays responsive under load.
         let checked = tokio::task::spawn_blocking(move || check_signatures(&batch))
@@ -293,7 +367,11 @@ impl Coordinator {
         self.admit_checked(now_ms, checked).await
     }
 
-    async fn admit_checked(&self, now_ms: UnixMillis, checked: Vec<Checked>) -> Result<IngestOutcome, CoordError> {
+    async fn admit_checked(
+        &self,
+        now_ms: UnixMillis,
+        checked: Vec<Checked>,
+    ) -> Result<IngestOutcome, CoordError> {
         let last_closed = self.last_closed.load(Ordering::SeqCst);
         let now_epoch = self.policy.epoch_of(now_ms).unwrap_or(0);
         let mut misses = Vec::new();
@@ -312,10 +390,20 @@ impl Coordinator {
             if let Some(row) = self.store.device(&m).await?
                 && let Some(s) = DeviceState::from_row(&row)
             {
-                self.registry.lock().expect("registry lock").entry(m).or_insert(s);
+                self.registry
+                    .lock()
+                    .expect("registry lock")
+                    .entry(m)
+                    .or_insert(s);
             }
         }
-        let Admitted { mut outcome, rejections, reports, report_index, telemetry } = self.admit_locked(now_ms, now_epoch, last_closed, checked);
+        let Admitted {
+            mut outcome,
+            rejections,
+            reports,
+            report_index,
+            telemetry,
+        } = self.admit_locked(now_ms, now_epoch, last_closed, checked);
         let devices: Vec<PublicKey> = reports.iter().map(|r| r.device).collect();
         let stored = match self.writer.append(reports, telemetry, rejections).await {
             Ok(s) => s,
@@ -341,7 +429,11 @@ impl Coordinator {
                         NotStored::EpochClosed => Reason::LateReport,
                     };
                     outcome.rejected.push(RejectedReport { index, reason });
-                    late.push(RejectionRow { epoch: now_epoch, reason: reason.as_str().into(), device: PublicKey([0; 32]) });
+                    late.push(RejectionRow {
+                        epoch: now_epoch,
+                        reason: reason.as_str().into(),
+                        device: PublicKey([0; 32]),
+                    });
                 }
             }
         }
@@ -351,14 +443,20 @@ impl Coordinator {
         outcome.rejected.sort_by_key(|r| r.index);
         metrics::counter!("depin_reports_accepted_total").increment(u64::from(outcome.accepted));
         for r in &outcome.rejected {
-            metrics::counter!("depin_reports_rejected_total", "reason" => r.reason.as_str()).increment(1);
+            metrics::counter!("depin_reports_rejected_total", "reason" => r.reason.as_str())
+                .increment(1);
         }
         Ok(outcome)
     }
 
-
     /// The stateful admission checks, under the registry lock (no await here).
-    fn admit_locked(&self, now_ms: UnixMillis, now_epoch: EpochIndex, last_closed: i64, checked: Vec<Checked>) -> Admitted {
+    fn admit_locked(
+        &self,
+        now_ms: UnixMillis,
+        now_epoch: EpochIndex,
+        last_closed: i64,
+        checked: Vec<Checked>,
+    ) -> Admitted {
         let mut outcome = IngestOutcome::default();
         let mut rejections = Vec::new();
         let mut reports = Vec::new();
@@ -368,8 +466,15 @@ impl Coordinator {
         for (i, c) in checked.into_iter().enumerate() {
             let (signed, heartbeat) = match c {
                 Checked::Invalid(signer, reason) => {
-                    outcome.rejected.push(RejectedReport { index: i as u32, reason });
-                    rejections.push(RejectionRow { epoch: now_epoch, reason: reason.as_str().into(), device: signer });
+                    outcome.rejected.push(RejectedReport {
+                        index: i as u32,
+                        reason,
+                    });
+                    rejections.push(RejectionRow {
+                        epoch: now_epoch,
+                        reason: reason.as_str().into(),
+                        device: signer,
+                    });
                     continue;
                 }
                 Checked::Valid(s, hb) => (s, hb),
@@ -381,7 +486,10 @@ impl Coordinator {
                     return Err(Reason::RevokedDevice);
                 }
                 admit(&self.admission, now_ms, env, state.last_seq)?;
-                let epoch = self.policy.epoch_of(env.timestamp_ms).ok_or(Reason::StaleTimestamp)?;
+                let epoch = self
+                    .policy
+                    .epoch_of(env.timestamp_ms)
+                    .ok_or(Reason::StaleTimestamp)?;
                 if epoch as i64 <= last_closed {
                     return Err(Reason::LateReport);
                 }
@@ -419,25 +527,45 @@ impl Coordinator {
                     });
                 }
                 Err(reason) => {
-                    outcome.rejected.push(RejectedReport { index: i as u32, reason });
-                    rejections.push(RejectionRow { epoch: now_epoch, reason: reason.as_str().into(), device: env.signer });
+                    outcome.rejected.push(RejectedReport {
+                        index: i as u32,
+                        reason,
+                    });
+                    rejections.push(RejectionRow {
+                        epoch: now_epoch,
+                        reason: reason.as_str().into(),
+                        device: env.signer,
+                    });
                 }
             }
         }
-        Admitted { outcome, rejections, reports, report_index, telemetry }
+        Admitted {
+            outcome,
+            rejections,
+            reports,
+            report_index,
+            telemetry,
+        }
     }
 
     // ----------------------------------------------------------------- epochs
 
     /// Closes every epoch that is due at `now_ms` and not closed yet, oldest
     /// first. Returns the ones this call closed.
-    pub async fn close_due_epochs(&self, now_ms: UnixMillis) -> Result<Vec<EpochSummary>, CoordError> {
+    pub async fn close_due_epochs(
+        &self,
+        now_ms: UnixMillis,
+    ) -> Result<Vec<EpochSummary>, CoordError> {
         let mut closed = Vec::new();
-        let Some(current) = self.policy.epoch_of(now_ms) else { return Ok(closed) };
+        let Some(current) = self.policy.epoch_of(now_ms) else {
+            return Ok(closed);
+        };
         let next = u64::try_from(self.last_closed.load(Ordering::SeqCst) + 1).unwrap_or(0);
         // Epochs before the first registration are empty; on a network whose
         // genesis lies far back, walking them one by one would take forever.
-        let Some(first_ms) = self.store.first_registration_ms().await? else { return Ok(closed) };
+        let Some(first_ms) = self.store.first_registration_ms().await? else {
+            return Ok(closed);
+        };
         let first = next.max(self.policy.epoch_of(first_ms).unwrap_or(0));
         for epoch in first..current {
             if now_ms < self.policy.closable_at_ms(epoch) {
@@ -453,10 +581,17 @@ impl Coordinator {
     /// Closes `epoch` exactly once, in one transaction. Calling it again —
     /// after a crash, a retry, or from another coordinator process — changes
     /// nothing and returns `AlreadyClosed`.
-    pub async fn close_epoch(&self, epoch: EpochIndex, now_ms: UnixMillis) -> Result<CloseOutcome, CoordError> {
+    pub async fn close_epoch(
+        &self,
+        epoch: EpochIndex,
+        now_ms: UnixMillis,
+    ) -> Result<CloseOutcome, CoordError> {
         let closable_at_ms = self.policy.closable_at_ms(epoch);
         if now_ms < closable_at_ms {
-            return Err(CoordError::NotDue { epoch, closable_at_ms });
+            return Err(CoordError::NotDue {
+                epoch,
+                closable_at_ms,
+            });
         }
         let policy_id = self.policy.id();
         let started = std::time::Instant::now();
@@ -465,11 +600,16 @@ impl Coordinator {
             return Ok(CloseOutcome::AlreadyClosed);
         };
         let inputs = async {
-            let devices = close.devices_registered_before(self.policy.epoch_end_ms(epoch)).await?;
+            let devices = close
+                .devices_registered_before(self.policy.epoch_end_ms(epoch))
+                .await?;
             let heartbeats = close.report_counts(PayloadKind::Heartbeat.as_u32()).await?;
             let (prior, previous) = if epoch > 0 {
                 (
-                    close.sector_state(depin_rewards::Availability::NAME, epoch - 1).await?.unwrap_or_default(),
+                    close
+                        .sector_state(depin_rewards::Availability::NAME, epoch - 1)
+                        .await?
+                        .unwrap_or_default(),
                     close.claims_as_of(epoch - 1).await?,
                 )
             } else {
@@ -485,14 +625,19 @@ impl Coordinator {
                 return Err(e.into());
             }
         };
-        tracing::debug!(epoch, ms = started.elapsed().as_millis() as u64, "close: inputs read");
+        tracing::debug!(
+            epoch,
+            ms = started.elapsed().as_millis() as u64,
+            "close: inputs read"
+        );
         let policy = self.policy.clone();
-        let computed = tokio::task::spawn_blocking(move || -> Result<ComputedEpoch, compute::ComputeError> {
-            let infos = compute::device_info(&devices)?;
-            compute::compute_epoch(&policy, epoch, &infos, &heartbeats, &prior, &previous, &[])
-        })
-        .await
-        .map_err(|e| CoordError::Invariant(format!("close task failed: {e}")));
+        let computed =
+            tokio::task::spawn_blocking(move || -> Result<ComputedEpoch, compute::ComputeError> {
+                let infos = compute::device_info(&devices)?;
+                compute::compute_epoch(&policy, epoch, &infos, &heartbeats, &prior, &previous, &[])
+            })
+            .await
+            .map_err(|e| CoordError::Invariant(format!("close task failed: {e}")));
         let computed = match computed {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
@@ -524,14 +669,27 @@ impl Coordinator {
             claims: computed.changed.clone(),
             sector_state: computed.sector_state.clone(),
         };
-        tracing::debug!(epoch, ms = started.elapsed().as_millis() as u64, "close: computed");
+        tracing::debug!(
+            epoch,
+            ms = started.elapsed().as_millis() as u64,
+            "close: computed"
+        );
         close.commit(&row, &write).await?;
-        tracing::debug!(epoch, ms = started.elapsed().as_millis() as u64, "close: committed");
+        tracing::debug!(
+            epoch,
+            ms = started.elapsed().as_millis() as u64,
+            "close: committed"
+        );
         self.last_closed.fetch_max(epoch as i64, Ordering::SeqCst);
         self.check_ledger().await?;
         metrics::counter!("depin_epochs_closed_total").increment(1);
         metrics::gauge!("depin_last_closed_epoch").set(epoch as f64);
-        tracing::info!(epoch, minted = row.minted, devices = row.devices, "epoch closed");
+        tracing::info!(
+            epoch,
+            minted = row.minted,
+            devices = row.devices,
+            "epoch closed"
+        );
         Ok(CloseOutcome::Closed(summary))
     }
 
@@ -541,15 +699,19 @@ impl Coordinator {
     pub async fn check_ledger(&self) -> Result<(), CoordError> {
         let mut total: i128 = 0;
         for (account, balance) in self.store.balances().await? {
-            let parsed =
-                depin_ledger::Account::parse_key(&account).map_err(|e| CoordError::Invariant(format!("stored account {account:?}: {e}")))?;
+            let parsed = depin_ledger::Account::parse_key(&account)
+                .map_err(|e| CoordError::Invariant(format!("stored account {account:?}: {e}")))?;
             if parsed.is_holder() && balance < 0 {
-                return Err(CoordError::Invariant(format!("holder {account} has negative balance {balance}")));
+                return Err(CoordError::Invariant(format!(
+                    "holder {account} has negative balance {balance}"
+                )));
             }
             total += i128::from(balance);
         }
         if total != 0 {
-            return Err(CoordError::Invariant(format!("ledger balances sum to {total}, not 0")));
+            return Err(CoordError::Invariant(format!(
+                "ledger balances sum to {total}, not 0"
+            )));
         }
         Ok(())
     }
@@ -557,12 +719,18 @@ impl Coordinator {
     // ---------------------------------------------------------------- claims
 
     /// The claim tree of a closed epoch.
-    pub async fn claim_tree(&self, epoch: EpochIndex) -> Result<depin_merkle::StandardMerkleTree, CoordError> {
+    pub async fn claim_tree(
+        &self,
+        epoch: EpochIndex,
+    ) -> Result<depin_merkle::StandardMerkleTree, CoordError> {
         claim_tree(&self.store, epoch).await
     }
 }
 
-pub async fn claim_tree(store: &Store, epoch: EpochIndex) -> Result<depin_merkle::StandardMerkleTree, CoordError> {
+pub async fn claim_tree(
+    store: &Store,
+    epoch: EpochIndex,
+) -> Result<depin_merkle::StandardMerkleTree, CoordError> {
     if store.epoch(epoch).await?.is_none() {
         return Err(CoordError::NotFound(format!("epoch {epoch} is not closed")));
     }
@@ -612,7 +780,10 @@ fn check_signatures(batch: &[u8]) -> Result<Vec<Checked>, CoordError> {
     let mut slots = Vec::with_capacity(raws.len());
     for raw in &raws {
         match decode_signed(raw) {
-            Ok(s) if s.envelope.kind != PayloadKind::Heartbeat => out.push(Checked::Invalid(s.envelope.signer, Reason::WrongPayloadKind)),
+            Ok(s) if s.envelope.kind != PayloadKind::Heartbeat => out.push(Checked::Invalid(
+                s.envelope.signer,
+                Reason::WrongPayloadKind,
+            )),
             Ok(s) => match Heartbeat::decode(&s.envelope.payload) {
                 Ok(_) => {
                     slots.push(out.len());

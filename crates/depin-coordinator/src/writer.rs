@@ -61,7 +61,9 @@ impl Writer {
                     all_tele.append(&mut j.telemetry);
                     all_rej.append(&mut j.rejections);
                 }
-                let result = store.append_reports(&all_reports, &all_tele, &all_rej).await;
+                let result = store
+                    .append_reports(&all_reports, &all_tele, &all_rej)
+                    .await;
                 c.fetch_add(1, Ordering::Relaxed);
                 r.fetch_add(all_reports.len() as u64, Ordering::Relaxed);
                 match result {
@@ -80,7 +82,11 @@ impl Writer {
                 }
             }
         });
-        Writer { tx, commits, reports }
+        Writer {
+            tx,
+            commits,
+            reports,
+        }
     }
 
     pub(crate) async fn append(
@@ -94,11 +100,22 @@ impl Writer {
         }
         let (done, rx) = oneshot::channel();
         let gone = || StoreError::Corrupt("report writer stopped".into());
-        self.tx.send(Job { reports, telemetry, rejections, done }).await.map_err(|_| gone())?;
+        self.tx
+            .send(Job {
+                reports,
+                telemetry,
+                rejections,
+                done,
+            })
+            .await
+            .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?.map_err(StoreError::Corrupt)
     }
 
     pub(crate) fn stats(&self) -> WriterStats {
-        WriterStats { commits: self.commits.load(Ordering::Relaxed), reports: self.reports.load(Ordering::Relaxed) }
+        WriterStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            reports: self.reports.load(Ordering::Relaxed),
+        }
     }
 }

@@ -38,7 +38,9 @@ impl PublicKey {
         &self.0
     }
     pub fn from_slice(bytes: &[u8]) -> Result<Self, ParseError> {
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| ParseError::KeyLength(bytes.len()))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| ParseError::KeyLength(bytes.len()))?;
         Ok(Self(arr))
     }
 }
@@ -87,7 +89,12 @@ pub enum Sector {
 }
 
 impl Sector {
-    pub const ALL: [Sector; 4] = [Sector::Storage, Sector::Compute, Sector::Wireless, Sector::Sensor];
+    pub const ALL: [Sector; 4] = [
+        Sector::Storage,
+        Sector::Compute,
+        Sector::Wireless,
+        Sector::Sensor,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -141,7 +148,11 @@ pub enum ParseError {
 
 /// Formats base units as a decimal token amount, e.g. `1_500_000` → `"1.500000"`.
 pub fn format_tokens(amount: Amount) -> String {
-    format!("{}.{:06}", amount / BASE_UNITS_PER_TOKEN, amount % BASE_UNITS_PER_TOKEN)
+    format!(
+        "{}.{:06}",
+        amount / BASE_UNITS_PER_TOKEN,
+        amount % BASE_UNITS_PER_TOKEN
+    )
 }
 
 #[cfg(test)]

@@ -114,18 +114,24 @@ impl Reason {
     pub fn explain(self) -> &'static str {
         match self {
             Reason::Malformed => "the message bytes are not a valid envelope",
-            Reason::NonCanonical => "the envelope is not in canonical encoding or has unknown fields",
+            Reason::NonCanonical => {
+                "the envelope is not in canonical encoding or has unknown fields"
+            }
             Reason::UnsupportedVersion => "the envelope version is not supported; update the agent",
             Reason::BadSignature => "the signature does not match the signer's key",
             Reason::UnknownSigner => "the signing key is not registered; run `depin node init`",
             Reason::RevokedDevice => "the device key was revoked by its operator",
             Reason::StaleTimestamp => "the timestamp is too old; check the device clock (NTP)",
-            Reason::FutureTimestamp => "the timestamp is in the future; check the device clock (NTP)",
+            Reason::FutureTimestamp => {
+                "the timestamp is in the future; check the device clock (NTP)"
+            }
             Reason::ReplayedSequence => "the sequence number was already used",
             Reason::WrongPayloadKind => "this payload kind is not accepted here",
             Reason::BadPayload => "the payload does not decode or is out of range",
             Reason::RateLimited => "too many reports; slow down",
-            Reason::BadCertificate => "the device certificate is not signed by the operator it names",
+            Reason::BadCertificate => {
+                "the device certificate is not signed by the operator it names"
+            }
             Reason::AlreadyRegistered => "the device key is already registered",
             Reason::LateReport => "the report's epoch is already closed; send reports sooner",
             Reason::NoReports => "no accepted report in the epoch",

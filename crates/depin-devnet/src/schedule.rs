@@ -323,7 +323,13 @@ mod tests {
         }
         assert_eq!(n, total);
         assert_eq!(closes, vec![0, 1, 2]);
-        assert_eq!(ticks, 3 * world.policy.expected_heartbeats().div_ceil(TICKS_PER_DELIVERY));
+        assert_eq!(
+            ticks,
+            3 * world
+                .policy
+                .expected_heartbeats()
+                .div_ceil(TICKS_PER_DELIVERY)
+        );
     }
 
     #[test]

@@ -61,20 +61,30 @@ impl KdfParams {
     /// the lanes brought down to what a single-threaded build uses. About a
     /// quarter of a second per attempt on a laptop; the key is opened rarely.
     pub fn default_interactive() -> Self {
-        KdfParams { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 1 }
+        KdfParams {
+            m_cost_kib: 64 * 1024,
+            t_cost: 3,
+            p_cost: 1,
+        }
     }
 
     /// The cheapest parameters Argon2 allows (8 KiB, 1 pass). Offers no
     /// protection against guessing; for tests and the simulator only.
     pub fn insecure_fast_for_tests() -> Self {
-        KdfParams { m_cost_kib: 8, t_cost: 1, p_cost: 1 }
+        KdfParams {
+            m_cost_kib: 8,
+            t_cost: 1,
+            p_cost: 1,
+        }
     }
 
     fn to_argon2(self) -> Result<Params, KeyError> {
-        if self.m_cost_kib > MAX_M_COST_KIB || self.t_cost > MAX_T_COST || self.p_cost > MAX_P_COST {
+        if self.m_cost_kib > MAX_M_COST_KIB || self.t_cost > MAX_T_COST || self.p_cost > MAX_P_COST
+        {
             return Err(KeyError::Corrupt);
         }
-        Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32)).map_err(|_| KeyError::Corrupt)
+        Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
+            .map_err(|_| KeyError::Corrupt)
     }
 }
 
@@ -140,12 +150,24 @@ fn derive_key(passphrase: &str, salt: &[u8], params: Params) -> Zeroizing<[u8; 3
 /// # Panics
 /// If `params` are outside what Argon2 and [`open`] accept: they come from the
 /// presets on [`KdfParams`], so that is a programming error.
-pub fn seal(key: &SigningKey, passphrase: &str, params: KdfParams, salt: [u8; 16], nonce: [u8; 24]) -> KeyFile {
+pub fn seal(
+    key: &SigningKey,
+    passphrase: &str,
+    params: KdfParams,
+    salt: [u8; 16],
+    nonce: [u8; 24],
+) -> KeyFile {
     let argon = params.to_argon2().expect("KDF parameters out of range");
     let kek = derive_key(passphrase, &salt, argon);
     let seed = Zeroizing::new(key.to_bytes());
     let ciphertext = XChaCha20Poly1305::new(kek.as_ref().into())
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: seed.as_ref(), aad: AAD })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: seed.as_ref(),
+                aad: AAD,
+            },
+        )
         .expect("encrypting 32 bytes cannot fail");
     KeyFile {
         version: KEYFILE_VERSION,
@@ -191,7 +213,13 @@ pub fn open(file: &KeyFile, passphrase: &str) -> Result<SigningKey, KeyError> {
     let kek = derive_key(passphrase, &salt, argon);
     let seed = Zeroizing::new(
         XChaCha20Poly1305::new(kek.as_ref().into())
-            .decrypt(XNonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: AAD })
+            .decrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad: AAD,
+                },
+            )
             .map_err(|_| KeyError::WrongPassphrase)?,
     );
     let seed: &[u8; SEED_LEN] = seed.as_slice().try_into().map_err(|_| KeyError::Corrupt)?;

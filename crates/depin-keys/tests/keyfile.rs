@@ -16,7 +16,13 @@ fn key() -> SigningKey {
 }
 
 fn sealed() -> KeyFile {
-    seal(&key(), PASS, KdfParams::insecure_fast_for_tests(), [1; 16], [2; 24])
+    seal(
+        &key(),
+        PASS,
+        KdfParams::insecure_fast_for_tests(),
+        [1; 16],
+        [2; 24],
+    )
 }
 
 fn check(file: &KeyFile, passphrase: &str, expect: Result<(), KeyError>) {
@@ -57,7 +63,11 @@ fn seal_with_rng_uses_fresh_salt_and_nonce() {
 
 #[test]
 fn wrong_passphrase() {
-    check(&sealed(), "Correct horse battery staple", Err(KeyError::WrongPassphrase));
+    check(
+        &sealed(),
+        "Correct horse battery staple",
+        Err(KeyError::WrongPassphrase),
+    );
     check(&sealed(), "", Err(KeyError::WrongPassphrase));
 }
 
@@ -71,17 +81,31 @@ fn tampering_is_detected() {
         file
     };
     // Anything that feeds the AEAD fails its tag.
-    check(&with(&|f| f.ciphertext_hex = flip(&f.ciphertext_hex)), PASS, wrong);
+    check(
+        &with(&|f| f.ciphertext_hex = flip(&f.ciphertext_hex)),
+        PASS,
+        wrong,
+    );
     check(&with(&|f| f.salt_hex = flip(&f.salt_hex)), PASS, wrong);
     check(&with(&|f| f.nonce_hex = flip(&f.nonce_hex)), PASS, wrong);
     check(&with(&|f| f.kdf.t_cost = 2), PASS, wrong);
     // A swapped public key decrypts but no longer matches.
-    check(&with(&|f| f.public_key = PublicKey(SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes())), PASS, corrupt);
+    check(
+        &with(&|f| {
+            f.public_key = PublicKey(SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes())
+        }),
+        PASS,
+        corrupt,
+    );
     // Wrong lengths and bad hex.
     check(&with(&|f| f.salt_hex.truncate(30)), PASS, corrupt);
     check(&with(&|f| f.nonce_hex.push_str("00")), PASS, corrupt);
     check(&with(&|f| f.ciphertext_hex.truncate(64)), PASS, corrupt);
-    check(&with(&|f| f.ciphertext_hex = f.ciphertext_hex.replace(|_: char| true, "z")), PASS, corrupt);
+    check(
+        &with(&|f| f.ciphertext_hex = f.ciphertext_hex.replace(|_: char| true, "z")),
+        PASS,
+        corrupt,
+    );
     // Cost parameters Argon2 refuses, or that would exhaust memory.
     check(&with(&|f| f.kdf.m_cost_kib = 0), PASS, corrupt);
     check(&with(&|f| f.kdf.t_cost = 0), PASS, corrupt);
@@ -89,7 +113,11 @@ fn tampering_is_detected() {
     check(&with(&|f| f.kdf.p_cost = MAX_P_COST + 1), PASS, corrupt);
     check(&with(&|f| f.kdf.t_cost = MAX_T_COST + 1), PASS, corrupt);
     // Another format version.
-    check(&with(&|f| f.version = 2), PASS, Err(KeyError::UnsupportedVersion));
+    check(
+        &with(&|f| f.version = 2),
+        PASS,
+        Err(KeyError::UnsupportedVersion),
+    );
 }
 
 #[test]
@@ -102,7 +130,10 @@ fn json_parse_errors() {
         Err(KeyError::UnsupportedVersion)
     );
     // A future file whose other fields we cannot read is still a version error.
-    assert_eq!(KeyFile::from_json(r#"{"version": 3, "whatever": true}"#), Err(KeyError::UnsupportedVersion));
+    assert_eq!(
+        KeyFile::from_json(r#"{"version": 3, "whatever": true}"#),
+        Err(KeyError::UnsupportedVersion)
+    );
     let unknown = json.replacen('{', "{\"extra\": 1,", 1);
     assert_eq!(KeyFile::from_json(&unknown), Err(KeyError::Corrupt));
     let bad_key = json.replace(&sealed().public_key.to_hex(), "abcd");
@@ -118,15 +149,26 @@ fn the_secret_never_appears_in_the_file() {
     assert!(!json.contains(PASS));
     // Nor as a JSON array of byte values.
     let as_array = format!("{:?}", SEED.to_vec()).replace(' ', "");
-    assert!(!json.replace([' ', '\n'], "").contains(&as_array[1..as_array.len() - 1]));
+    assert!(
+        !json
+            .replace([' ', '\n'], "")
+            .contains(&as_array[1..as_array.len() - 1])
+    );
     // The Debug form (which ends up in logs) holds only the ciphertext too.
-    assert!(!format!("{:?}", sealed()).to_lowercase().contains(&hex::encode(SEED)));
+    assert!(
+        !format!("{:?}", sealed())
+            .to_lowercase()
+            .contains(&hex::encode(SEED))
+    );
 }
 
 #[test]
 fn default_params_are_a_real_work_factor() {
     let p = KdfParams::default_interactive();
-    assert!(p.m_cost_kib >= 19 * 1024 && p.t_cost >= 2, "OWASP minimum for Argon2id");
+    assert!(
+        p.m_cost_kib >= 19 * 1024 && p.t_cost >= 2,
+        "OWASP minimum for Argon2id"
+    );
     assert!(p.m_cost_kib <= MAX_M_COST_KIB && p.t_cost <= MAX_T_COST && p.p_cost <= MAX_P_COST);
     // One real round trip with the production parameters.
     let file = seal(&key(), PASS, p, [3; 16], [4; 24]);
@@ -146,9 +188,16 @@ fn garbage_hex() -> impl Strategy<Value = String> {
 fn garbage_params() -> impl Strategy<Value = KdfParams> {
     prop_oneof![
         Just(KdfParams::insecure_fast_for_tests()),
-        (0u32..64, 0u32..3, 0u32..3).prop_map(|(m, t, p)| KdfParams { m_cost_kib: m, t_cost: t, p_cost: p }),
-        (any::<u32>(), any::<u32>(), any::<u32>())
-            .prop_map(|(m, t, p)| KdfParams { m_cost_kib: m | (1 << 31), t_cost: t, p_cost: p }),
+        (0u32..64, 0u32..3, 0u32..3).prop_map(|(m, t, p)| KdfParams {
+            m_cost_kib: m,
+            t_cost: t,
+            p_cost: p
+        }),
+        (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(m, t, p)| KdfParams {
+            m_cost_kib: m | (1 << 31),
+            t_cost: t,
+            p_cost: p
+        }),
     ]
 }
 

@@ -21,7 +21,10 @@ impl Default for AdmissionPolicy {
     /// uplink for a few minutes, tight enough that a future-dated report cannot
     /// reserve sequence numbers for long.
     fn default() -> Self {
-        AdmissionPolicy { max_skew_past_ms: 15 * 60 * 1000, max_skew_future_ms: 2 * 60 * 1000 }
+        AdmissionPolicy {
+            max_skew_past_ms: 15 * 60 * 1000,
+            max_skew_future_ms: 2 * 60 * 1000,
+        }
     }
 }
 

@@ -68,7 +68,12 @@ pub struct Envelope {
 
 impl Envelope {
     /// An envelope of the current version carrying `payload`.
-    pub fn new<P: crate::Payload>(signer: PublicKey, seq: u64, timestamp_ms: i64, payload: &P) -> Self {
+    pub fn new<P: crate::Payload>(
+        signer: PublicKey,
+        seq: u64,
+        timestamp_ms: i64,
+        payload: &P,
+    ) -> Self {
         Envelope {
             version: ENVELOPE_VERSION,
             signer,
@@ -120,7 +125,11 @@ pub struct Signed {
 pub fn sign(envelope: &Envelope, key: &SigningKey) -> Signed {
     let body = envelope.encode();
     let signature = key.sign(&body).to_bytes();
-    Signed { envelope: envelope.clone(), body, signature }
+    Signed {
+        envelope: envelope.clone(),
+        body,
+        signature,
+    }
 }
 
 // Field keys of SignedEnvelope and ReportBatch as canonical single bytes:
@@ -173,7 +182,9 @@ impl Signed {
 /// The signer's key as a curve point, or `None` when the bytes are not a point
 /// or are a small-order point (which would let anyone sign for it).
 fn verifying_key(key: &PublicKey) -> Option<VerifyingKey> {
-    VerifyingKey::from_bytes(&key.0).ok().filter(|k| !k.is_weak())
+    VerifyingKey::from_bytes(&key.0)
+        .ok()
+        .filter(|k| !k.is_weak())
 }
 
 /// Whether `bytes` equal the canonical encoding of `msg`. The length check
@@ -199,7 +210,11 @@ pub(crate) fn is_canonical<M: Message>(msg: &M, bytes: &[u8]) -> bool {
 /// - [`Reason::WrongPayloadKind`]: the kind is not a [`PayloadKind`].
 pub fn decode_signed(bytes: &[u8]) -> Result<Signed, Reason> {
     let outer = wire::SignedEnvelope::decode(bytes).map_err(|_| Reason::Malformed)?;
-    let signature: [u8; 64] = outer.signature.as_slice().try_into().map_err(|_| Reason::Malformed)?;
+    let signature: [u8; 64] = outer
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| Reason::Malformed)?;
     if !is_canonical(&outer, bytes) {
         return Err(Reason::NonCanonical);
     }
@@ -221,7 +236,11 @@ pub fn decode_signed(bytes: &[u8]) -> Result<Signed, Reason> {
         kind,
         payload: inner.payload,
     };
-    Ok(Signed { envelope, body, signature })
+    Ok(Signed {
+        envelope,
+        body,
+        signature,
+    })
 }
 
 /// How many signatures are checked in one batch equation. A failed batch falls
@@ -248,7 +267,11 @@ pub fn verify_batch(items: &[Signed]) -> Vec<Result<(), Reason>> {
     let mut keys: Vec<Option<VerifyingKey>> = Vec::with_capacity(items.len());
     for item in items {
         let key = verifying_key(&item.envelope.signer);
-        verdicts.push(if key.is_some() { Ok(()) } else { Err(Reason::BadSignature) });
+        verdicts.push(if key.is_some() {
+            Ok(())
+        } else {
+            Err(Reason::BadSignature)
+        });
         keys.push(key);
     }
 
@@ -351,7 +374,11 @@ mod tests {
             kind: PayloadKind::Heartbeat,
             payload: Vec::new(),
         };
-        Signed { envelope, body, signature }
+        Signed {
+            envelope,
+            body,
+            signature,
+        }
     }
 
     proptest! {

@@ -41,7 +41,11 @@ pub trait Payload: Sized {
 /// Decodes `M` and insists the bytes are its canonical encoding.
 fn decode_strict<M: Message + Default>(bytes: &[u8]) -> Result<M, Reason> {
     let msg = M::decode(bytes).map_err(|_| Reason::BadPayload)?;
-    if is_canonical(&msg, bytes) { Ok(msg) } else { Err(Reason::BadPayload) }
+    if is_canonical(&msg, bytes) {
+        Ok(msg)
+    } else {
+        Err(Reason::BadPayload)
+    }
 }
 
 fn check(ok: bool) -> Result<(), Reason> {
@@ -114,7 +118,11 @@ impl Location {
         if let Some(cell) = w.h3_cell {
             check(is_h3_cell(cell))?;
         }
-        Ok(Location { lat_microdeg: w.lat_microdeg, lon_microdeg: w.lon_microdeg, h3_cell: w.h3_cell })
+        Ok(Location {
+            lat_microdeg: w.lat_microdeg,
+            lon_microdeg: w.lon_microdeg,
+            h3_cell: w.h3_cell,
+        })
     }
 }
 
@@ -229,15 +237,21 @@ pub struct Revocation {
 
 impl Revocation {
     pub fn encode(&self) -> Vec<u8> {
-        wire::Revocation { device_key: self.device_key.0.to_vec(), reason: self.reason.clone() }
-            .encode_to_vec()
+        wire::Revocation {
+            device_key: self.device_key.0.to_vec(),
+            reason: self.reason.clone(),
+        }
+        .encode_to_vec()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, Reason> {
         let w: wire::Revocation = decode_strict(bytes)?;
         let device_key = key_bytes(&w.device_key)?;
         text(&w.reason, limits::MAX_REASON_LEN)?;
-        Ok(Revocation { device_key, reason: w.reason })
+        Ok(Revocation {
+            device_key,
+            reason: w.reason,
+        })
     }
 }
 
@@ -264,7 +278,10 @@ impl KeyRotation {
         let old_device_key = key_bytes(&w.old_device_key)?;
         let new_device_key = new_key(&w.new_device_key)?;
         check(old_device_key != new_device_key)?;
-        Ok(KeyRotation { old_device_key, new_device_key })
+        Ok(KeyRotation {
+            old_device_key,
+            new_device_key,
+        })
     }
 }
 

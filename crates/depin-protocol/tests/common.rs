@@ -16,7 +16,12 @@ pub fn new_device() -> SigningKey {
 }
 
 pub fn heartbeat(temperature_centi_c: i32) -> Heartbeat {
-    Heartbeat { uptime_s: 86_400, temperature_centi_c, firmware_version: "1.4.2".into(), power_mw: 7_500 }
+    Heartbeat {
+        uptime_s: 86_400,
+        temperature_centi_c,
+        firmware_version: "1.4.2".into(),
+        power_mw: 7_500,
+    }
 }
 
 pub fn certificate() -> DeviceCertificate {
@@ -36,7 +41,12 @@ pub fn certificate() -> DeviceCertificate {
 }
 
 pub fn heartbeat_envelope(seq: u64, timestamp_ms: i64) -> Envelope {
-    Envelope::new(public_key_of(&device()), seq, timestamp_ms, &heartbeat(4_250))
+    Envelope::new(
+        public_key_of(&device()),
+        seq,
+        timestamp_ms,
+        &heartbeat(4_250),
+    )
 }
 
 pub fn signed_heartbeat(seq: u64) -> Signed {
@@ -73,7 +83,14 @@ pub fn wrap(body: &[u8], key: &SigningKey) -> Vec<u8> {
 }
 
 /// An Envelope body with every field given explicitly.
-pub fn raw_body(version: u64, signer: &[u8], seq: u64, ts: i64, kind: u64, payload: &[u8]) -> Vec<u8> {
+pub fn raw_body(
+    version: u64,
+    signer: &[u8],
+    seq: u64,
+    ts: i64,
+    kind: u64,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut b = Vec::new();
     if version != 0 {
         field_varint(1, version, &mut b);

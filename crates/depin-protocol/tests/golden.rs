@@ -15,7 +15,9 @@ use depin_protocol::*;
 use std::path::PathBuf;
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.hex"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.hex"))
 }
 
 /// Compares `fresh` with the fixture, or rewrites it under UPDATE_GOLDEN=1,
@@ -44,7 +46,12 @@ fn golden(name: &str, fresh: &[u8]) -> Vec<u8> {
 
 /// Freezes one signed envelope and checks the committed bytes still decode,
 /// verify and carry `payload`.
-fn check_envelope<P: Payload + PartialEq + std::fmt::Debug>(name: &str, key: &SigningKey, seq: u64, payload: &P) {
+fn check_envelope<P: Payload + PartialEq + std::fmt::Debug>(
+    name: &str,
+    key: &SigningKey,
+    seq: u64,
+    payload: &P,
+) {
     let env = Envelope::new(public_key_of(key), seq, T0 + seq as i64, payload);
     let signed = sign(&env, key);
     let committed = golden(name, &signed.encode());
@@ -56,7 +63,12 @@ fn check_envelope<P: Payload + PartialEq + std::fmt::Debug>(name: &str, key: &Si
 
 #[test]
 fn golden_device_certificate() {
-    check_envelope("envelope_device_certificate", &operator(), 1, &certificate());
+    check_envelope(
+        "envelope_device_certificate",
+        &operator(),
+        1,
+        &certificate(),
+    );
 }
 
 #[test]
@@ -66,13 +78,19 @@ fn golden_heartbeat() {
 
 #[test]
 fn golden_revocation() {
-    let rev = Revocation { device_key: public_key_of(&device()), reason: "device stolen".into() };
+    let rev = Revocation {
+        device_key: public_key_of(&device()),
+        reason: "device stolen".into(),
+    };
     check_envelope("envelope_revocation", &operator(), 2, &rev);
 }
 
 #[test]
 fn golden_key_rotation() {
-    let rot = KeyRotation { old_device_key: public_key_of(&device()), new_device_key: public_key_of(&new_device()) };
+    let rot = KeyRotation {
+        old_device_key: public_key_of(&device()),
+        new_device_key: public_key_of(&new_device()),
+    };
     check_envelope("envelope_key_rotation", &operator(), 3, &rot);
 }
 
@@ -81,7 +99,17 @@ fn golden_report_batch() {
     // A cold device too, so the sint32 zig-zag encoding is frozen.
     let items: Vec<Signed> = [(43, 4_250), (44, -1_275), (45, 0)]
         .into_iter()
-        .map(|(seq, t)| sign(&Envelope::new(public_key_of(&device()), seq, T0 + seq as i64, &heartbeat(t)), &device()))
+        .map(|(seq, t)| {
+            sign(
+                &Envelope::new(
+                    public_key_of(&device()),
+                    seq,
+                    T0 + seq as i64,
+                    &heartbeat(t),
+                ),
+                &device(),
+            )
+        })
         .collect();
     let committed = golden("report_batch", &encode_batch(&items));
     let raw = decode_batch(&committed, 16).unwrap();

@@ -8,7 +8,12 @@ use depin_protocol::*;
 use proptest::prelude::*;
 
 fn check_decode(bytes: &[u8], expect: Result<(), Reason>) {
-    assert_eq!(decode_signed(bytes).map(|_| ()), expect, "bytes {}", hex::encode(bytes));
+    assert_eq!(
+        decode_signed(bytes).map(|_| ()),
+        expect,
+        "bytes {}",
+        hex::encode(bytes)
+    );
 }
 
 #[test]
@@ -17,7 +22,10 @@ fn sign_encode_decode_verify_round_trip() {
     let decoded = decode_signed(&signed.encode()).unwrap();
     assert_eq!(decoded, signed);
     assert_eq!(decoded.verify_signature(), Ok(()));
-    assert_eq!(decoded.envelope.decode_payload::<Heartbeat>(), Ok(heartbeat(4_250)));
+    assert_eq!(
+        decoded.envelope.decode_payload::<Heartbeat>(),
+        Ok(heartbeat(4_250))
+    );
 }
 
 #[test]
@@ -41,7 +49,10 @@ fn bad_signature_is_rejected() {
         env.signer = PublicKey(signer);
         let s = sign(&env, &device());
         assert_eq!(s.verify_signature(), Err(Reason::BadSignature));
-        assert_eq!(verify_batch(&[s.clone(), s]), vec![Err(Reason::BadSignature); 2]);
+        assert_eq!(
+            verify_batch(&[s.clone(), s]),
+            vec![Err(Reason::BadSignature); 2]
+        );
     }
 }
 
@@ -77,7 +88,10 @@ fn non_canonical_encodings_are_rejected() {
     field_bytes(2, &signer, &mut explicit_default);
     field_varint(3, 0, &mut explicit_default);
     explicit_default.extend_from_slice(&raw_body(0, &signer, 0, T0, 2, &payload)[34..]);
-    check_decode(&wrap(&explicit_default, &device()), Err(Reason::NonCanonical));
+    check_decode(
+        &wrap(&explicit_default, &device()),
+        Err(Reason::NonCanonical),
+    );
 
     // A non-minimal varint: version 1 written as two bytes.
     let mut long_varint = vec![1 << 3, 0x81, 0x00];
@@ -132,7 +146,10 @@ fn other_versions_are_unsupported() {
     // Through the typed API as well.
     let mut env = heartbeat_envelope(1, T0);
     env.version = 2;
-    check_decode(&sign(&env, &device()).encode(), Err(Reason::UnsupportedVersion));
+    check_decode(
+        &sign(&env, &device()).encode(),
+        Err(Reason::UnsupportedVersion),
+    );
     // A future version with new fields is reported as a version problem.
     let mut body = raw_body(2, &signer, 1, T0, 2, &[]);
     field_varint(20, 1, &mut body);
@@ -148,15 +165,25 @@ fn unknown_kinds_are_wrong_payload_kind() {
     }
     // A known kind that is not the one asked for.
     let env = heartbeat_envelope(1, T0);
-    assert_eq!(env.decode_payload::<Revocation>(), Err(Reason::WrongPayloadKind));
+    assert_eq!(
+        env.decode_payload::<Revocation>(),
+        Err(Reason::WrongPayloadKind)
+    );
 }
 
 #[test]
 fn admission_checks_clock_skew_and_replay() {
-    let policy = AdmissionPolicy { max_skew_past_ms: 60_000, max_skew_future_ms: 5_000 };
+    let policy = AdmissionPolicy {
+        max_skew_past_ms: 60_000,
+        max_skew_future_ms: 5_000,
+    };
     let now = T0;
     let check = |ts: i64, seq: u64, last: Option<u64>, expect: Result<(), Reason>| {
-        assert_eq!(admit(&policy, now, &heartbeat_envelope(seq, ts), last), expect, "ts {ts} seq {seq} last {last:?}");
+        assert_eq!(
+            admit(&policy, now, &heartbeat_envelope(seq, ts), last),
+            expect,
+            "ts {ts} seq {seq} last {last:?}"
+        );
     };
     check(now, 0, None, Ok(()));
     check(now - 60_000, 1, None, Ok(()));
@@ -171,11 +198,26 @@ fn admission_checks_clock_skew_and_replay() {
     check(i64::MIN, 1, None, Err(Reason::StaleTimestamp));
     check(i64::MAX, 1, None, Err(Reason::FutureTimestamp));
     // Extreme clocks and policies do not overflow.
-    let wide = AdmissionPolicy { max_skew_past_ms: i64::MAX, max_skew_future_ms: i64::MAX };
-    assert_eq!(admit(&wide, 0, &heartbeat_envelope(1, i64::MAX), None), Ok(()));
-    assert_eq!(admit(&wide, i64::MIN, &heartbeat_envelope(1, i64::MIN), None), Ok(()));
-    assert_eq!(admit(&wide, i64::MAX, &heartbeat_envelope(1, i64::MAX), None), Ok(()));
-    assert_eq!(admit(&wide, i64::MAX, &heartbeat_envelope(1, i64::MIN), None), Err(Reason::StaleTimestamp));
+    let wide = AdmissionPolicy {
+        max_skew_past_ms: i64::MAX,
+        max_skew_future_ms: i64::MAX,
+    };
+    assert_eq!(
+        admit(&wide, 0, &heartbeat_envelope(1, i64::MAX), None),
+        Ok(())
+    );
+    assert_eq!(
+        admit(&wide, i64::MIN, &heartbeat_envelope(1, i64::MIN), None),
+        Ok(())
+    );
+    assert_eq!(
+        admit(&wide, i64::MAX, &heartbeat_envelope(1, i64::MAX), None),
+        Ok(())
+    );
+    assert_eq!(
+        admit(&wide, i64::MAX, &heartbeat_envelope(1, i64::MIN), None),
+        Err(Reason::StaleTimestamp)
+    );
     assert_eq!(AdmissionPolicy::default().max_skew_past_ms, 900_000);
 }
 
@@ -190,9 +232,17 @@ fn batch_verification_gives_each_item_its_own_verdict() {
     }
     let verdicts = verify_batch(&items);
     for (i, v) in verdicts.iter().enumerate() {
-        let expect = if bad.contains(&i) { Err(Reason::BadSignature) } else { Ok(()) };
+        let expect = if bad.contains(&i) {
+            Err(Reason::BadSignature)
+        } else {
+            Ok(())
+        };
         assert_eq!(*v, expect, "item {i}");
-        assert_eq!(items[i].verify_signature(), expect, "single check agrees for {i}");
+        assert_eq!(
+            items[i].verify_signature(),
+            expect,
+            "single check agrees for {i}"
+        );
     }
     // A single bad item on its own.
     assert_eq!(verify_batch(&items[3..4]), vec![Err(Reason::BadSignature)]);
@@ -220,7 +270,10 @@ fn batches_split_into_raw_reports() {
     };
     let split = decode_batch(&batch, 10).unwrap();
     let verdicts: Vec<_> = split.iter().map(|r| decode_signed(r).map(|_| ())).collect();
-    assert_eq!(verdicts, vec![Ok(()), Ok(()), Err(Reason::Malformed), Ok(()), Ok(())]);
+    assert_eq!(
+        verdicts,
+        vec![Ok(()), Ok(()), Err(Reason::Malformed), Ok(()), Ok(())]
+    );
 }
 
 #[test]
@@ -241,7 +294,11 @@ fn batch_shape_errors() {
     assert_eq!(decode_batch(&long_len, 10), Err(Reason::NonCanonical));
     // Truncated anywhere.
     for cut in 1..good.len() {
-        assert_eq!(decode_batch(&good[..cut], 10), Err(Reason::Malformed), "cut {cut}");
+        assert_eq!(
+            decode_batch(&good[..cut], 10),
+            Err(Reason::Malformed),
+            "cut {cut}"
+        );
     }
     // Not protobuf.
     assert_eq!(decode_batch(&[0x07], 10), Err(Reason::Malformed));
@@ -251,19 +308,35 @@ fn batch_shape_errors() {
 fn payloads_round_trip() {
     let cert = certificate();
     assert_eq!(DeviceCertificate::decode(&cert.encode()), Ok(cert.clone()));
-    let no_location = DeviceCertificate { location: None, ..cert.clone() };
-    assert_eq!(DeviceCertificate::decode(&no_location.encode()), Ok(no_location));
+    let no_location = DeviceCertificate {
+        location: None,
+        ..cert.clone()
+    };
+    assert_eq!(
+        DeviceCertificate::decode(&no_location.encode()),
+        Ok(no_location)
+    );
     let origin = DeviceCertificate {
-        location: Some(Location { lat_microdeg: 0, lon_microdeg: 0, h3_cell: None }),
+        location: Some(Location {
+            lat_microdeg: 0,
+            lon_microdeg: 0,
+            h3_cell: None,
+        }),
         ..cert
     };
     assert_eq!(DeviceCertificate::decode(&origin.encode()), Ok(origin));
     for t in [-5_000, -1, 0, 15_000] {
         assert_eq!(Heartbeat::decode(&heartbeat(t).encode()), Ok(heartbeat(t)));
     }
-    let rev = Revocation { device_key: public_key_of(&device()), reason: "stolen".into() };
+    let rev = Revocation {
+        device_key: public_key_of(&device()),
+        reason: "stolen".into(),
+    };
     assert_eq!(Revocation::decode(&rev.encode()), Ok(rev));
-    let rot = KeyRotation { old_device_key: public_key_of(&device()), new_device_key: public_key_of(&new_device()) };
+    let rot = KeyRotation {
+        old_device_key: public_key_of(&device()),
+        new_device_key: public_key_of(&new_device()),
+    };
     assert_eq!(KeyRotation::decode(&rot.encode()), Ok(rot));
 }
 
@@ -274,35 +347,80 @@ fn payload_validation_rejects_out_of_range_values() {
         f(&mut h);
         Heartbeat::decode(&h.encode())
     };
-    assert_eq!(hb(&|h| h.temperature_centi_c = 15_001).err(), Some(Reason::BadPayload));
-    assert_eq!(hb(&|h| h.temperature_centi_c = -5_001).err(), Some(Reason::BadPayload));
-    assert_eq!(hb(&|h| h.power_mw = limits::MAX_POWER_MW + 1).err(), Some(Reason::BadPayload));
-    assert_eq!(hb(&|h| h.firmware_version = String::new()).err(), Some(Reason::BadPayload));
-    assert_eq!(hb(&|h| h.firmware_version = "1.0\n".into()).err(), Some(Reason::BadPayload));
-    assert_eq!(hb(&|h| h.firmware_version = "x".repeat(65)).err(), Some(Reason::BadPayload));
+    assert_eq!(
+        hb(&|h| h.temperature_centi_c = 15_001).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        hb(&|h| h.temperature_centi_c = -5_001).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        hb(&|h| h.power_mw = limits::MAX_POWER_MW + 1).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        hb(&|h| h.firmware_version = String::new()).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        hb(&|h| h.firmware_version = "1.0\n".into()).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        hb(&|h| h.firmware_version = "x".repeat(65)).err(),
+        Some(Reason::BadPayload)
+    );
 
     let cert = |f: &dyn Fn(&mut DeviceCertificate)| {
         let mut c = certificate();
         f(&mut c);
         DeviceCertificate::decode(&c.encode())
     };
-    assert_eq!(cert(&|c| c.device_key = c.operator_key).err(), Some(Reason::BadPayload));
-    assert_eq!(cert(&|c| c.hardware_class = String::new()).err(), Some(Reason::BadPayload));
-    assert_eq!(cert(&|c| c.location.as_mut().unwrap().lat_microdeg = 90_000_001).err(), Some(Reason::BadPayload));
-    assert_eq!(cert(&|c| c.location.as_mut().unwrap().lon_microdeg = -180_000_001).err(), Some(Reason::BadPayload));
-    assert_eq!(cert(&|c| c.location.as_mut().unwrap().h3_cell = Some(12345)).err(), Some(Reason::BadPayload));
+    assert_eq!(
+        cert(&|c| c.device_key = c.operator_key).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        cert(&|c| c.hardware_class = String::new()).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        cert(&|c| c.location.as_mut().unwrap().lat_microdeg = 90_000_001).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        cert(&|c| c.location.as_mut().unwrap().lon_microdeg = -180_000_001).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        cert(&|c| c.location.as_mut().unwrap().h3_cell = Some(12345)).err(),
+        Some(Reason::BadPayload)
+    );
     // Keys that are not prime-order points: the identity, a non-point, a
     // prime-order key plus a torsion point.
     let mut identity = [0u8; 32];
     identity[0] = 1;
-    assert_eq!(cert(&|c| c.device_key = PublicKey(identity)).err(), Some(Reason::BadPayload));
-    assert_eq!(cert(&|c| c.operator_key = PublicKey([0xff; 32])).err(), Some(Reason::BadPayload));
-    assert_eq!(cert(&|c| c.device_key = PublicKey(mixed_order_key())).err(), Some(Reason::BadPayload));
+    assert_eq!(
+        cert(&|c| c.device_key = PublicKey(identity)).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        cert(&|c| c.operator_key = PublicKey([0xff; 32])).err(),
+        Some(Reason::BadPayload)
+    );
+    assert_eq!(
+        cert(&|c| c.device_key = PublicKey(mixed_order_key())).err(),
+        Some(Reason::BadPayload)
+    );
 
     // Wire-level problems: wrong key length, unknown sector, unknown field.
     let mut raw = Vec::new();
     field_bytes(1, &[1; 31], &mut raw);
-    assert_eq!(DeviceCertificate::decode(&raw).err(), Some(Reason::BadPayload));
+    assert_eq!(
+        DeviceCertificate::decode(&raw).err(),
+        Some(Reason::BadPayload)
+    );
     for sector in [0u64, 5] {
         let mut raw = Vec::new();
         field_bytes(1, &public_key_of(&device()).0, &mut raw);
@@ -312,23 +430,41 @@ fn payload_validation_rejects_out_of_range_values() {
         }
         field_bytes(4, b"hw", &mut raw);
         field_bytes(5, b"fw", &mut raw);
-        assert_eq!(DeviceCertificate::decode(&raw).err(), Some(Reason::BadPayload), "sector {sector}");
+        assert_eq!(
+            DeviceCertificate::decode(&raw).err(),
+            Some(Reason::BadPayload),
+            "sector {sector}"
+        );
     }
     let mut unknown = heartbeat(0).encode();
     field_varint(9, 1, &mut unknown);
     assert_eq!(Heartbeat::decode(&unknown).err(), Some(Reason::BadPayload));
 
-    let rot = KeyRotation { old_device_key: public_key_of(&device()), new_device_key: public_key_of(&device()) };
-    assert_eq!(KeyRotation::decode(&rot.encode()).err(), Some(Reason::BadPayload));
-    let rev = Revocation { device_key: public_key_of(&device()), reason: "x".repeat(257) };
-    assert_eq!(Revocation::decode(&rev.encode()).err(), Some(Reason::BadPayload));
+    let rot = KeyRotation {
+        old_device_key: public_key_of(&device()),
+        new_device_key: public_key_of(&device()),
+    };
+    assert_eq!(
+        KeyRotation::decode(&rot.encode()).err(),
+        Some(Reason::BadPayload)
+    );
+    let rev = Revocation {
+        device_key: public_key_of(&device()),
+        reason: "x".repeat(257),
+    };
+    assert_eq!(
+        Revocation::decode(&rev.encode()).err(),
+        Some(Reason::BadPayload)
+    );
 }
 
 /// The device key plus a point of order 2, (0, -1): a valid encoding of a
 /// point outside the prime-order subgroup.
 fn mixed_order_key() -> [u8; 32] {
     use curve25519_dalek::edwards::CompressedEdwardsY;
-    let a = CompressedEdwardsY(public_key_of(&device()).0).decompress().unwrap();
+    let a = CompressedEdwardsY(public_key_of(&device()).0)
+        .decompress()
+        .unwrap();
     let mut minus_one = [0xff_u8; 32];
     minus_one[0] = 0xec;
     minus_one[31] = 0x7f;
@@ -341,9 +477,15 @@ fn mixed_order_key() -> [u8; 32] {
 fn certificates_must_be_signed_by_their_operator() {
     let cert = certificate();
     let by_operator = Envelope::new(public_key_of(&operator()), 1, T0, &cert);
-    assert_eq!(DeviceCertificate::from_envelope(&by_operator), Ok(cert.clone()));
+    assert_eq!(
+        DeviceCertificate::from_envelope(&by_operator),
+        Ok(cert.clone())
+    );
     let by_device = Envelope::new(public_key_of(&device()), 1, T0, &cert);
-    assert_eq!(DeviceCertificate::from_envelope(&by_device), Err(Reason::BadCertificate));
+    assert_eq!(
+        DeviceCertificate::from_envelope(&by_device),
+        Err(Reason::BadCertificate)
+    );
     assert_eq!(
         DeviceCertificate::from_envelope(&heartbeat_envelope(1, T0)),
         Err(Reason::WrongPayloadKind)
@@ -362,7 +504,14 @@ fn arb_envelope() -> impl Strategy<Value = (Envelope, u8)> {
     )
         .prop_map(|(seq, timestamp_ms, kind, payload, key_seed)| {
             let key = device_keypair_from_seed([key_seed; 32]);
-            let env = Envelope { version: ENVELOPE_VERSION, signer: public_key_of(&key), seq, timestamp_ms, kind, payload };
+            let env = Envelope {
+                version: ENVELOPE_VERSION,
+                signer: public_key_of(&key),
+                seq,
+                timestamp_ms,
+                kind,
+                payload,
+            };
             (env, key_seed)
         })
 }

@@ -18,7 +18,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
@@ -34,15 +38,23 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
         metrics::counter!("depin_http_errors_total", "code" => self.code).increment(1);
-        (self.status, Json(json!({ "error": self.code, "message": self.message }))).into_response()
+        (
+            self.status,
+            Json(json!({ "error": self.code, "message": self.message })),
+        )
+            .into_response()
     }
 }
 
 fn reason_status(reason: Reason) -> StatusCode {
     match reason {
         Reason::UnknownSigner => StatusCode::UNAUTHORIZED,
-        Reason::BadSignature | Reason::BadCertificate | Reason::RevokedDevice => StatusCode::FORBIDDEN,
-        Reason::AlreadyRegistered | Reason::ReplayedSequence | Reason::LateReport => StatusCode::CONFLICT,
+        Reason::BadSignature | Reason::BadCertificate | Reason::RevokedDevice => {
+            StatusCode::FORBIDDEN
+        }
+        Reason::AlreadyRegistered | Reason::ReplayedSequence | Reason::LateReport => {
+            StatusCode::CONFLICT
+        }
         Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -51,10 +63,18 @@ fn reason_status(reason: Reason) -> StatusCode {
 impl From<CoordError> for ApiError {
     fn from(e: CoordError) -> Self {
         match e {
-            CoordError::Rejected { reason, message } => ApiError::new(reason_status(reason), reason.as_str(), message),
+            CoordError::Rejected { reason, message } => {
+                ApiError::new(reason_status(reason), reason.as_str(), message)
+            }
             CoordError::NotFound(m) => ApiError::not_found(m),
-            e @ CoordError::NotDue { .. } => ApiError::new(StatusCode::CONFLICT, "not_due", e.to_string()),
-            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+            e @ CoordError::NotDue { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "not_due", e.to_string())
+            }
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
         }
     }
 }

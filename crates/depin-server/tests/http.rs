@@ -2,7 +2,10 @@
 //! that the server keeps serving after garbage.
 
 use depin_core::Sector;
-use depin_protocol::{DeviceCertificate, Envelope, Heartbeat, SigningKey, device_keypair_from_seed, encode_batch, public_key_of, sign};
+use depin_protocol::{
+    DeviceCertificate, Envelope, Heartbeat, SigningKey, device_keypair_from_seed, encode_batch,
+    public_key_of, sign,
+};
 use depin_rewards::RewardPolicy;
 use depin_server::{RunningServer, ServerConfig, now_ms};
 use serde_json::Value;
@@ -30,7 +33,12 @@ fn cert(op: &SigningKey, dev: &SigningKey) -> Vec<u8> {
 }
 
 fn hb(dev: &SigningKey, seq: u64) -> depin_protocol::Signed {
-    let h = Heartbeat { uptime_s: 1, temperature_centi_c: 5_000, firmware_version: "0.1.0".into(), power_mw: 170_000 };
+    let h = Heartbeat {
+        uptime_s: 1,
+        temperature_centi_c: 5_000,
+        firmware_version: "0.1.0".into(),
+        power_mw: 170_000,
+    };
     sign(&Envelope::new(public_key_of(dev), seq, now_ms(), &h), dev)
 }
 
@@ -38,7 +46,8 @@ async fn expect_error(resp: reqwest::Response, status: u16, code: &str) {
     let got = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     assert_eq!(got, status, "{text}");
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("error bodies are JSON, got {got} {text:?}"));
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("error bodies are JSON, got {got} {text:?}"));
     assert_eq!(v["error"], code, "{v}");
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
 }
@@ -60,38 +69,179 @@ async fn api_end_to_end_and_bad_input() {
     let op = device_keypair_from_seed([11; 32]);
     let dev = device_keypair_from_seed([12; 32]);
 
-    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().text().await.unwrap(), "ok");
-    let p: Value = http.get(format!("{base}/v1/policy")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let p: Value = http
+        .get(format!("{base}/v1/policy"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(p["policy_id"], policy.id());
 
-    let r = http.post(format!("{base}/v1/devices")).body(cert(&op, &dev)).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/v1/devices"))
+        .body(cert(&op, &dev))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 201);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["sector"], "compute");
-    expect_error(http.post(format!("{base}/v1/devices")).body(cert(&op, &dev)).send().await.unwrap(), 409, "already_registered").await;
+    expect_error(
+        http.post(format!("{base}/v1/devices"))
+            .body(cert(&op, &dev))
+            .send()
+            .await
+            .unwrap(),
+        409,
+        "already_registered",
+    )
+    .await;
 
     // Bad input, each with its clear error; the server keeps serving.
-    expect_error(http.post(format!("{base}/v1/reports")).body(vec![0xffu8; 100]).send().await.unwrap(), 400, "malformed").await;
-    expect_error(http.post(format!("{base}/v1/reports")).body(Vec::<u8>::new()).send().await.unwrap(), 400, "bad_request").await;
-    expect_error(http.post(format!("{base}/v1/reports")).body(vec![0u8; 100 * 1024]).send().await.unwrap(), 413, "payload_too_large").await;
+    expect_error(
+        http.post(format!("{base}/v1/reports"))
+            .body(vec![0xffu8; 100])
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "malformed",
+    )
+    .await;
+    expect_error(
+        http.post(format!("{base}/v1/reports"))
+            .body(Vec::<u8>::new())
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        http.post(format!("{base}/v1/reports"))
+            .body(vec![0u8; 100 * 1024])
+            .send()
+            .await
+            .unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
     let full = encode_batch(&[hb(&dev, 1)]);
-    expect_error(http.post(format!("{base}/v1/reports")).body(full[..full.len() - 3].to_vec()).send().await.unwrap(), 400, "malformed").await;
-    expect_error(http.post(format!("{base}/v1/devices")).body(b"{\"not\": \"an envelope\"}".to_vec()).send().await.unwrap(), 400, "malformed").await;
-    expect_error(http.get(format!("{base}/v1/devices/xyz")).send().await.unwrap(), 400, "bad_request").await;
-    expect_error(http.get(format!("{base}/v1/devices/{}", "ab".repeat(32))).send().await.unwrap(), 404, "not_found").await;
-    expect_error(http.get(format!("{base}/v1/epochs/-1")).send().await.unwrap(), 400, "bad_request").await;
-    expect_error(http.get(format!("{base}/v1/balances/bogus:1")).send().await.unwrap(), 400, "bad_request").await;
-    expect_error(http.get(format!("{base}/v1/nope")).send().await.unwrap(), 404, "not_found").await;
-    expect_error(http.delete(format!("{base}/v1/reports")).send().await.unwrap(), 405, "method_not_allowed").await;
-    expect_error(http.get(format!("{base}/v1/economics/rates?window=x")).send().await.unwrap(), 400, "bad_request").await;
+    expect_error(
+        http.post(format!("{base}/v1/reports"))
+            .body(full[..full.len() - 3].to_vec())
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "malformed",
+    )
+    .await;
+    expect_error(
+        http.post(format!("{base}/v1/devices"))
+            .body(b"{\"not\": \"an envelope\"}".to_vec())
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "malformed",
+    )
+    .await;
+    expect_error(
+        http.get(format!("{base}/v1/devices/xyz"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        http.get(format!("{base}/v1/devices/{}", "ab".repeat(32)))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        http.get(format!("{base}/v1/epochs/-1"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        http.get(format!("{base}/v1/balances/bogus:1"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        http.get(format!("{base}/v1/nope")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        http.delete(format!("{base}/v1/reports"))
+            .send()
+            .await
+            .unwrap(),
+        405,
+        "method_not_allowed",
+    )
+    .await;
+    expect_error(
+        http.get(format!("{base}/v1/economics/rates?window=x"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
 
     // Per-report verdicts: one good, one replay, one forged.
     let mut forged = hb(&dev, 3);
     forged.signature[5] ^= 0x40;
     let batch = encode_batch(&[hb(&dev, 1), hb(&dev, 1), forged]);
-    let v: Value = http.post(format!("{base}/v1/reports")).body(batch).send().await.unwrap().json().await.unwrap();
+    let v: Value = http
+        .post(format!("{base}/v1/reports"))
+        .body(batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["accepted"], 1, "{v}");
-    let reasons: Vec<&str> = v["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    let reasons: Vec<&str> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
     assert_eq!(reasons, ["replayed_sequence", "bad_signature"]);
 
     // Keep heartbeating until epoch 0 closes and pays the operator.
@@ -99,30 +249,93 @@ async fn api_end_to_end_and_bad_input() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let balance = loop {
         seq += 1;
-        let _ = http.post(format!("{base}/v1/reports")).body(encode_batch(&[hb(&dev, seq)])).send().await.unwrap();
-        let b: Value = http.get(format!("{base}/v1/balances/{}", public_key_of(&op))).send().await.unwrap().json().await.unwrap();
+        let _ = http
+            .post(format!("{base}/v1/reports"))
+            .body(encode_batch(&[hb(&dev, seq)]))
+            .send()
+            .await
+            .unwrap();
+        let b: Value = http
+            .get(format!("{base}/v1/balances/{}", public_key_of(&op)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if b["balance"].as_i64().unwrap() > 0 {
             break b["balance"].as_i64().unwrap();
         }
-        assert!(std::time::Instant::now() < deadline, "epoch 0 did not close in time");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "epoch 0 did not close in time"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    let e: Value = http.get(format!("{base}/v1/epochs/0")).send().await.unwrap().json().await.unwrap();
-    let claim: Value = http.get(format!("{base}/v1/claims/0/{}", public_key_of(&op))).send().await.unwrap().json().await.unwrap();
+    let e: Value = http
+        .get(format!("{base}/v1/epochs/0"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claim: Value = http
+        .get(format!("{base}/v1/claims/0/{}", public_key_of(&op)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(claim["root"], e["claim_root"]);
     assert_eq!(claim["amount"], balance.to_string());
-    let dump = http.get(format!("{base}/v1/claims/0")).send().await.unwrap().text().await.unwrap();
+    let dump = http
+        .get(format!("{base}/v1/claims/0"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let tree = depin_merkle::StandardMerkleTree::from_json(&dump).unwrap();
-    assert_eq!(depin_merkle::to_hex(&tree.root()), e["claim_root"].as_str().unwrap());
-    let d: Value = http.get(format!("{base}/v1/devices/{}", public_key_of(&dev))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        depin_merkle::to_hex(&tree.root()),
+        e["claim_root"].as_str().unwrap()
+    );
+    let d: Value = http
+        .get(format!("{base}/v1/devices/{}", public_key_of(&dev)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(d["rewards_total"].as_u64().unwrap() > 0);
     assert_eq!(d["reasons"]["bad_signature"], 1);
     assert!(d["telemetry"]["power_w"].as_f64().unwrap() > 100.0);
-    let rates: Value = http.get(format!("{base}/v1/economics/rates")).send().await.unwrap().json().await.unwrap();
+    let rates: Value = http
+        .get(format!("{base}/v1/economics/rates"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(rates["sectors"]["compute"].is_object(), "{rates}");
 
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("depin_reports_accepted_total"), "{metrics}");
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("depin_reports_accepted_total"),
+        "{metrics}"
+    );
     assert!(metrics.contains("depin_epochs_closed_total"));
     server.stop().await.unwrap();
 }
@@ -132,12 +345,23 @@ async fn openapi_lists_every_route() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), RewardPolicy::default_v1()).await;
     let base = format!("http://{}", server.addr);
-    let doc: Value = reqwest::get(format!("{base}/v1/openapi.json")).await.unwrap().json().await.unwrap();
+    let doc: Value = reqwest::get(format!("{base}/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let routes = include_str!("../src/routes.rs");
-    for line in routes.lines().filter(|l| l.trim_start().starts_with(".route(\"")) {
+    for line in routes
+        .lines()
+        .filter(|l| l.trim_start().starts_with(".route(\""))
+    {
         let path = line.split('"').nth(1).unwrap();
-        assert!(doc["paths"][path].is_object(), "route {path} missing from the OpenAPI document");
+        assert!(
+            doc["paths"][path].is_object(),
+            "route {path} missing from the OpenAPI document"
+        );
     }
     server.stop().await.unwrap();
 }
@@ -153,8 +377,14 @@ async fn garbage_gets_4xx_and_server_survives() {
     let server = start(dir.path(), RewardPolicy::default_v1()).await;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
-    let valid = encode_batch(&[hb(&device_keypair_from_seed([3; 32]), 1), hb(&device_keypair_from_seed([4; 32]), 9)]);
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
+    let valid = encode_batch(&[
+        hb(&device_keypair_from_seed([3; 32]), 1),
+        hb(&device_keypair_from_seed([4; 32]), 9),
+    ]);
     let bodies = proptest::collection::vec(proptest::num::u8::ANY, 1..2048);
     for case in 0..400u32 {
         let body = if case % 2 == 0 {
@@ -165,16 +395,39 @@ async fn garbage_gets_4xx_and_server_survives() {
             b[i] ^= 1 << (case % 8);
             b
         };
-        let path = ["/v1/reports", "/v1/devices", "/v1/devices/revoke", "/v1/devices/rotate"][case as usize % 4];
-        let r = http.post(format!("{base}{path}")).body(body).send().await.unwrap();
+        let path = [
+            "/v1/reports",
+            "/v1/devices",
+            "/v1/devices/revoke",
+            "/v1/devices/rotate",
+        ][case as usize % 4];
+        let r = http
+            .post(format!("{base}{path}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("case {case}: not JSON: {status} {text:?}"));
-        assert!(status == 200 || (400..500).contains(&status), "case {case}: {path} gave {status} {v}");
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("case {case}: not JSON: {status} {text:?}"));
+        assert!(
+            status == 200 || (400..500).contains(&status),
+            "case {case}: {path} gave {status} {v}"
+        );
         if status != 200 {
             assert!(v["error"].is_string(), "{v}");
         }
     }
-    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().text().await.unwrap(), "ok");
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
     server.stop().await.unwrap();
 }

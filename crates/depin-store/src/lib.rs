@@ -154,10 +154,18 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets API readers run beside the writer; NORMAL sync is
                         // durable across process crashes (WAL is fsynced at checkpoints).
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 30000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA cache_size = -65536").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 30000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA cache_size = -65536")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -173,7 +181,8 @@ impl Store {
 
     /// The default embedded store: `DIR/depin.sqlite`.
     pub async fn open_in_dir(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", dir.display())))?;
         Store::open(&sqlite_url(&dir.join("depin.sqlite"))).await
     }
 
@@ -193,13 +202,18 @@ impl Store {
     /// and self-contained afterwards (no -wal beside it).
     pub async fn close(self) {
         if self.backend == Backend::Sqlite {
-            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await;
         }
         self.pool.close().await;
     }
 
     pub async fn meta_get(&self, key: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
@@ -221,7 +235,13 @@ pub fn sqlite_url(path: &Path) -> String {
 /// chunked under the parameter limit. Per-row statements cost ~15 µs each
 /// through sqlx; this is what makes a million-row epoch close fit in seconds.
 /// `head` is `INSERT INTO t (a, b, c)`, `tail` e.g. `ON CONFLICT DO NOTHING`.
-pub async fn insert_many(conn: &mut AnyConnection, head: &str, tail: &str, ncols: usize, rows: &[Vec<Val>]) -> Result<u64> {
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    head: &str,
+    tail: &str,
+    ncols: usize,
+    rows: &[Vec<Val>],
+) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
@@ -246,7 +266,13 @@ pub async fn insert_many(conn: &mut AnyConnection, head: &str, tail: &str, ncols
 /// it resolves numbered ones (`$N`, `?N`) by a linear scan per parameter, which
 /// makes binding a statement with thousands of them quadratic (a 100k-row
 /// epoch close spent 19 s there). PostgreSQL needs `$N`.
-pub(crate) fn values_sql(head: &str, tail: &str, ncols: usize, nrows: usize, anonymous: bool) -> String {
+pub(crate) fn values_sql(
+    head: &str,
+    tail: &str,
+    ncols: usize,
+    nrows: usize,
+    anonymous: bool,
+) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + nrows * ncols * 7);
     sql.push_str(head);
     sql.push_str(" VALUES ");
@@ -276,7 +302,6 @@ pub(crate) fn values_sql(head: &str, tail: &str, ncols: usize, nrows: usize, ano
 }
 
 pub(crate) fn is_sqlite(conn: &AnyConnection) -> bool {
-    use sqlx::Connection;
     conn.backend_name() == "SQLite"
 }
 
@@ -300,7 +325,13 @@ mod tests {
 
     #[test]
     fn values_sql_numbers_placeholders_in_order() {
-        assert_eq!(values_sql("INSERT INTO t (a, b)", "", 2, 2, false), "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4) ");
-        assert_eq!(values_sql("INSERT INTO t (a, b)", "", 2, 2, true), "INSERT INTO t (a, b) VALUES (?,?),(?,?) ");
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b)", "", 2, 2, false),
+            "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4) "
+        );
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b)", "", 2, 2, true),
+            "INSERT INTO t (a, b) VALUES (?,?),(?,?) "
+        );
     }
 }

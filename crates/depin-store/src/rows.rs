@@ -1,6 +1,8 @@
 //! Typed rows and the queries over them.
 
-use crate::{Backend, Result, Store, StoreError, Val, insert_many, key_from_row, to_i64, u64_from_row};
+use crate::{
+    Backend, Result, Store, StoreError, Val, insert_many, key_from_row, to_i64, u64_from_row,
+};
 use depin_core::{EpochIndex, PublicKey};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -29,7 +31,8 @@ fn device_from_row(r: &AnyRow) -> Result<DeviceRow> {
     Ok(DeviceRow {
         device: key_from_row(r.try_get(0)?)?,
         operator: key_from_row(r.try_get(1)?)?,
-        sector: u32::try_from(r.try_get::<i64, _>(2)?).map_err(|_| StoreError::Corrupt("sector".into()))?,
+        sector: u32::try_from(r.try_get::<i64, _>(2)?)
+            .map_err(|_| StoreError::Corrupt("sector".into()))?,
         hardware_class: r.try_get(3)?,
         firmware_version: r.try_get(4)?,
         lat_micro: r.try_get(5)?,
@@ -38,8 +41,14 @@ fn device_from_row(r: &AnyRow) -> Result<DeviceRow> {
         certificate: r.try_get(8)?,
         registered_ms: r.try_get(9)?,
         revoked_ms: r.try_get(10)?,
-        replaced_by: r.try_get::<Option<Vec<u8>>, _>(11)?.map(key_from_row).transpose()?,
-        last_seq: r.try_get::<Option<i64>, _>(12)?.map(|v| u64_from_row(v, "seq")).transpose()?,
+        replaced_by: r
+            .try_get::<Option<Vec<u8>>, _>(11)?
+            .map(key_from_row)
+            .transpose()?,
+        last_seq: r
+            .try_get::<Option<i64>, _>(12)?
+            .map(|v| u64_from_row(v, "seq"))
+            .transpose()?,
     })
 }
 
@@ -176,10 +185,12 @@ impl Store {
     }
 
     pub async fn device(&self, device: &PublicKey) -> Result<Option<DeviceRow>> {
-        let row = sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device = $1"))
-            .bind(device.0.to_vec())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE device = $1"
+        ))
+        .bind(device.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(device_from_row).transpose()
     }
 
@@ -187,19 +198,32 @@ impl Store {
     pub async fn devices(&self, operator: Option<&PublicKey>) -> Result<Vec<DeviceRow>> {
         let rows = match operator {
             Some(op) => {
-                sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE operator = $1 ORDER BY device"))
-                    .bind(op.0.to_vec())
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(&format!(
+                    "SELECT {DEVICE_COLUMNS} FROM devices WHERE operator = $1 ORDER BY device"
+                ))
+                .bind(op.0.to_vec())
+                .fetch_all(&self.pool)
+                .await?
             }
-            None => sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY device")).fetch_all(&self.pool).await?,
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY device"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
         };
         rows.iter().map(device_from_row).collect()
     }
 
     /// Marks a device revoked at `at_ms` (and, for a rotation, its successor).
     /// Returns false if it was already revoked or does not exist.
-    pub async fn revoke_device(&self, device: &PublicKey, at_ms: i64, replaced_by: Option<&PublicKey>) -> Result<bool> {
+    pub async fn revoke_device(
+        &self,
+        device: &PublicKey,
+        at_ms: i64,
+        replaced_by: Option<&PublicKey>,
+    ) -> Result<bool> {
         let q = sqlx::query("UPDATE devices SET revoked_ms = $1, replaced_by = $2 WHERE device = $3 AND revoked_ms IS NULL")
             .bind(at_ms)
             .bind(replaced_by.map(|k| k.0.to_vec()))
@@ -225,17 +249,27 @@ impl Store {
             // Shared lock per epoch: closes take it exclusively, so no report
             // can land in an epoch while (or after) it is being closed.
             for e in &epochs {
-                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(epoch_lock_key(*e)).execute(&mut *tx).await?;
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                    .bind(epoch_lock_key(*e))
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         // Claim the write lock first on SQLite so the closed-epoch check below
         // reads what is committed, not a snapshot older than a concurrent close.
         if self.backend == Backend::Sqlite {
-            sqlx::query("UPDATE meta SET value = value WHERE key = 'write-lock'").execute(&mut *tx).await?;
+            sqlx::query("UPDATE meta SET value = value WHERE key = 'write-lock'")
+                .execute(&mut *tx)
+                .await?;
         }
         let mut closed = HashSet::new();
         for e in &epochs {
-            if sqlx::query("SELECT 1 FROM epochs WHERE epoch = $1").bind(to_i64(*e)).fetch_optional(&mut *tx).await?.is_some() {
+            if sqlx::query("SELECT 1 FROM epochs WHERE epoch = $1")
+                .bind(to_i64(*e))
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some()
+            {
                 closed.insert(*e);
             }
         }
@@ -273,7 +307,10 @@ impl Store {
                 }
             }
             for r in q.fetch_all(&mut *tx).await? {
-                inserted.insert((key_from_row(r.try_get(0)?)?, u64_from_row(r.try_get(1)?, "seq")?));
+                inserted.insert((
+                    key_from_row(r.try_get(0)?)?,
+                    u64_from_row(r.try_get(1)?, "seq")?,
+                ));
             }
         }
         let mut max_seq: BTreeMap<PublicKey, u64> = BTreeMap::new();
@@ -340,13 +377,26 @@ impl Store {
         Ok(())
     }
 
-    async fn count_rejections_in(&self, tx: &mut Transaction<'static, Any>, rejections: &[RejectionRow]) -> Result<()> {
+    async fn count_rejections_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        rejections: &[RejectionRow],
+    ) -> Result<()> {
         let mut counts: BTreeMap<&RejectionRow, i64> = BTreeMap::new();
         for r in rejections {
             *counts.entry(r).or_default() += 1;
         }
-        let rows: Vec<Vec<Val>> =
-            counts.iter().map(|(r, n)| vec![r.epoch.into(), r.reason.as_str().into(), (&r.device).into(), (*n).into()]).collect();
+        let rows: Vec<Vec<Val>> = counts
+            .iter()
+            .map(|(r, n)| {
+                vec![
+                    r.epoch.into(),
+                    r.reason.as_str().into(),
+                    (&r.device).into(),
+                    (*n).into(),
+                ]
+            })
+            .collect();
         insert_many(
             &mut *tx,
             "INSERT INTO rejections (epoch, reason, device, count)",
@@ -359,7 +409,10 @@ impl Store {
     }
 
     /// Rejection counts by reason code, over all epochs (or one device).
-    pub async fn rejection_counts(&self, device: Option<&PublicKey>) -> Result<BTreeMap<String, u64>> {
+    pub async fn rejection_counts(
+        &self,
+        device: Option<&PublicKey>,
+    ) -> Result<BTreeMap<String, u64>> {
         let rows = match device {
             Some(d) => {
                 sqlx::query("SELECT reason, CAST(SUM(count) AS BIGINT) FROM rejections WHERE device = $1 GROUP BY reason")
@@ -369,16 +422,31 @@ impl Store {
             }
             None => sqlx::query("SELECT reason, CAST(SUM(count) AS BIGINT) FROM rejections GROUP BY reason").fetch_all(&self.pool).await?,
         };
-        rows.iter().map(|r| Ok((r.try_get::<String, _>(0)?, u64_from_row(r.try_get(1)?, "count")?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>(0)?,
+                    u64_from_row(r.try_get(1)?, "count")?,
+                ))
+            })
+            .collect()
     }
 
     pub async fn report_count(&self, epoch: EpochIndex) -> Result<u64> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) FROM reports WHERE epoch = $1").bind(to_i64(epoch)).fetch_one(&self.pool).await?.try_get(0)?;
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM reports WHERE epoch = $1")
+            .bind(to_i64(epoch))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
         u64_from_row(n, "count")
     }
 
     /// Raw signed reports of one device, in sequence order (for re-verification).
-    pub async fn device_reports(&self, device: &PublicKey, epoch: EpochIndex) -> Result<Vec<ReportRow>> {
+    pub async fn device_reports(
+        &self,
+        device: &PublicKey,
+        epoch: EpochIndex,
+    ) -> Result<Vec<ReportRow>> {
         let rows = sqlx::query("SELECT device, seq, epoch, kind, timestamp_ms, raw FROM reports WHERE device = $1 AND epoch = $2 ORDER BY seq")
             .bind(device.0.to_vec())
             .bind(to_i64(epoch))
@@ -438,17 +506,28 @@ impl Store {
     }
 
     pub async fn last_closed_epoch(&self) -> Result<Option<EpochIndex>> {
-        let r: Option<i64> = sqlx::query("SELECT MAX(epoch) FROM epochs").fetch_one(&self.pool).await?.try_get(0)?;
+        let r: Option<i64> = sqlx::query("SELECT MAX(epoch) FROM epochs")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
         r.map(|v| u64_from_row(v, "epoch")).transpose()
     }
 
     /// Starts closing `epoch`. Returns `None` when it is already closed (by this
     /// or another process): then nothing is to be done. Otherwise the returned
     /// transaction holds the epoch: concurrent closers and appenders wait.
-    pub async fn begin_close(&self, epoch: EpochIndex, policy_id: &str, closed_ms: i64) -> Result<Option<EpochClose>> {
+    pub async fn begin_close(
+        &self,
+        epoch: EpochIndex,
+        policy_id: &str,
+        closed_ms: i64,
+    ) -> Result<Option<EpochClose>> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(epoch_lock_key(epoch)).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(epoch_lock_key(epoch))
+                .execute(&mut *tx)
+                .await?;
         }
         let claimed = sqlx::query(
             "INSERT INTO epochs (epoch, policy_id, closed_ms, emission, minted, fees, burned, devices, sheet_hash, claim_root) \
@@ -497,14 +576,19 @@ impl Store {
     }
 
     /// Reward lines of one device across epochs: (epoch, line).
-    pub async fn device_rewards(&self, device: &PublicKey) -> Result<Vec<(EpochIndex, RewardLineRow)>> {
+    pub async fn device_rewards(
+        &self,
+        device: &PublicKey,
+    ) -> Result<Vec<(EpochIndex, RewardLineRow)>> {
         let rows = sqlx::query(
             "SELECT device, operator, sector, score_ppm, weight, reward, fees, reasons, epoch FROM reward_lines WHERE device = $1 ORDER BY epoch",
         )
         .bind(device.0.to_vec())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((u64_from_row(r.try_get(8)?, "epoch")?, line_from_row(r)?))).collect()
+        rows.iter()
+            .map(|r| Ok((u64_from_row(r.try_get(8)?, "epoch")?, line_from_row(r)?)))
+            .collect()
     }
 
     /// Every account's cumulative claimable amount as of `epoch`: the leaves of
@@ -514,10 +598,12 @@ impl Store {
     }
 
     pub async fn ledger_entries(&self, epoch: EpochIndex) -> Result<Vec<LedgerEntryRow>> {
-        let rows = sqlx::query("SELECT debit, credit, amount, kind FROM ledger_entries WHERE epoch = $1 ORDER BY id")
-            .bind(to_i64(epoch))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT debit, credit, amount, kind FROM ledger_entries WHERE epoch = $1 ORDER BY id",
+        )
+        .bind(to_i64(epoch))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(LedgerEntryRow {
@@ -532,7 +618,10 @@ impl Store {
 
     /// All ledger entries in order, for replaying the ledger from scratch.
     pub async fn all_ledger_entries(&self) -> Result<Vec<LedgerEntryRow>> {
-        let rows = sqlx::query("SELECT debit, credit, amount, kind FROM ledger_entries ORDER BY id").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT debit, credit, amount, kind FROM ledger_entries ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(LedgerEntryRow {
@@ -546,13 +635,20 @@ impl Store {
     }
 
     pub async fn balance(&self, account: &str) -> Result<i64> {
-        let r = sqlx::query("SELECT balance FROM balances WHERE account = $1").bind(account).fetch_optional(&self.pool).await?;
+        let r = sqlx::query("SELECT balance FROM balances WHERE account = $1")
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(r.map(|r| r.get::<i64, _>(0)).unwrap_or(0))
     }
 
     pub async fn balances(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT account, balance FROM balances ORDER BY account").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        let rows = sqlx::query("SELECT account, balance FROM balances ORDER BY account")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     pub async fn sector_state(&self, sector: &str, epoch: EpochIndex) -> Result<Option<Vec<u8>>> {
@@ -574,7 +670,10 @@ impl Store {
     }
 
     pub async fn policy(&self, policy_id: &str) -> Result<Option<Vec<u8>>> {
-        let r = sqlx::query("SELECT body FROM policies WHERE policy_id = $1").bind(policy_id).fetch_optional(&self.pool).await?;
+        let r = sqlx::query("SELECT body FROM policies WHERE policy_id = $1")
+            .bind(policy_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(r.map(|r| r.get::<Vec<u8>, _>(0)))
     }
 }
@@ -584,7 +683,8 @@ fn line_from_row(r: &AnyRow) -> Result<RewardLineRow> {
         device: key_from_row(r.try_get(0)?)?,
         operator: key_from_row(r.try_get(1)?)?,
         sector: r.try_get::<i64, _>(2)? as u32,
-        score_ppm: u32::try_from(r.try_get::<i64, _>(3)?).map_err(|_| StoreError::Corrupt("score".into()))?,
+        score_ppm: u32::try_from(r.try_get::<i64, _>(3)?)
+            .map_err(|_| StoreError::Corrupt("score".into()))?,
         weight: u64_from_row(r.try_get(4)?, "weight")?,
         reward: u64_from_row(r.try_get(5)?, "reward")?,
         fees: u64_from_row(r.try_get(6)?, "fees")?,
@@ -607,7 +707,10 @@ fn epoch_from_row(r: &AnyRow) -> Result<EpochRow> {
     })
 }
 
-async fn claims_as_of(conn: &mut sqlx::AnyConnection, epoch: EpochIndex) -> Result<Vec<(PublicKey, u64)>> {
+async fn claims_as_of(
+    conn: &mut sqlx::AnyConnection,
+    epoch: EpochIndex,
+) -> Result<Vec<(PublicKey, u64)>> {
     // Only accounts that changed are written each epoch; the leaves as of an
     // epoch are each account's latest row at or before it.
     let rows = sqlx::query(
@@ -618,7 +721,14 @@ async fn claims_as_of(conn: &mut sqlx::AnyConnection, epoch: EpochIndex) -> Resu
     .bind(to_i64(epoch))
     .fetch_all(conn)
     .await?;
-    rows.iter().map(|r| Ok((key_from_row(r.try_get(0)?)?, u64_from_row(r.try_get(1)?, "cumulative")?))).collect()
+    rows.iter()
+        .map(|r| {
+            Ok((
+                key_from_row(r.try_get(0)?)?,
+                u64_from_row(r.try_get(1)?, "cumulative")?,
+            ))
+        })
+        .collect()
 }
 
 /// Keeps the last row per device key (first column), so one multi-row upsert
@@ -626,7 +736,9 @@ async fn claims_as_of(conn: &mut sqlx::AnyConnection, epoch: EpochIndex) -> Resu
 fn dedup_latest(rows: Vec<Vec<Val>>) -> Vec<Vec<Val>> {
     let mut by_key: BTreeMap<Vec<u8>, Vec<Val>> = BTreeMap::new();
     for row in rows {
-        let Val::Blob(k) = &row[0] else { unreachable!("first telemetry column is the device key") };
+        let Val::Blob(k) = &row[0] else {
+            unreachable!("first telemetry column is the device key")
+        };
         let ts = |r: &Vec<Val>| if let Val::Int(t) = r[1] { t } else { i64::MIN };
         match by_key.get(k) {
             Some(prev) if ts(prev) > ts(&row) => {}
@@ -652,10 +764,12 @@ impl EpochClose {
 
     /// Devices registered before `before_ms`, ordered by key.
     pub async fn devices_registered_before(&mut self, before_ms: i64) -> Result<Vec<DeviceRow>> {
-        let rows = sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE registered_ms < $1 ORDER BY device"))
-            .bind(before_ms)
-            .fetch_all(&mut *self.tx)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE registered_ms < $1 ORDER BY device"
+        ))
+        .bind(before_ms)
+        .fetch_all(&mut *self.tx)
+        .await?;
         rows.iter().map(device_from_row).collect()
     }
 
@@ -668,7 +782,11 @@ impl EpochClose {
         claims_as_of(&mut self.tx, epoch).await
     }
 
-    pub async fn sector_state(&mut self, sector: &str, epoch: EpochIndex) -> Result<Option<Vec<u8>>> {
+    pub async fn sector_state(
+        &mut self,
+        sector: &str,
+        epoch: EpochIndex,
+    ) -> Result<Option<Vec<u8>>> {
         let r = sqlx::query("SELECT state FROM sector_state WHERE sector = $1 AND epoch = $2")
             .bind(sector)
             .bind(to_i64(epoch))
@@ -700,9 +818,25 @@ impl EpochClose {
         let totals: Vec<Vec<Val>> = w
             .sector_totals
             .iter()
-            .map(|t| vec![e.into(), t.sector.into(), t.emission.into(), t.distributed.into(), t.devices.into(), t.rewarded.into()])
+            .map(|t| {
+                vec![
+                    e.into(),
+                    t.sector.into(),
+                    t.emission.into(),
+                    t.distributed.into(),
+                    t.devices.into(),
+                    t.rewarded.into(),
+                ]
+            })
             .collect();
-        insert_many(&mut self.tx, "INSERT INTO sector_totals (epoch, sector, emission, distributed, devices, rewarded)", "", 6, &totals).await?;
+        insert_many(
+            &mut self.tx,
+            "INSERT INTO sector_totals (epoch, sector, emission, distributed, devices, rewarded)",
+            "",
+            6,
+            &totals,
+        )
+        .await?;
         let lines: Vec<Vec<Val>> = w
             .lines
             .iter()
@@ -733,9 +867,24 @@ impl EpochClose {
         let entries: Vec<Vec<Val>> = w
             .entries
             .iter()
-            .map(|x| vec![e.into(), x.debit.as_str().into(), x.credit.as_str().into(), x.amount.into(), x.kind.as_str().into()])
+            .map(|x| {
+                vec![
+                    e.into(),
+                    x.debit.as_str().into(),
+                    x.credit.as_str().into(),
+                    x.amount.into(),
+                    x.kind.as_str().into(),
+                ]
+            })
             .collect();
-        insert_many(&mut self.tx, "INSERT INTO ledger_entries (epoch, debit, credit, amount, kind)", "", 5, &entries).await?;
+        insert_many(
+            &mut self.tx,
+            "INSERT INTO ledger_entries (epoch, debit, credit, amount, kind)",
+            "",
+            5,
+            &entries,
+        )
+        .await?;
         let mut deltas: BTreeMap<&str, i128> = BTreeMap::new();
         for x in &w.entries {
             *deltas.entry(x.debit.as_str()).or_default() -= x.amount as i128;
@@ -743,7 +892,15 @@ impl EpochClose {
         }
         let balance_rows: Vec<Vec<Val>> = deltas
             .iter()
-            .map(|(a, d)| Ok(vec![(*a).into(), Val::Int(i64::try_from(*d).map_err(|_| StoreError::Corrupt("balance delta overflow".into()))?)]))
+            .map(|(a, d)| {
+                Ok(vec![
+                    (*a).into(),
+                    Val::Int(
+                        i64::try_from(*d)
+                            .map_err(|_| StoreError::Corrupt("balance delta overflow".into()))?,
+                    ),
+                ])
+            })
             .collect::<Result<_>>()?;
         insert_many(
             &mut self.tx,
@@ -753,12 +910,40 @@ impl EpochClose {
             &balance_rows,
         )
         .await?;
-        tracing::debug!(ms = t.elapsed().as_millis() as u64, "commit: ledger written");
-        let claims: Vec<Vec<Val>> = w.claims.iter().map(|(a, c)| vec![e.into(), a.into(), (*c).into()]).collect();
-        insert_many(&mut self.tx, "INSERT INTO claims (epoch, account, cumulative)", "", 3, &claims).await?;
-        let states: Vec<Vec<Val>> = w.sector_state.iter().map(|(s, b)| vec![s.as_str().into(), e.into(), b.clone().into()]).collect();
-        insert_many(&mut self.tx, "INSERT INTO sector_state (sector, epoch, state)", "", 3, &states).await?;
-        tracing::debug!(ms = t.elapsed().as_millis() as u64, "commit: claims written");
+        tracing::debug!(
+            ms = t.elapsed().as_millis() as u64,
+            "commit: ledger written"
+        );
+        let claims: Vec<Vec<Val>> = w
+            .claims
+            .iter()
+            .map(|(a, c)| vec![e.into(), a.into(), (*c).into()])
+            .collect();
+        insert_many(
+            &mut self.tx,
+            "INSERT INTO claims (epoch, account, cumulative)",
+            "",
+            3,
+            &claims,
+        )
+        .await?;
+        let states: Vec<Vec<Val>> = w
+            .sector_state
+            .iter()
+            .map(|(s, b)| vec![s.as_str().into(), e.into(), b.clone().into()])
+            .collect();
+        insert_many(
+            &mut self.tx,
+            "INSERT INTO sector_state (sector, epoch, state)",
+            "",
+            3,
+            &states,
+        )
+        .await?;
+        tracing::debug!(
+            ms = t.elapsed().as_millis() as u64,
+            "commit: claims written"
+        );
         self.tx.commit().await?;
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "commit: done");
         Ok(())
@@ -771,19 +956,34 @@ impl EpochClose {
     }
 }
 
-async fn report_counts(tx: &mut Transaction<'static, Any>, epoch: EpochIndex, kind: u32) -> Result<Vec<(PublicKey, u64)>> {
+async fn report_counts(
+    tx: &mut Transaction<'static, Any>,
+    epoch: EpochIndex,
+    kind: u32,
+) -> Result<Vec<(PublicKey, u64)>> {
     let rows = sqlx::query("SELECT device, COUNT(*) FROM reports WHERE epoch = $1 AND kind = $2 GROUP BY device ORDER BY device")
         .bind(to_i64(epoch))
         .bind(kind as i64)
         .fetch_all(&mut **tx)
         .await?;
-    rows.iter().map(|r| Ok((key_from_row(r.try_get(0)?)?, u64_from_row(r.try_get(1)?, "count")?))).collect()
+    rows.iter()
+        .map(|r| {
+            Ok((
+                key_from_row(r.try_get(0)?)?,
+                u64_from_row(r.try_get(1)?, "count")?,
+            ))
+        })
+        .collect()
 }
 
 impl Store {
     /// Report counts per device for a closed or open epoch, outside a close
     /// (used by `audit-epoch` to recompute from stored inputs).
-    pub async fn report_counts(&self, epoch: EpochIndex, kind: u32) -> Result<Vec<(PublicKey, u64)>> {
+    pub async fn report_counts(
+        &self,
+        epoch: EpochIndex,
+        kind: u32,
+    ) -> Result<Vec<(PublicKey, u64)>> {
         let mut tx = self.pool.begin().await?;
         let r = report_counts(&mut tx, epoch, kind).await?;
         tx.commit().await?;
@@ -792,14 +992,19 @@ impl Store {
 
     /// When the first device was registered: no epoch before it has anything to close.
     pub async fn first_registration_ms(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query("SELECT MIN(registered_ms) FROM devices").fetch_one(&self.pool).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT MIN(registered_ms) FROM devices")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
     }
 
     pub async fn devices_registered_before(&self, before_ms: i64) -> Result<Vec<DeviceRow>> {
-        let rows = sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE registered_ms < $1 ORDER BY device"))
-            .bind(before_ms)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE registered_ms < $1 ORDER BY device"
+        ))
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(device_from_row).collect()
     }
 }

@@ -28,13 +28,24 @@ fn find_bin_dir() -> Option<PathBuf> {
             }
         }
     }
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path().join("bin")).collect();
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .collect();
     versions.sort();
-    versions.into_iter().rev().find(|d| d.join("initdb").is_file())
+    versions
+        .into_iter()
+        .rev()
+        .find(|d| d.join("initdb").is_file())
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 /// `initdb` and `postgres` refuse to run as root; as root we run them as the
@@ -55,35 +66,80 @@ impl TestPostgres {
     pub fn start() -> Option<TestPostgres> {
         let required = std::env::var("DEPIN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
         let Some(bin) = find_bin_dir() else {
-            assert!(!required, "DEPIN_REQUIRE_POSTGRES=1 but initdb/postgres were not found (install the postgresql package)");
-            eprintln!("skipped: PostgreSQL server binaries (initdb, postgres) not found; install the postgresql package");
+            assert!(
+                !required,
+                "DEPIN_REQUIRE_POSTGRES=1 but initdb/postgres were not found (install the postgresql package)"
+            );
+            eprintln!(
+                "skipped: PostgreSQL server binaries (initdb, postgres) not found; install the postgresql package"
+            );
             return None;
         };
         let root = is_root();
-        let dir = tempfile::Builder::new().prefix("depin-pg-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("depin-pg-")
+            .tempdir()
+            .expect("temp dir");
         let data = dir.path().join("data");
         if root {
-            let ok = Command::new("chown").arg("postgres:").arg(dir.path()).status().map(|s| s.success()).unwrap_or(false);
-            assert!(ok, "running as root: could not chown the temp dir to the postgres user");
+            let ok = Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.path())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(
+                ok,
+                "running as root: could not chown the temp dir to the postgres user"
+            );
         }
         let out = command(&bin.join("initdb"), root)
-            .args(["-A", "trust", "-U", "depin", "--no-sync", "-E", "UTF8", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "depin",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
             .arg(&data)
             .output()
             .expect("run initdb");
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let child = command(&bin.join("postgres"), root)
             .arg("-D")
             .arg(&data)
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
             .arg(dir.path())
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=50"])
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=50",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn postgres");
-        let pg = TestPostgres { child, _dir: dir, data, bin, root, port };
+        let pg = TestPostgres {
+            child,
+            _dir: dir,
+            data,
+            bin,
+            root,
+            port,
+        };
         pg.wait_ready();
         Some(pg)
     }
@@ -99,7 +155,10 @@ impl TestPostgres {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("postgres did not start listening on 127.0.0.1:{} within 30 s", self.port);
+        panic!(
+            "postgres did not start listening on 127.0.0.1:{} within 30 s",
+            self.port
+        );
     }
 
     /// URL of a fresh database named `name` (created on first use).
@@ -107,12 +166,30 @@ impl TestPostgres {
         let createdb = self.bin.join("createdb");
         let status = if createdb.is_file() {
             command(&createdb, self.root)
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "depin", name])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "depin",
+                    name,
+                ])
                 .status()
                 .expect("createdb")
         } else {
             Command::new("psql")
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "depin", "-d", "postgres", "-c"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "depin",
+                    "-d",
+                    "postgres",
+                    "-c",
+                ])
                 .arg(format!("CREATE DATABASE {name}"))
                 .status()
                 .expect("psql")
@@ -138,5 +215,9 @@ impl Drop for TestPostgres {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }

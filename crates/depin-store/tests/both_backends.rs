@@ -27,15 +27,28 @@ fn device(n: u8, op: u8) -> DeviceRow {
 }
 
 fn report(dev: u8, seq: u64, epoch: u64) -> ReportRow {
-    ReportRow { device: key(dev), seq, epoch, kind: 2, timestamp_ms: 5_000 + seq as i64, raw: vec![dev, seq as u8] }
+    ReportRow {
+        device: key(dev),
+        seq,
+        epoch,
+        kind: 2,
+        timestamp_ms: 5_000 + seq as i64,
+        raw: vec![dev, seq as u8],
+    }
 }
 
 async fn exercise(store: Store) {
     // devices
     assert!(store.insert_device(&device(1, 100)).await.unwrap());
-    assert!(!store.insert_device(&device(1, 100)).await.unwrap(), "second insert of the same key is refused");
+    assert!(
+        !store.insert_device(&device(1, 100)).await.unwrap(),
+        "second insert of the same key is refused"
+    );
     assert!(store.insert_device(&device(2, 100)).await.unwrap());
-    assert_eq!(store.device(&key(1)).await.unwrap().unwrap(), device(1, 100));
+    assert_eq!(
+        store.device(&key(1)).await.unwrap().unwrap(),
+        device(1, 100)
+    );
     assert_eq!(store.devices(Some(&key(100))).await.unwrap().len(), 2);
     assert!(store.device(&key(9)).await.unwrap().is_none());
 
@@ -49,18 +62,53 @@ async fn exercise(store: Store) {
         firmware_version: "1.0.0".into(),
         power_mw: 5_000,
     }];
-    let rej = vec![RejectionRow { epoch: 0, reason: "bad_signature".into(), device: key(7) }; 3];
+    let rej = vec![
+        RejectionRow {
+            epoch: 0,
+            reason: "bad_signature".into(),
+            device: key(7)
+        };
+        3
+    ];
     let v = store.append_reports(&batch, &tele, &rej).await.unwrap();
     assert_eq!(v, vec![None, None, None]);
-    let v = store.append_reports(&[report(1, 2, 0), report(1, 3, 0)], &[], &[]).await.unwrap();
+    let v = store
+        .append_reports(&[report(1, 2, 0), report(1, 3, 0)], &[], &[])
+        .await
+        .unwrap();
     assert_eq!(v, vec![Some(NotStored::Duplicate), None]);
-    assert_eq!(store.device(&key(1)).await.unwrap().unwrap().last_seq, Some(3));
-    assert_eq!(store.report_counts(0, 2).await.unwrap(), vec![(key(1), 3), (key(2), 1)]);
-    assert_eq!(store.rejection_counts(None).await.unwrap().get("bad_signature"), Some(&3));
-    assert_eq!(store.telemetry(&key(1)).await.unwrap().unwrap().temperature_centi_c, 4_200);
+    assert_eq!(
+        store.device(&key(1)).await.unwrap().unwrap().last_seq,
+        Some(3)
+    );
+    assert_eq!(
+        store.report_counts(0, 2).await.unwrap(),
+        vec![(key(1), 3), (key(2), 1)]
+    );
+    assert_eq!(
+        store
+            .rejection_counts(None)
+            .await
+            .unwrap()
+            .get("bad_signature"),
+        Some(&3)
+    );
+    assert_eq!(
+        store
+            .telemetry(&key(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .temperature_centi_c,
+        4_200
+    );
 
     // close exactly once
-    let mut close = store.begin_close(0, "v1-test", 9_000).await.unwrap().expect("first close claims the epoch");
+    let mut close = store
+        .begin_close(0, "v1-test", 9_000)
+        .await
+        .unwrap()
+        .expect("first close claims the epoch");
     assert_eq!(close.report_counts(2).await.unwrap().len(), 2);
     let row = EpochRow {
         epoch: 0,
@@ -75,7 +123,13 @@ async fn exercise(store: Store) {
         claim_root: vec![8; 32],
     };
     let w = EpochWrite {
-        sector_totals: vec![SectorTotalRow { sector: 1, emission: 100, distributed: 100, devices: 2, rewarded: 2 }],
+        sector_totals: vec![SectorTotalRow {
+            sector: 1,
+            emission: 100,
+            distributed: 100,
+            devices: 2,
+            rewarded: 2,
+        }],
         lines: vec![RewardLineRow {
             device: key(1),
             operator: key(100),
@@ -86,40 +140,95 @@ async fn exercise(store: Store) {
             fees: 0,
             reasons: String::new(),
         }],
-        entries: vec![LedgerEntryRow { debit: "mint".into(), credit: format!("operator:{}", key(100)), amount: 100, kind: "emission".into() }],
+        entries: vec![LedgerEntryRow {
+            debit: "mint".into(),
+            credit: format!("operator:{}", key(100)),
+            amount: 100,
+            kind: "emission".into(),
+        }],
         claims: vec![(key(100), 100)],
         sector_state: vec![("availability".into(), vec![1])],
     };
     close.commit(&row, &w).await.unwrap();
-    assert!(store.begin_close(0, "v1-test", 9_999).await.unwrap().is_none(), "second close finds it closed");
+    assert!(
+        store
+            .begin_close(0, "v1-test", 9_999)
+            .await
+            .unwrap()
+            .is_none(),
+        "second close finds it closed"
+    );
     assert_eq!(store.epoch(0).await.unwrap().unwrap(), row);
     assert_eq!(store.balance("mint").await.unwrap(), -100);
-    assert_eq!(store.balance(&format!("operator:{}", key(100))).await.unwrap(), 100);
+    assert_eq!(
+        store
+            .balance(&format!("operator:{}", key(100)))
+            .await
+            .unwrap(),
+        100
+    );
     assert_eq!(store.claims_as_of(0).await.unwrap(), vec![(key(100), 100)]);
     assert_eq!(store.reward_lines(0).await.unwrap(), w.lines);
-    assert_eq!(store.sector_state("availability", 0).await.unwrap(), Some(vec![1]));
+    assert_eq!(
+        store.sector_state("availability", 0).await.unwrap(),
+        Some(vec![1])
+    );
 
     // a report for the closed epoch is refused by the store itself
-    let v = store.append_reports(&[report(2, 5, 0), report(2, 6, 1)], &[], &[]).await.unwrap();
+    let v = store
+        .append_reports(&[report(2, 5, 0), report(2, 6, 1)], &[], &[])
+        .await
+        .unwrap();
     assert_eq!(v, vec![Some(NotStored::EpochClosed), None]);
 
     // claims carry forward: epoch 1 changes only operator 101
-    let close = store.begin_close(1, "v1-test", 10_000).await.unwrap().unwrap();
-    let w1 = EpochWrite { claims: vec![(key(101), 5)], ..Default::default() };
-    close.commit(&EpochRow { epoch: 1, ..row.clone() }, &w1).await.unwrap();
-    assert_eq!(store.claims_as_of(1).await.unwrap(), vec![(key(100), 100), (key(101), 5)]);
+    let close = store
+        .begin_close(1, "v1-test", 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let w1 = EpochWrite {
+        claims: vec![(key(101), 5)],
+        ..Default::default()
+    };
+    close
+        .commit(
+            &EpochRow {
+                epoch: 1,
+                ..row.clone()
+            },
+            &w1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claims_as_of(1).await.unwrap(),
+        vec![(key(100), 100), (key(101), 5)]
+    );
     assert_eq!(store.claims_as_of(0).await.unwrap(), vec![(key(100), 100)]);
     assert_eq!(store.last_closed_epoch().await.unwrap(), Some(1));
 
     // an aborted close leaves the epoch open
-    let close = store.begin_close(2, "v1-test", 11_000).await.unwrap().unwrap();
+    let close = store
+        .begin_close(2, "v1-test", 11_000)
+        .await
+        .unwrap()
+        .unwrap();
     close.abort().await.unwrap();
     assert!(store.epoch(2).await.unwrap().is_none());
 
     // revocation
-    assert!(store.revoke_device(&key(2), 12_000, Some(&key(3))).await.unwrap());
+    assert!(
+        store
+            .revoke_device(&key(2), 12_000, Some(&key(3)))
+            .await
+            .unwrap()
+    );
     assert!(!store.revoke_device(&key(2), 13_000, None).await.unwrap());
-    assert_eq!(store.device(&key(2)).await.unwrap().unwrap().replaced_by, Some(key(3)));
+    assert_eq!(
+        store.device(&key(2)).await.unwrap().unwrap().replaced_by,
+        Some(key(3))
+    );
 }
 
 /// Two closers race for the same epoch: exactly one commits.
@@ -143,7 +252,12 @@ async fn concurrent_close(store: Store) {
                     claim_root: vec![],
                 };
                 let w = EpochWrite {
-                    entries: vec![LedgerEntryRow { debit: "mint".into(), credit: "protocol".into(), amount: 1, kind: "emission".into() }],
+                    entries: vec![LedgerEntryRow {
+                        debit: "mint".into(),
+                        credit: "protocol".into(),
+                        amount: 1,
+                        kind: "emission".into(),
+                    }],
                     ..Default::default()
                 };
                 c.commit(&row, &w).await.unwrap();
@@ -154,7 +268,11 @@ async fn concurrent_close(store: Store) {
     };
     let (x, y) = tokio::join!(run(a), run(b));
     assert!(x ^ y, "exactly one closer wins (got {x}, {y})");
-    assert_eq!(store.balance("protocol").await.unwrap(), 1, "the close was applied once");
+    assert_eq!(
+        store.balance("protocol").await.unwrap(),
+        1,
+        "the close was applied once"
+    );
 }
 
 #[tokio::test]
@@ -167,7 +285,9 @@ async fn sqlite_backend() {
 
 #[tokio::test]
 async fn postgres_backend() {
-    let Some(pg) = TestPostgres::start() else { return };
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
     let store = Store::open(&pg.url("store_test")).await.unwrap();
     exercise(store.clone()).await;
     concurrent_close(store).await;
@@ -175,7 +295,10 @@ async fn postgres_backend() {
 
 #[tokio::test]
 async fn rejects_unknown_url_scheme() {
-    assert!(matches!(Store::open("mysql://x").await, Err(StoreError::UnsupportedUrl(_))));
+    assert!(matches!(
+        Store::open("mysql://x").await,
+        Err(StoreError::UnsupportedUrl(_))
+    ));
 }
 
 #[tokio::test]

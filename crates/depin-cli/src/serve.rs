@@ -1,0 +1,139 @@
+//! `depin serve`: run the coordinator.
+
+use anyhow::Context;
+use depin_rewards::RewardPolicy;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory for the embedded SQLite store (used when no --database-url).
+    #[arg(long, default_value = "./depin-data")]
+    data_dir: PathBuf,
+    /// Database URL: sqlite://FILE or postgres://USER@HOST/DB (several replicas may share one PostgreSQL).
+    #[arg(long, env = "DEPIN_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Reward policy as a JSON file (see GET /v1/policy for the shape); default: the built-in v1 policy.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Override the epoch length in seconds (short epochs for trying things out; heartbeat interval and grace scale with it).
+    #[arg(long)]
+    epoch_seconds: Option<u64>,
+    /// Override the network's genesis time (unix milliseconds).
+    #[arg(long)]
+    genesis_ms: Option<i64>,
+}
+
+pub fn load_policy(
+    file: Option<&PathBuf>,
+    epoch_seconds: Option<u64>,
+    genesis_ms: Option<i64>,
+) -> anyhow::Result<RewardPolicy> {
+    let mut policy = match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("--policy: cannot read {}", f.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("--policy: {} is not a reward policy", f.display()))?
+        }
+        None => RewardPolicy::default_v1(),
+    };
+    if let Some(s) = epoch_seconds {
+        anyhow::ensure!(s >= 2, "--epoch-seconds: must be at least 2, got {s}");
+        policy = RewardPolicy {
+            genesis_unix_ms: policy.genesis_unix_ms,
+            ..RewardPolicy::devnet(s)
+        };
+    }
+    if let Some(g) = genesis_ms {
+        policy.genesis_unix_ms = g;
+    }
+    policy
+        .validate()
+        .map_err(|e| anyhow::anyhow!("reward policy: {e}"))?;
+    Ok(policy)
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let policy = load_policy(args.policy.as_ref(), args.epoch_seconds, args.genesis_ms)?;
+    let url = match args.database_url {
+        Some(u) => u,
+        None => {
+            std::fs::create_dir_all(&args.data_dir).with_context(|| {
+                format!("--data-dir: cannot create {}", args.data_dir.display())
+            })?;
+            depin_store::sqlite_url(&args.data_dir.join("depin.sqlite"))
+        }
+    };
+    let config = depin_server::ServerConfig::new(args.listen, url.clone(), policy.clone());
+    let server = depin_server::start(config).await?;
+    eprintln!(
+        "depin coordinator on http://{} (store {}, policy {}, epochs of {} s)",
+        server.addr,
+        redact(&url),
+        policy.id(),
+        policy.epoch_seconds
+    );
+    let shutdown = server.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("shutting down");
+        let _ = shutdown.send(true);
+    });
+    server.wait().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Hides a password in a database URL before printing it.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
+            let user_end = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
+            format!("{}:***{}", &url[..user_end], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://x.sqlite"), "sqlite://x.sqlite");
+    }
+
+    #[test]
+    fn short_epochs_need_two_seconds() {
+        assert!(load_policy(None, Some(1), None).is_err());
+        assert_eq!(load_policy(None, Some(10), None).unwrap().epoch_seconds, 10);
+    }
+}
