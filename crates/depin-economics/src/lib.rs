@@ -30,6 +30,7 @@
 
 pub mod catalogue;
 pub mod model;
+pub mod operator;
 pub mod portfolio;
 pub mod rates;
 pub mod report;

@@ -7,6 +7,7 @@
 
 mod error;
 mod openapi;
+mod operator;
 mod routes;
 
 pub use error::ApiError;

@@ -20,6 +20,14 @@ pub const PATHS: &[(&str, &str, &str)] = &[
     ("/v1/claims/{epoch}", "get", "The epoch's claim tree as an OpenZeppelin StandardMerkleTree dump."),
     ("/v1/claims/{epoch}/{account}", "get", "An account's cumulative claim with its Merkle proof."),
     ("/v1/economics/rates", "get", "Current reward rates per sector and H3 cell from recent epochs."),
+    ("/v1/operators/{operator}/settings", "get", "An operator's stored cost settings, with the signature they were stored under."),
+    (
+        "/v1/operators/{operator}/settings",
+        "put",
+        "Store an operator's cost settings (JSON). Signed: X-Depin-Timestamp (unix ms) and X-Depin-Signature (hex ed25519 by the operator key over depin_economics::operator::settings_signing_message).",
+    ),
+    ("/v1/operators/{operator}/economics", "get", "Per device and total: earnings and costs so far, net, payback progress and a projection."),
+    ("/v1/operators/{operator}/alerts", "get", "Alerts per device: offline, low_uptime, overheating, outdated_firmware, earnings_below_median, unknown_hardware."),
 ];
 
 pub fn document() -> Value {

@@ -35,6 +35,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/claims/{epoch}", get(claims_dump))
         .route("/v1/claims/{epoch}/{account}", get(claim))
         .route("/v1/economics/rates", get(rates))
+        .merge(crate::operator::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")

@@ -65,7 +65,10 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub async fn operator_settings(&self, operator: &PublicKey) -> Result<Option<OperatorSettingsRow>> {
+    pub async fn operator_settings(
+        &self,
+        operator: &PublicKey,
+    ) -> Result<Option<OperatorSettingsRow>> {
         let r = sqlx::query("SELECT operator, body, signature, signed_ms, updated_ms FROM operator_settings WHERE operator = $1")
             .bind(operator.0.to_vec())
             .fetch_optional(&self.pool)
@@ -124,7 +127,13 @@ impl Store {
 
     /// Up to `limit` stored reports of `kind` from `device` with a sequence
     /// number above `after_seq`, in sequence order.
-    pub async fn reports_after(&self, device: &PublicKey, kind: u32, after_seq: Option<u64>, limit: u32) -> Result<Vec<crate::ReportRow>> {
+    pub async fn reports_after(
+        &self,
+        device: &PublicKey,
+        kind: u32,
+        after_seq: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<crate::ReportRow>> {
         let after = after_seq.map_or(-1, to_i64);
         let rows = sqlx::query(
             "SELECT device, seq, epoch, kind, timestamp_ms, raw FROM reports WHERE device = $1 AND kind = $2 AND seq > $3 ORDER BY seq LIMIT $4",
@@ -151,7 +160,13 @@ impl Store {
 
     /// How many reports of `kind` the device sent with a timestamp in
     /// `(from_ms, to_ms]`.
-    pub async fn report_count_between(&self, device: &PublicKey, kind: u32, from_ms: i64, to_ms: i64) -> Result<u64> {
+    pub async fn report_count_between(
+        &self,
+        device: &PublicKey,
+        kind: u32,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<u64> {
         let n: i64 = sqlx::query("SELECT COUNT(*) FROM reports WHERE device = $1 AND kind = $2 AND timestamp_ms > $3 AND timestamp_ms <= $4")
             .bind(device.0.to_vec())
             .bind(i64::from(kind))
@@ -174,17 +189,27 @@ impl Store {
         .bind(hardware_class)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>(0)?))
+            .collect()
     }
 
     /// The published newest firmware of a hardware class, if one is configured.
     pub async fn published_firmware(&self, hardware_class: &str) -> Result<Option<String>> {
-        let r = sqlx::query("SELECT version FROM firmware_releases WHERE hardware_class = $1").bind(hardware_class).fetch_optional(&self.pool).await?;
+        let r = sqlx::query("SELECT version FROM firmware_releases WHERE hardware_class = $1")
+            .bind(hardware_class)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(r.map(|r| r.get::<String, _>(0)))
     }
 
     /// Configures the newest published firmware of a hardware class (replaces).
-    pub async fn publish_firmware(&self, hardware_class: &str, version: &str, published_ms: i64) -> Result<()> {
+    pub async fn publish_firmware(
+        &self,
+        hardware_class: &str,
+        version: &str,
+        published_ms: i64,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO firmware_releases (hardware_class, version, published_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (hardware_class) DO UPDATE SET version = excluded.version, published_ms = excluded.published_ms",
@@ -239,12 +264,50 @@ mod tests {
             updated_ms: 5,
         };
         assert!(store.operator_settings(&key(1)).await.unwrap().is_none());
-        assert!(store.put_operator_settings(&row(10, "{\"a\":1}")).await.unwrap());
-        assert!(!store.put_operator_settings(&row(10, "{\"a\":2}")).await.unwrap(), "same timestamp is a replay");
-        assert!(!store.put_operator_settings(&row(9, "{\"a\":3}")).await.unwrap(), "older is stale");
-        assert_eq!(store.operator_settings(&key(1)).await.unwrap().unwrap().body, "{\"a\":1}");
-        assert!(store.put_operator_settings(&row(11, "{\"a\":4}")).await.unwrap());
-        assert_eq!(store.operator_settings(&key(1)).await.unwrap().unwrap().body, "{\"a\":4}");
+        assert!(
+            store
+                .put_operator_settings(&row(10, "{\"a\":1}"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .put_operator_settings(&row(10, "{\"a\":2}"))
+                .await
+                .unwrap(),
+            "same timestamp is a replay"
+        );
+        assert!(
+            !store
+                .put_operator_settings(&row(9, "{\"a\":3}"))
+                .await
+                .unwrap(),
+            "older is stale"
+        );
+        assert_eq!(
+            store
+                .operator_settings(&key(1))
+                .await
+                .unwrap()
+                .unwrap()
+                .body,
+            "{\"a\":1}"
+        );
+        assert!(
+            store
+                .put_operator_settings(&row(11, "{\"a\":4}"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .operator_settings(&key(1))
+                .await
+                .unwrap()
+                .unwrap()
+                .body,
+            "{\"a\":4}"
+        );
         store.close().await;
     }
 
@@ -252,19 +315,41 @@ mod tests {
     async fn energy_cursor_never_moves_back_and_firmware_is_published() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_in_dir(dir.path()).await.unwrap();
-        let e = |last_seq, energy_uj| DeviceEnergyRow { device: key(2), last_seq, last_ms: 1, energy_uj, covered_ms: 3, heartbeats: 4 };
+        let e = |last_seq, energy_uj| DeviceEnergyRow {
+            device: key(2),
+            last_seq,
+            last_ms: 1,
+            energy_uj,
+            covered_ms: 3,
+            heartbeats: 4,
+        };
         assert!(store.put_device_energy(&e(5, 100)).await.unwrap());
         assert!(!store.put_device_energy(&e(4, 90)).await.unwrap());
         assert!(store.put_device_energy(&e(6, 120)).await.unwrap());
-        assert_eq!(store.device_energy(&key(2)).await.unwrap().unwrap(), e(6, 120));
+        assert_eq!(
+            store.device_energy(&key(2)).await.unwrap().unwrap(),
+            e(6, 120)
+        );
         assert_eq!(store.published_firmware("x").await.unwrap(), None);
         store.publish_firmware("x", "1.2.3", 1).await.unwrap();
         store.publish_firmware("x", "1.3.0", 2).await.unwrap();
-        assert_eq!(store.published_firmware("x").await.unwrap().as_deref(), Some("1.3.0"));
+        assert_eq!(
+            store.published_firmware("x").await.unwrap().as_deref(),
+            Some("1.3.0")
+        );
         assert!(store.firmware_versions("x").await.unwrap().is_empty());
         assert!(store.device_earnings_since(0).await.unwrap().is_empty());
-        assert!(store.reports_after(&key(2), 2, None, 10).await.unwrap().is_empty());
-        assert_eq!(store.report_count_between(&key(2), 2, 0, 10).await.unwrap(), 0);
+        assert!(
+            store
+                .reports_after(&key(2), 2, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store.report_count_between(&key(2), 2, 0, 10).await.unwrap(),
+            0
+        );
         store.close().await;
     }
 }

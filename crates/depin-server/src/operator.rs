@@ -1,0 +1,724 @@
+//! The live operator view: an operator's cost settings, earnings and costs so
+//! far with payback progress and a projection, and alerts from telemetry.
+//!
+//! - `PUT /v1/operators/{operator}/settings` stores cost settings. The body is
+//!   JSON ([`OperatorCostSettings`]) and must be signed by the operator key:
+//!   `X-Depin-Timestamp: <unix ms>` and `X-Depin-Signature: <hex ed25519
+//!   signature>` over [`settings_signing_message`] (domain tag, operator hex,
+//!   timestamp, exact body bytes). Why sign what is not a money move: the
+//!   settings drive what the network tells the operator about profit and
+//!   alerts, and anyone could otherwise overwrite another operator's view.
+//!   The timestamp must be within [`SETTINGS_MAX_SKEW_MS`] of the server clock
+//!   and newer than the stored settings' (no replay or roll-back). Any tool
+//!   holding the operator key (the same key that signs device certificates)
+//!   can do this in a few lines; the signed body and signature are kept, so
+//!   the stored settings can be audited.
+//! - `GET …/settings` returns them (settings are not secret; economics are
+//!   computed from public data anyway).
+//! - `GET …/economics`: per device and in total, see [`economics`].
+//! - `GET …/alerts`: see [`alerts`].
+//!
+//! Newest firmware per hardware class: the version configured in the
+//! `firmware_releases` table (`Store::publish_firmware`) when there is one,
+//! else the highest semver among the registry and telemetry versions of
+//! non-revoked devices of the class. The latter can be pushed up by any
+//! operator registering a device that claims a high version; the alert is
+//! advisory, and publishing a version removes that influence.
+
+use crate::routes::{RawBody, parse_key};
+use crate::{ApiError, AppState, now_ms};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use depin_core::{PublicKey, Sector};
+use depin_economics::operator::{
+    self as rules, Alert, CostBasis, EnergyAccumulator, FirmwareSource, OperatorCostSettings,
+    SETTINGS_MAX_SKEW_MS, SoFar, Usage, settings_signing_message,
+};
+use depin_economics::{
+    Catalogue, DeviceProfile, Market, NetworkRates, Observed, OperatorSettings, Simulation,
+};
+use depin_protocol::{Heartbeat, PayloadKind, decode_signed};
+use depin_store::{DeviceEnergyRow, DeviceRow, OperatorSettingsRow, Store};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+type AppResult<T> = Result<T, ApiError>;
+type St = State<Arc<AppState>>;
+
+pub const TIMESTAMP_HEADER: &str = "x-depin-timestamp";
+pub const SIGNATURE_HEADER: &str = "x-depin-signature";
+
+/// Monte Carlo paths per device projection: a quarter of `depin estimate`'s
+/// default keeps an operator with dozens of devices answered in well under a
+/// second; p10/p50/p90 move by a few percent at most.
+const PROJECTION_PATHS: u32 = 500;
+/// Heartbeats decoded per store read while integrating energy.
+const ENERGY_BATCH: u32 = 5000;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/v1/operators/{operator}/settings",
+            get(get_settings).put(put_settings),
+        )
+        .route("/v1/operators/{operator}/economics", get(economics))
+        .route("/v1/operators/{operator}/alerts", get(alerts))
+}
+
+fn catalogue() -> &'static Catalogue {
+    static CAT: OnceLock<Catalogue> = OnceLock::new();
+    CAT.get_or_init(Catalogue::builtin)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+}
+
+// ----------------------------------------------------------------- settings
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> AppResult<&'a str> {
+    let v = headers.get(name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_signature",
+            format!("settings must be signed by the operator key: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers"),
+        )
+    })?;
+    v.to_str()
+        .map_err(|_| ApiError::bad_request(format!("{name} is not ASCII")))
+}
+
+/// Checks the operator's signature and the timestamp window; returns the
+/// timestamp and the signature bytes.
+fn verify_settings_signature(
+    operator: &PublicKey,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> AppResult<(i64, [u8; 64])> {
+    let ts_text = header(headers, TIMESTAMP_HEADER)?;
+    let sig_text = header(headers, SIGNATURE_HEADER)?;
+    let ts: i64 = ts_text.trim().parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "{TIMESTAMP_HEADER} must be unix milliseconds, got {ts_text:?}"
+        ))
+    })?;
+    let sig: [u8; 64] = hex::decode(sig_text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{SIGNATURE_HEADER} must be a 128-character hex ed25519 signature"
+            ))
+        })?;
+    if ts < now - SETTINGS_MAX_SKEW_MS {
+        return Err(ApiError::bad_request_code(
+            "stale_timestamp",
+            format!(
+                "{TIMESTAMP_HEADER} is more than {} s in the past",
+                SETTINGS_MAX_SKEW_MS / 1000
+            ),
+        ));
+    }
+    if ts > now + SETTINGS_MAX_SKEW_MS {
+        return Err(ApiError::bad_request_code(
+            "future_timestamp",
+            format!(
+                "{TIMESTAMP_HEADER} is more than {} s in the future",
+                SETTINGS_MAX_SKEW_MS / 1000
+            ),
+        ));
+    }
+    let bad = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            "the signature does not verify under the operator key for this body and timestamp",
+        )
+    };
+    let key = ed25519_dalek::VerifyingKey::from_bytes(operator.as_bytes())
+        .ok()
+        .filter(|k| !k.is_weak())
+        .ok_or_else(bad)?;
+    let msg = settings_signing_message(&operator.to_hex(), ts, body);
+    key.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&sig))
+        .map_err(|_| bad())?;
+    Ok((ts, sig))
+}
+
+trait BadRequestCode {
+    fn bad_request_code(code: &'static str, message: impl Into<String>) -> ApiError;
+}
+
+impl BadRequestCode for ApiError {
+    fn bad_request_code(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+/// Parses and validates a settings body; errors name the field.
+fn parse_settings(body: &[u8]) -> AppResult<OperatorCostSettings> {
+    let s: OperatorCostSettings = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request_code(
+            "malformed_json",
+            format!("the settings body is not valid settings JSON: {e}"),
+        )
+    })?;
+    s.validate(catalogue())
+        .map_err(|e| ApiError::bad_request_code("invalid_settings", e.to_string()))?;
+    Ok(s)
+}
+
+fn settings_view(row: &OperatorSettingsRow) -> AppResult<Value> {
+    let settings: Value = serde_json::from_str(&row.body).map_err(internal)?;
+    Ok(json!({
+        "operator": row.operator,
+        "settings": settings,
+        "signed_ms": row.signed_ms,
+        "updated_ms": row.updated_ms,
+        "signature": hex::encode(&row.signature),
+    }))
+}
+
+async fn put_settings(
+    State(st): St,
+    Path(operator): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> AppResult<Json<Value>> {
+    let op = parse_key(&operator, "operator")?;
+    let now = now_ms();
+    // Authenticate before looking at the content: an unsigned request learns nothing.
+    let (signed_ms, sig) = verify_settings_signature(&op, &headers, &body, now)?;
+    parse_settings(&body)?;
+    let text = String::from_utf8(body.to_vec()).map_err(|_| {
+        ApiError::bad_request_code("malformed_json", "the settings body is not UTF-8")
+    })?;
+    let row = OperatorSettingsRow {
+        operator: op,
+        body: text,
+        signature: sig.to_vec(),
+        signed_ms,
+        updated_ms: now,
+    };
+    if !st.coordinator.store().put_operator_settings(&row).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "stale_settings",
+            "settings signed at or before this timestamp are already stored: sign the new settings with a newer timestamp",
+        ));
+    }
+    Ok(Json(settings_view(&row)?))
+}
+
+async fn get_settings(State(st): St, Path(operator): Path<String>) -> AppResult<Json<Value>> {
+    let op = parse_key(&operator, "operator")?;
+    let row = st
+        .coordinator
+        .store()
+        .operator_settings(&op)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("operator {op} has stored no settings")))?;
+    Ok(Json(settings_view(&row)?))
+}
+
+/// The operator's stored settings, or the defaults; and which.
+async fn settings_or_defaults(
+    store: &Store,
+    op: &PublicKey,
+) -> AppResult<(OperatorCostSettings, &'static str)> {
+    match store.operator_settings(op).await? {
+        Some(row) => Ok((
+            serde_json::from_str(&row.body).map_err(internal)?,
+            "operator",
+        )),
+        None => Ok((OperatorCostSettings::defaults(), "defaults")),
+    }
+}
+
+// ---------------------------------------------------------------- economics
+
+/// Brings a device's integrated energy up to date with the report log: only
+/// heartbeats after the stored cursor are decoded.
+#[allow(clippy::collapsible_if)] // let chains need Rust 1.88; MSRV is 1.85
+async fn integrate_energy(
+    store: &Store,
+    device: &PublicKey,
+    interval_ms: u64,
+) -> AppResult<EnergyAccumulator> {
+    let stored = store.device_energy(device).await?;
+    let mut acc = stored
+        .as_ref()
+        .map_or_else(EnergyAccumulator::default, |r| EnergyAccumulator {
+            last_seq: Some(r.last_seq),
+            last_timestamp_ms: Some(r.last_ms),
+            energy_uj: r.energy_uj,
+            covered_ms: r.covered_ms,
+            heartbeats: r.heartbeats,
+        });
+    let kind = PayloadKind::Heartbeat.as_u32();
+    loop {
+        let batch = store
+            .reports_after(device, kind, acc.last_seq, ENERGY_BATCH)
+            .await?;
+        for r in &batch {
+            match decode_signed(&r.raw)
+                .ok()
+                .and_then(|s| Heartbeat::decode(&s.envelope.payload).ok())
+            {
+                Some(hb) => acc.add(r.seq, r.timestamp_ms, hb.power_mw, interval_ms),
+                None => {
+                    // Ingest stored only decodable heartbeats; skip rather than stall the view.
+                    tracing::warn!(%device, seq = r.seq, "stored heartbeat does not decode; skipped in energy");
+                    acc.last_seq = Some(r.seq);
+                }
+            }
+        }
+        if batch.len() < ENERGY_BATCH as usize {
+            break;
+        }
+    }
+    if let (Some(last_seq), Some(last_ms)) = (acc.last_seq, acc.last_timestamp_ms) {
+        if stored.as_ref().is_none_or(|s| s.last_seq < last_seq) {
+            store
+                .put_device_energy(&DeviceEnergyRow {
+                    device: *device,
+                    last_seq,
+                    last_ms,
+                    energy_uj: acc.energy_uj,
+                    covered_ms: acc.covered_ms,
+                    heartbeats: acc.heartbeats,
+                })
+                .await?;
+        }
+    }
+    Ok(acc)
+}
+
+/// Which catalogue profile a device is costed with, and why.
+fn resolve_profile(
+    d: &DeviceRow,
+    settings: &OperatorCostSettings,
+) -> (Option<&'static DeviceProfile>, &'static str) {
+    let cat = catalogue();
+    match settings
+        .hardware
+        .get(&d.device.to_hex())
+        .and_then(|h| h.profile.as_deref())
+    {
+        Some(name) => (cat.find(name), "settings"),
+        None => match cat.find(&d.hardware_class) {
+            Some(p) => (Some(p), "hardware_class"),
+            None => (None, "unknown"),
+        },
+    }
+}
+
+struct DeviceFigures {
+    view: Value,
+    so_far: SoFar,
+    price: Option<f64>,
+}
+
+/// Everything the projection needs, gathered before the Monte Carlo runs off
+/// the async threads.
+struct ProjectionJob {
+    index: usize,
+    profile: DeviceProfile,
+    catalogue_price: Option<f64>,
+    settings: OperatorSettings,
+    tokens_per_month: f64,
+    epochs: usize,
+    watts: Option<f64>,
+    observed: Observed,
+}
+
+fn run_projection(job: &ProjectionJob) -> Value {
+    let inputs = depin_economics::inputs_for_profile(
+        &job.profile,
+        job.catalogue_price,
+        &job.settings,
+        &NetworkRates::builtin(),
+        None,
+    );
+    let mut inputs = match inputs {
+        Ok(i) => i,
+        Err(e) => return json!({ "unavailable": e.to_string() }),
+    };
+    inputs.rewards.tokens_per_month = job.tokens_per_month;
+    inputs.rewards.source = format!(
+        "observed over the device's last {} closed epochs",
+        job.epochs
+    );
+    if let Some(w) = job.watts {
+        inputs.hardware.watts = w;
+    }
+    match depin_economics::project_from_observed(
+        &inputs,
+        &job.observed,
+        Simulation {
+            seed: 1,
+            paths: PROJECTION_PATHS,
+        },
+    ) {
+        Ok(e) => json!({
+            "basis": {
+                "tokens_per_month": job.tokens_per_month,
+                "watts": inputs.hardware.watts,
+                "token_price_usd": inputs.market.token_price_usd,
+                "token_volatility_per_year": inputs.market.token_volatility_per_year,
+                "network_growth_per_month": inputs.market.network_growth_per_month,
+                "months_elapsed": job.observed.months_elapsed,
+                "lifetime_months": inputs.hardware.lifetime_months,
+                "paths": PROJECTION_PATHS,
+            },
+            "payback_month": e.figures.payback_months,
+            "payback_within_lifetime_probability": e.figures.payback_within_lifetime_probability,
+            "net_profit_usd_per_month": e.figures.net_profit_usd_per_month,
+            "net_operating_usd_per_month": e.figures.net_operating_usd_per_month,
+            "revenue_usd_per_month": e.figures.revenue_usd_per_month,
+            "cumulative_net_usd_at_end_of_life": e.figures.cumulative_net_usd,
+            "warnings": e.warnings,
+        }),
+        Err(e) => json!({ "unavailable": e.to_string() }),
+    }
+}
+
+fn opt_sum(values: impl Iterator<Item = Option<f64>>) -> (f64, usize) {
+    let mut sum = 0.0;
+    let mut unknown = 0;
+    for v in values {
+        match v {
+            Some(x) => sum += x,
+            None => unknown += 1,
+        }
+    }
+    (sum, unknown)
+}
+
+/// `GET /v1/operators/{operator}/economics`: per device, earnings so far
+/// (reward sheets × the operator's token price), costs so far (electricity
+/// from the heartbeats' power draw, internet share and maintenance pro-rated
+/// since registration, straight-line hardware depreciation), net, payback
+/// progress and a projection from the observed rate; and the totals.
+async fn economics(State(st): St, Path(operator): Path<String>) -> AppResult<Json<Value>> {
+    let op = parse_key(&operator, "operator")?;
+    let store = st.coordinator.store();
+    let policy = st.coordinator.policy();
+    let interval_ms = policy.heartbeat_interval_seconds.max(1) * 1000;
+    let now = now_ms();
+    let (settings, source) = settings_or_defaults(store, &op).await?;
+    let decay = (f64::from(policy.yearly_decay_bps) / 10_000.0).clamp(0.0, 0.99);
+    let mut figures: Vec<DeviceFigures> = Vec::new();
+    let mut jobs: Vec<ProjectionJob> = Vec::new();
+    for d in store.devices(Some(&op)).await? {
+        let energy = integrate_energy(store, &d.device, interval_ms).await?;
+        let rewards = store.device_rewards(&d.device).await?;
+        let per_epoch: Vec<u64> = rewards.iter().map(|(_, l)| l.reward + l.fees).collect();
+        let earned: u64 = per_epoch.iter().sum();
+        let (profile, profile_source) = resolve_profile(&d, &settings);
+        let hw = settings.hardware.get(&d.device.to_hex());
+        let price = hw
+            .and_then(|h| h.price_usd)
+            .or(profile.map(|p| p.price_usd));
+        let basis = CostBasis {
+            kwh_price_usd: settings.kwh_price_usd,
+            internet_usd_per_month: settings.internet_usd_per_month,
+            internet_share: settings
+                .internet_share
+                .or(profile.map(|p| p.internet_share)),
+            maintenance_usd_per_month: settings
+                .maintenance_usd_per_month
+                .or(profile.map(|p| p.maintenance_usd_per_month)),
+            hardware_price_usd: price,
+            lifetime_months: profile.map(|p| p.lifetime_months),
+            token_price_usd: settings.token_price_usd,
+        };
+        let until = d.revoked_ms.map_or(now, |r| r.min(now));
+        let usage = Usage {
+            earned_base_units: earned,
+            energy_uj: energy.energy_uj,
+            active_ms: until - d.registered_ms,
+        };
+        let s = rules::so_far(&basis, &usage);
+        let note = match (profile_source, profile) {
+            ("unknown", _) => Some(format!(
+                "unknown: hardware class {:?} matches no catalogue profile; name one under hardware.{} in the settings for costs, payback and a projection",
+                d.hardware_class,
+                d.device.to_hex()
+            )),
+            (_, None) => Some(
+                "unknown: the profile named in the settings is no longer in the catalogue"
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        let projection_note = if d.revoked_ms.is_some() {
+            Some("device revoked: no projection")
+        } else if profile.is_none() {
+            Some("unknown hardware: no projection")
+        } else if per_epoch.is_empty() {
+            Some("no closed epoch has paid this device yet: nothing observed to project from")
+        } else {
+            None
+        };
+        if let (None, Some(p), Some(rate), Some(running)) = (
+            projection_note,
+            profile,
+            rules::observed_tokens_per_month(&per_epoch, policy.epoch_seconds),
+            s.running_costs_usd,
+        ) {
+            let mut p = p.clone();
+            p.price_usd = price.unwrap_or(p.price_usd);
+            jobs.push(ProjectionJob {
+                index: figures.len(),
+                catalogue_price: catalogue()
+                    .find(&p.name)
+                    .map(|c| c.price_usd)
+                    .filter(|c| *c != p.price_usd),
+                profile: p,
+                settings: OperatorSettings {
+                    kwh_price_usd: settings.kwh_price_usd,
+                    internet_usd_per_month: settings.internet_usd_per_month,
+                    internet_share: basis.internet_share,
+                    maintenance_usd_per_month: basis.maintenance_usd_per_month,
+                    // The observed rate already carries the device's uptime.
+                    uptime: 1.0,
+                    emission_decay_per_year: decay,
+                    market: Market {
+                        token_price_usd: settings.token_price_usd,
+                        ..Market::default()
+                    },
+                    months: None,
+                },
+                tokens_per_month: rate,
+                epochs: per_epoch.len(),
+                watts: energy.average_watts(),
+                observed: Observed {
+                    months_elapsed: s.months_active.floor() as u32,
+                    revenue_usd_so_far: s.earned_usd,
+                    running_costs_usd_so_far: running,
+                },
+            });
+        }
+        let view = json!({
+            "device": d.device,
+            "sector": Sector::from_code(d.sector).map(|s| s.as_str()),
+            "hardware_class": d.hardware_class,
+            "profile": profile.map(|p| p.name.as_str()),
+            "profile_source": profile_source,
+            "note": note,
+            "hardware_price_usd": price,
+            "lifetime_months": profile.map(|p| p.lifetime_months),
+            "registered_ms": d.registered_ms,
+            "revoked_ms": d.revoked_ms,
+            "months_active": s.months_active,
+            "earned": {
+                "base_units": earned,
+                "tokens": s.earned_tokens,
+                "usd": s.earned_usd,
+                "epochs": per_epoch.len(),
+            },
+            "energy": {
+                "kwh": s.energy_kwh,
+                "heartbeats": energy.heartbeats,
+                "covered_ms": energy.covered_ms,
+                "average_power_w": energy.average_watts(),
+            },
+            "costs_usd": {
+                "electricity": s.electricity_usd,
+                "internet": s.internet_usd,
+                "maintenance": s.maintenance_usd,
+                "running": s.running_costs_usd,
+                "hardware_depreciation": s.hardware_depreciation_usd,
+            },
+            "net_operating_usd": s.net_operating_usd,
+            "net_usd": s.net_usd,
+            "payback_progress_pct": s.payback_progress_pct,
+            "projection": Value::Null,
+            "projection_note": projection_note,
+        });
+        figures.push(DeviceFigures {
+            view,
+            so_far: s,
+            price,
+        });
+    }
+    // The Monte Carlo is CPU work: off the async threads.
+    let projections = tokio::task::spawn_blocking(move || {
+        jobs.iter()
+            .map(|j| (j.index, run_projection(j)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(internal)?;
+    for (i, p) in projections {
+        figures[i].view["projection"] = p;
+    }
+
+    let sum = |f: fn(&SoFar) -> f64| figures.iter().map(|d| f(&d.so_far)).sum::<f64>();
+    let (running, running_unknown) = opt_sum(figures.iter().map(|d| d.so_far.running_costs_usd));
+    let (depreciation, depreciation_unknown) =
+        opt_sum(figures.iter().map(|d| d.so_far.hardware_depreciation_usd));
+    let (net_operating, _) = opt_sum(figures.iter().map(|d| d.so_far.net_operating_usd));
+    let (net, net_unknown) = opt_sum(figures.iter().map(|d| d.so_far.net_usd));
+    // Payback progress over the devices whose price and running costs are known.
+    let (recovered, priced): (f64, f64) = figures
+        .iter()
+        .filter_map(|d| d.so_far.net_operating_usd.zip(d.price.filter(|p| *p > 0.0)))
+        .fold((0.0, 0.0), |(r, p), (n, price)| (r + n, p + price));
+    let total = json!({
+        "devices": figures.len(),
+        "devices_with_unknown_costs": running_unknown.max(depreciation_unknown).max(net_unknown),
+        "earned_tokens": sum(|s| s.earned_tokens),
+        "earned_usd": sum(|s| s.earned_usd),
+        "energy_kwh": sum(|s| s.energy_kwh),
+        "costs_usd": {
+            "electricity": sum(|s| s.electricity_usd),
+            "running": running,
+            "hardware_depreciation": depreciation,
+        },
+        "net_operating_usd": net_operating,
+        "net_usd": net,
+        "hardware_price_usd": priced,
+        "payback_progress_pct": (priced > 0.0).then(|| recovered / priced * 100.0),
+        "note": "totals add the devices whose figures are known; see devices_with_unknown_costs. Projections are per device (percentiles do not add); `depin estimate --portfolio` gives a combined spread.",
+    });
+    Ok(Json(json!({
+        "operator": op,
+        "as_of_ms": now,
+        "settings_source": source,
+        "token_price_usd": settings.token_price_usd,
+        "kwh_price_usd": settings.kwh_price_usd,
+        "devices": figures.into_iter().map(|d| d.view).collect::<Vec<_>>(),
+        "total": total,
+    })))
+}
+
+// ------------------------------------------------------------------- alerts
+
+fn alert_json(device: &PublicKey, a: Alert) -> Value {
+    json!({ "device": device, "code": a.code, "severity": a.severity, "message": a.message, "action": a.action })
+}
+
+/// The newest firmware of a class and where that figure comes from.
+async fn newest_firmware(
+    store: &Store,
+    class: &str,
+) -> AppResult<Option<(String, FirmwareSource)>> {
+    if let Some(v) = store.published_firmware(class).await? {
+        return Ok(Some((v, FirmwareSource::Published)));
+    }
+    let seen = store.firmware_versions(class).await?;
+    Ok(rules::newest_version(seen.iter().map(String::as_str))
+        .map(|v| (v.to_string(), FirmwareSource::SeenOnNetwork)))
+}
+
+/// `GET /v1/operators/{operator}/alerts`: for each non-revoked device,
+/// `offline`, `low_uptime`, `overheating`, `outdated_firmware`,
+/// `earnings_below_median` and `unknown_hardware`, each with a severity, a
+/// message and a suggested action. Thresholds are the named constants in
+/// `depin_economics::operator`.
+#[allow(clippy::collapsible_if)] // let chains need Rust 1.88; MSRV is 1.85
+async fn alerts(State(st): St, Path(operator): Path<String>) -> AppResult<Json<Value>> {
+    let op = parse_key(&operator, "operator")?;
+    let store = st.coordinator.store();
+    let policy = st.coordinator.policy();
+    let interval_ms = policy.heartbeat_interval_seconds.max(1) * 1000;
+    let now = now_ms();
+    let (settings, _) = settings_or_defaults(store, &op).await?;
+    let devices: Vec<DeviceRow> = store
+        .devices(Some(&op))
+        .await?
+        .into_iter()
+        .filter(|d| d.revoked_ms.is_none())
+        .collect();
+
+    // Per-epoch earnings of every device per sector over the recent window.
+    let mut sector_rates: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+    let mut device_rates: BTreeMap<PublicKey, (f64, u64)> = BTreeMap::new();
+    if !devices.is_empty() {
+        if let Some(last) = store.last_closed_epoch().await? {
+            let first = (last + 1).saturating_sub(rules::EARNINGS_WINDOW_EPOCHS);
+            for r in store.device_earnings_since(first).await? {
+                let rate = r.earned as f64 / r.lines.max(1) as f64;
+                sector_rates.entry(r.sector).or_default().push(rate);
+                device_rates.insert(r.device, (rate, r.lines));
+            }
+        }
+    }
+
+    let mut firmware: BTreeMap<String, Option<(String, FirmwareSource)>> = BTreeMap::new();
+    let kind = PayloadKind::Heartbeat.as_u32();
+    let mut out = Vec::new();
+    for d in &devices {
+        let telemetry = store.telemetry(&d.device).await?;
+        if let Some(a) = rules::offline_alert(
+            now,
+            telemetry.as_ref().map(|t| t.timestamp_ms),
+            d.registered_ms,
+            interval_ms,
+        ) {
+            out.push(alert_json(&d.device, a));
+        }
+        let window_start =
+            (now - (interval_ms * rules::UPTIME_WINDOW_INTERVALS) as i64).max(d.registered_ms);
+        let span = now - window_start;
+        let heartbeats = store
+            .report_count_between(
+                &d.device,
+                kind,
+                window_start,
+                now + policy.max_clock_skew_ms.max(0),
+            )
+            .await?;
+        let uptime = rules::uptime_fraction(heartbeats, span, interval_ms);
+        if let Some(a) =
+            rules::low_uptime_alert(uptime, f64::from(policy.min_uptime_bps) / 10_000.0, span)
+        {
+            out.push(alert_json(&d.device, a));
+        }
+        let (profile, _) = resolve_profile(d, &settings);
+        if let Some(t) = &telemetry {
+            let limit = profile.and_then(|p| p.max_temperature_c);
+            if let Some(a) = rules::temperature_alert(
+                t.temperature_centi_c as f64 / 100.0,
+                limit,
+                &d.hardware_class,
+            ) {
+                out.push(alert_json(&d.device, a));
+            }
+        }
+        if !firmware.contains_key(&d.hardware_class) {
+            firmware.insert(
+                d.hardware_class.clone(),
+                newest_firmware(store, &d.hardware_class).await?,
+            );
+        }
+        if let Some(Some((newest, source))) = firmware.get(&d.hardware_class) {
+            let current = telemetry
+                .as_ref()
+                .map_or(d.firmware_version.as_str(), |t| t.firmware_version.as_str());
+            if let Some(a) = rules::firmware_alert(current, newest, *source) {
+                out.push(alert_json(&d.device, a));
+            }
+        }
+        if let Some((rate, lines)) = device_rates.get(&d.device) {
+            let sector = Sector::from_code(d.sector).map_or("unknown", |s| s.as_str());
+            let peers = sector_rates.get(&d.sector).map_or(&[][..], Vec::as_slice);
+            if let Some(a) = rules::earnings_alert(*rate, *lines, peers, sector) {
+                out.push(alert_json(&d.device, a));
+            }
+        }
+        if profile.is_none() {
+            out.push(alert_json(
+                &d.device,
+                rules::unknown_hardware_alert(&d.hardware_class),
+            ));
+        }
+    }
+    Ok(Json(Value::Array(out)))
+}

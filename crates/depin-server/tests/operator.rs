@@ -1,0 +1,676 @@
+//! The live operator view over real loopback HTTP: signed settings, economics
+//! against a hand computation, and every alert code from crafted telemetry.
+
+use depin_core::Sector;
+use depin_economics::operator::{MS_PER_MONTH, settings_signing_message};
+use depin_protocol::{
+    DeviceCertificate, Envelope, Heartbeat, SigningKey, device_keypair_from_seed, encode_batch,
+    public_key_of, sign,
+};
+use depin_rewards::RewardPolicy;
+use depin_server::{RunningServer, ServerConfig, now_ms};
+use ed25519_dalek::Signer;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+async fn start(dir: &std::path::Path, policy: RewardPolicy) -> RunningServer {
+    let url = depin_store::sqlite_url(&dir.join("depin.sqlite"));
+    let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap(), url, policy);
+    cfg.close_tick = Duration::from_millis(100);
+    depin_server::start(cfg).await.unwrap()
+}
+
+/// 2-second epochs from now, 1-second heartbeats, a 60% uptime gate (one
+/// heartbeat of the two an epoch expects earns nothing).
+fn short_policy() -> RewardPolicy {
+    RewardPolicy {
+        genesis_unix_ms: now_ms(),
+        heartbeat_interval_seconds: 1,
+        close_grace_seconds: 1,
+        min_uptime_bps: 6000,
+        ..RewardPolicy::devnet(2)
+    }
+}
+
+fn cert(op: &SigningKey, dev: &SigningKey, class: &str, firmware: &str) -> Vec<u8> {
+    let c = DeviceCertificate {
+        device_key: public_key_of(dev),
+        operator_key: public_key_of(op),
+        sector: Sector::Compute,
+        hardware_class: class.into(),
+        firmware_version: firmware.into(),
+        location: None,
+        issued_at_ms: now_ms(),
+    };
+    sign(&Envelope::new(public_key_of(op), 0, now_ms(), &c), op).encode()
+}
+
+struct Dev {
+    key: SigningKey,
+    seq: u64,
+    temperature_centi_c: i32,
+    firmware: String,
+    power_mw: u32,
+}
+
+impl Dev {
+    fn new(seed: u8, firmware: &str) -> Dev {
+        Dev {
+            key: device_keypair_from_seed([seed; 32]),
+            seq: 0,
+            temperature_centi_c: 6_000,
+            firmware: firmware.into(),
+            power_mw: 100_000,
+        }
+    }
+    fn hex(&self) -> String {
+        public_key_of(&self.key).to_hex()
+    }
+    /// Sends one heartbeat stamped `ts`; panics unless it was accepted.
+    async fn beat(&mut self, http: &reqwest::Client, base: &str, ts: i64) {
+        self.seq += 1;
+        let h = Heartbeat {
+            uptime_s: 1,
+            temperature_centi_c: self.temperature_centi_c,
+            firmware_version: self.firmware.clone(),
+            power_mw: self.power_mw,
+        };
+        let batch = encode_batch(&[sign(
+            &Envelope::new(public_key_of(&self.key), self.seq, ts, &h),
+            &self.key,
+        )]);
+        let v: Value = http
+            .post(format!("{base}/v1/reports"))
+            .body(batch)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["accepted"], 1, "{v}");
+    }
+}
+
+async fn onboard(http: &reqwest::Client, base: &str, op: &SigningKey, dev: &Dev, class: &str) {
+    let r = http
+        .post(format!("{base}/v1/devices"))
+        .body(cert(op, &dev.key, class, &dev.firmware))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+}
+
+async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> String {
+    let got = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    assert_eq!(got, status, "{text}");
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("error bodies are JSON, got {got} {text:?}"));
+    assert_eq!(v["error"], code, "{v}");
+    v["message"].as_str().unwrap().to_string()
+}
+
+fn signed_put(
+    http: &reqwest::Client,
+    base: &str,
+    op: &SigningKey,
+    ts: i64,
+    body: &[u8],
+) -> reqwest::RequestBuilder {
+    let hex = public_key_of(op).to_hex();
+    let sig = op.sign(&settings_signing_message(&hex, ts, body));
+    http.put(format!("{base}/v1/operators/{hex}/settings"))
+        .header("X-Depin-Timestamp", ts.to_string())
+        .header("X-Depin-Signature", hex::encode(sig.to_bytes()))
+        .body(body.to_vec())
+}
+
+async fn last_closed(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let v: Value = http
+        .get(format!("{base}/v1/epochs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["epoch"].as_u64())
+        .max()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_are_signed_validated_and_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), short_policy()).await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let op = device_keypair_from_seed([21; 32]);
+    let hex = public_key_of(&op).to_hex();
+    let url = format!("{base}/v1/operators/{hex}/settings");
+    let dev = "cd".repeat(32);
+    let settings = json!({
+        "kwh_price_usd": 0.3, "internet_usd_per_month": 40.0, "internet_share": 0.2, "maintenance_usd_per_month": 1.5,
+        "token_price_usd": 0.8, "hardware": { dev.clone(): { "profile": "rtx-4090", "price_usd": 1500.0 } }
+    });
+    let body = serde_json::to_vec(&settings).unwrap();
+
+    expect_error(http.get(&url).send().await.unwrap(), 404, "not_found").await;
+    let t0 = now_ms();
+    let r = signed_put(&http, &base, &op, t0, &body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let got: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["settings"], settings);
+    assert_eq!(got["signed_ms"], t0);
+    assert_eq!(got["operator"], hex);
+
+    // Authentication: missing, forged, another key, wrong timestamp, replay.
+    expect_error(
+        http.put(&url).body(body.clone()).send().await.unwrap(),
+        401,
+        "missing_signature",
+    )
+    .await;
+    let other = device_keypair_from_seed([22; 32]);
+    let forged = other.sign(&settings_signing_message(&hex, t0 + 1, &body));
+    let r = http
+        .put(&url)
+        .header("X-Depin-Timestamp", (t0 + 1).to_string())
+        .header("X-Depin-Signature", hex::encode(forged.to_bytes()))
+        .body(body.clone());
+    expect_error(r.send().await.unwrap(), 403, "bad_signature").await;
+    let good = op.sign(&settings_signing_message(&hex, t0 + 1, &body));
+    let r = http
+        .put(&url)
+        .header("X-Depin-Timestamp", (t0 + 2).to_string())
+        .header("X-Depin-Signature", hex::encode(good.to_bytes()))
+        .body(body.clone());
+    expect_error(r.send().await.unwrap(), 403, "bad_signature").await;
+    let r = http
+        .put(&url)
+        .header("X-Depin-Timestamp", "soon")
+        .header("X-Depin-Signature", hex::encode(good.to_bytes()))
+        .body(body.clone());
+    expect_error(r.send().await.unwrap(), 400, "bad_request").await;
+    expect_error(
+        signed_put(&http, &base, &op, t0 - 10 * 60_000, &body)
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "stale_timestamp",
+    )
+    .await;
+    expect_error(
+        signed_put(&http, &base, &op, t0 + 10 * 60_000, &body)
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "future_timestamp",
+    )
+    .await;
+    expect_error(
+        signed_put(&http, &base, &op, t0, &body)
+            .send()
+            .await
+            .unwrap(),
+        409,
+        "stale_settings",
+    )
+    .await;
+
+    // Content: malformed JSON, negative figures (field named), unknown profile and fields.
+    expect_error(
+        signed_put(&http, &base, &op, t0 + 3, b"{\"kwh_price_usd\": ")
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "malformed_json",
+    )
+    .await;
+    let mut t = t0 + 4;
+    for (patch, field) in [
+        (json!({"kwh_price_usd": -0.1}), "kwh_price_usd"),
+        (
+            json!({"internet_usd_per_month": -1}),
+            "internet_usd_per_month",
+        ),
+        (json!({"internet_share": 1.5}), "internet_share"),
+        (
+            json!({"maintenance_usd_per_month": -2}),
+            "maintenance_usd_per_month",
+        ),
+        (json!({"token_price_usd": -0.5}), "token_price_usd"),
+        (
+            json!({"hardware": {dev.clone(): {"profile": null, "price_usd": -3}}}),
+            "price_usd",
+        ),
+        (
+            json!({"hardware": {dev.clone(): {"profile": "rtx-9999", "price_usd": 3}}}),
+            "profile",
+        ),
+        (
+            json!({"hardware": {"xyz": {"profile": null}}}),
+            "hardware.xyz",
+        ),
+    ] {
+        let mut s = settings.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        t += 1;
+        let m = expect_error(
+            signed_put(&http, &base, &op, t, &serde_json::to_vec(&s).unwrap())
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_settings",
+        )
+        .await;
+        assert!(m.contains(field), "{field}: {m}");
+    }
+    let m = expect_error(
+        signed_put(
+            &http,
+            &base,
+            &op,
+            t + 1,
+            br#"{"kwh_price_usd":1,"internet_usd_per_month":1,"token_price_usd":1,"kwh":2}"#,
+        )
+        .send()
+        .await
+        .unwrap(),
+        400,
+        "malformed_json",
+    )
+    .await;
+    assert!(m.contains("kwh"), "{m}");
+    expect_error(
+        http.get(format!("{base}/v1/operators/nothex/economics"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+
+    // A newer signed update replaces; the stored value is what was signed.
+    let newer = json!({"kwh_price_usd": 0.1, "internet_usd_per_month": 0, "token_price_usd": 2});
+    let r = signed_put(
+        &http,
+        &base,
+        &op,
+        t + 2,
+        &serde_json::to_vec(&newer).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let got: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["settings"], newer);
+
+    // Every operator route is in the OpenAPI document.
+    let doc: Value = http
+        .get(format!("{base}/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for line in include_str!("../src/operator.rs")
+        .lines()
+        .filter(|l| l.trim_start().starts_with(".route(\""))
+    {
+        let path = line.split('"').nth(1).unwrap();
+        assert!(
+            doc["paths"][path].is_object(),
+            "route {path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["paths"]["/v1/operators/{operator}/settings"]["put"].is_object());
+    server.stop().await.unwrap();
+}
+
+#[track_caller]
+fn close(a: &Value, b: f64) {
+    let a = a.as_f64().unwrap_or_else(|| panic!("not a number: {a}"));
+    assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn economics_match_a_hand_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), short_policy()).await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let op = device_keypair_from_seed([31; 32]);
+    let ophex = public_key_of(&op).to_hex();
+    let mut gpu = Dev::new(32, "1.0.0");
+    let rig = Dev::new(33, "1.0.0");
+    onboard(&http, &base, &op, &gpu, "rtx-3060").await;
+    onboard(&http, &base, &op, &rig, "custom-rig").await;
+
+    // Before any settings: catalogue defaults, said so.
+    let e: Value = http
+        .get(format!("{base}/v1/operators/{ophex}/economics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(e["settings_source"], "defaults", "{e}");
+
+    let settings = json!({
+        "kwh_price_usd": 0.5, "internet_usd_per_month": 30.0, "internet_share": 0.5, "maintenance_usd_per_month": 2.0,
+        "token_price_usd": 2.0, "hardware": { gpu.hex(): { "profile": null, "price_usd": 100.0 } }
+    });
+    let r = signed_put(
+        &http,
+        &base,
+        &op,
+        now_ms(),
+        &serde_json::to_vec(&settings).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // Heartbeats with crafted power draws every ~0.5 s until two epochs paid.
+    let mut sent: Vec<(i64, u32)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut i = 0u32;
+    while last_closed(&http, &base).await.is_none_or(|e| e < 1) {
+        assert!(Instant::now() < deadline, "epochs did not close in time");
+        gpu.power_mw = 100_000 + (i % 3) * 50_000;
+        let ts = now_ms();
+        gpu.beat(&http, &base, ts).await;
+        sent.push((ts, gpu.power_mw));
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Stop beating and let the epoch of the last heartbeat close too, so the
+    // paid total no longer changes.
+    let last_epoch =
+        (sent.last().unwrap().0 - short_policy_genesis(&http, &base).await) as u64 / 2000;
+    while last_closed(&http, &base)
+        .await
+        .is_none_or(|e| e < last_epoch)
+    {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(5),
+            "last epoch did not close"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let e: Value = http
+        .get(format!("{base}/v1/operators/{ophex}/economics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let view: Value = http
+        .get(format!("{base}/v1/devices/{}", gpu.hex()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(e["settings_source"], "operator");
+    let d = e["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device"] == gpu.hex())
+        .unwrap();
+
+    // By hand: each heartbeat's draw for the gap since the previous (1 s for the first, capped at 3 s).
+    let mut uj: u64 = 0;
+    for (k, (ts, p)) in sent.iter().enumerate() {
+        let gap = if k == 0 {
+            1000
+        } else {
+            (ts - sent[k - 1].0).clamp(0, 3000) as u64
+        };
+        uj += u64::from(*p) * gap;
+    }
+    let kwh = uj as f64 / 3.6e12;
+    let months = (e["as_of_ms"].as_i64().unwrap() - view["registered_ms"].as_i64().unwrap()) as f64
+        / MS_PER_MONTH;
+    let earned = view["rewards_total"].as_u64().unwrap();
+    assert!(earned > 0, "{view}");
+    let earned_usd = earned as f64 / 1e6 * 2.0;
+    let running = kwh * 0.5 + 30.0 * 0.5 * months + 2.0 * months;
+    let depreciation = 100.0 * months / 48.0;
+    assert_eq!(d["earned"]["base_units"], earned);
+    close(&d["earned"]["usd"], earned_usd);
+    close(&d["months_active"], months);
+    close(&d["energy"]["kwh"], kwh);
+    assert_eq!(d["energy"]["heartbeats"], sent.len());
+    close(&d["costs_usd"]["electricity"], kwh * 0.5);
+    close(&d["costs_usd"]["internet"], 15.0 * months);
+    close(&d["costs_usd"]["maintenance"], 2.0 * months);
+    close(&d["costs_usd"]["running"], running);
+    close(&d["costs_usd"]["hardware_depreciation"], depreciation);
+    close(&d["net_operating_usd"], earned_usd - running);
+    close(&d["net_usd"], earned_usd - running - depreciation);
+    close(
+        &d["payback_progress_pct"],
+        (earned_usd - running) / 100.0 * 100.0,
+    );
+    assert_eq!(d["profile"], "rtx-3060");
+    assert_eq!(d["hardware_price_usd"], 100.0);
+    let p = &d["projection"];
+    assert!(p["net_profit_usd_per_month"]["p50"].is_number(), "{d}");
+    assert!(
+        p["payback_month"].is_object() && p["payback_within_lifetime_probability"].is_number(),
+        "{p}"
+    );
+    assert_eq!(p["basis"]["lifetime_months"], 48);
+
+    // The unknown rig: earnings and electricity known, the rest says unknown.
+    let r = e["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device"] == rig.hex())
+        .unwrap();
+    assert_eq!(r["profile_source"], "unknown");
+    assert!(r["note"].as_str().unwrap().starts_with("unknown"), "{r}");
+    assert!(
+        r["hardware_price_usd"].is_null()
+            && r["costs_usd"]["hardware_depreciation"].is_null()
+            && r["net_usd"].is_null()
+    );
+    let rig_months = (e["as_of_ms"].as_i64().unwrap() - r["registered_ms"].as_i64().unwrap())
+        as f64
+        / MS_PER_MONTH;
+    close(&r["costs_usd"]["internet"], 15.0 * rig_months);
+    assert!(r["projection"].is_null() && r["projection_note"].is_string());
+
+    // Totals add the known figures; a second read integrates nothing new.
+    assert_eq!(e["total"]["devices"], 2);
+    close(&e["total"]["earned_usd"], earned_usd);
+    close(&e["total"]["energy_kwh"], kwh);
+    close(
+        &e["total"]["payback_progress_pct"],
+        (earned_usd - running) / 100.0 * 100.0,
+    );
+    let again: Value = http
+        .get(format!("{base}/v1/operators/{ophex}/economics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["devices"][0]["energy"], e["devices"][0]["energy"]);
+    server.stop().await.unwrap();
+}
+
+async fn short_policy_genesis(http: &reqwest::Client, base: &str) -> i64 {
+    let p: Value = http
+        .get(format!("{base}/v1/policy"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    p["genesis_unix_ms"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::manual_is_multiple_of)] // is_multiple_of needs Rust 1.87; MSRV is 1.85
+async fn every_alert_from_crafted_telemetry_and_none_for_a_healthy_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), short_policy()).await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let op = device_keypair_from_seed([41; 32]);
+    let ophex = public_key_of(&op).to_hex();
+    let mut healthy = Dev::new(42, "1.2.0");
+    let mut hot = Dev::new(43, "1.2.0");
+    hot.temperature_centi_c = 9_500; // rtx-3060 limit is 83 °C; +10 is critical
+    let mut old = Dev::new(44, "1.0.0");
+    let mut lazy = Dev::new(45, "1.2.0");
+    let mut dead = Dev::new(46, "1.2.0");
+    let mut odd = Dev::new(47, "1.2.0");
+    for d in [&healthy, &hot, &old, &lazy, &dead] {
+        onboard(&http, &base, &op, d, "rtx-3060").await;
+    }
+    onboard(&http, &base, &op, &odd, "custom-rig").await;
+
+    // Ticks of 0.5 s: the healthy ones beat every tick (more than the 1 s
+    // cadence asks), lazy every 5th (one per 2.5 s: under the 60% gate, never 3 s silent), dead once.
+    let start_at = Instant::now();
+    let mut tick = 0u32;
+    loop {
+        let ts = now_ms();
+        for d in [&mut healthy, &mut hot, &mut old, &mut odd] {
+            d.beat(&http, &base, ts).await;
+        }
+        if tick % 5 == 0 {
+            lazy.beat(&http, &base, ts).await;
+        }
+        if tick == 0 {
+            dead.beat(&http, &base, ts).await;
+        }
+        tick += 1;
+        if last_closed(&http, &base).await.is_some_and(|e| e >= 2)
+            && start_at.elapsed() > Duration::from_secs(6)
+        {
+            break;
+        }
+        assert!(
+            start_at.elapsed() < Duration::from_secs(18),
+            "epochs did not close in time"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let alerts: Value = http
+        .get(format!("{base}/v1/operators/{ophex}/alerts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let codes = |d: &Dev| -> Vec<String> {
+        let mut c: Vec<String> = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["device"] == d.hex())
+            .map(|a| a["code"].as_str().unwrap().to_string())
+            .collect();
+        c.sort();
+        c
+    };
+    for a in alerts.as_array().unwrap() {
+        for k in ["device", "code", "severity", "message", "action"] {
+            assert!(a[k].as_str().is_some_and(|s| !s.is_empty()), "{a}");
+        }
+    }
+    assert_eq!(codes(&healthy), Vec::<String>::new(), "{alerts:#}");
+    assert_eq!(codes(&hot), ["overheating"], "{alerts:#}");
+    assert_eq!(codes(&old), ["outdated_firmware"], "{alerts:#}");
+    assert_eq!(
+        codes(&lazy),
+        ["earnings_below_median", "low_uptime"],
+        "{alerts:#}"
+    );
+    assert_eq!(
+        codes(&dead),
+        ["earnings_below_median", "low_uptime", "offline"],
+        "{alerts:#}"
+    );
+    assert_eq!(codes(&odd), ["unknown_hardware"], "{alerts:#}");
+    let sev = |d: &Dev, code: &str| {
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["device"] == d.hex() && a["code"] == code)
+            .unwrap()["severity"]
+            .clone()
+    };
+    assert_eq!(sev(&hot, "overheating"), "critical");
+    assert_eq!(sev(&dead, "offline"), "critical");
+    assert_eq!(sev(&lazy, "low_uptime"), "critical");
+    assert_eq!(sev(&odd, "unknown_hardware"), "info");
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["code"] == "outdated_firmware"
+                && a["message"].as_str().unwrap().contains("1.2.0"))
+    );
+
+    // A published firmware version overrides what devices report.
+    let store_url = depin_store::sqlite_url(&dir.path().join("depin.sqlite"));
+    let store = depin_store::Store::open(&store_url).await.unwrap();
+    store
+        .publish_firmware("rtx-3060", "1.3.0", now_ms())
+        .await
+        .unwrap();
+    store.close().await;
+    let alerts: Value = http
+        .get(format!("{base}/v1/operators/{ophex}/alerts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outdated = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["code"] == "outdated_firmware")
+        .count();
+    assert_eq!(
+        outdated, 5,
+        "every rtx-3060 device is now outdated, the custom rig is not: {alerts:#}"
+    );
+    server.stop().await.unwrap();
+}
