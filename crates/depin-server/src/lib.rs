@@ -39,7 +39,13 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub fn new(listen: SocketAddr, database_url: String, policy: RewardPolicy) -> Self {
-        ServerConfig { listen, database_url, policy, close_tick: Duration::from_secs(1), max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+        ServerConfig {
+            listen,
+            database_url,
+            policy,
+            close_tick: Duration::from_secs(1),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
     }
 }
 
@@ -74,7 +80,10 @@ impl RunningServer {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// The process-wide Prometheus recorder (a process has one global recorder;
@@ -93,10 +102,20 @@ fn metrics_handle() -> PrometheusHandle {
 
 /// Opens the store, binds the listener and starts serving and closing epochs.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
-    let store = Store::open(&config.database_url).await.with_context(|| format!("opening the store at {}", config.database_url))?;
-    let coordinator = Coordinator::open(store, config.policy.clone()).await.context("starting the coordinator")?;
-    let state = Arc::new(AppState { coordinator, metrics: metrics_handle(), claim_cache: Default::default() });
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let store = Store::open(&config.database_url)
+        .await
+        .with_context(|| format!("opening the store at {}", config.database_url))?;
+    let coordinator = Coordinator::open(store, config.policy.clone())
+        .await
+        .context("starting the coordinator")?;
+    let state = Arc::new(AppState {
+        coordinator,
+        metrics: metrics_handle(),
+        claim_cache: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let app = routes::router(state.clone(), config.max_body_bytes);
     let (shutdown, mut rx) = watch::channel(false);
@@ -140,5 +159,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         Ok(())
     });
     tracing::info!(%addr, "depin coordinator listening");
-    Ok(RunningServer { addr, shutdown, handle })
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        handle,
+    })
 }

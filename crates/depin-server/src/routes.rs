@@ -1,7 +1,7 @@
 //! HTTP routes under `/v1`. Handlers parse, call the coordinator or store,
 //! and shape JSON; no rule lives here.
 
-use crate::{AppState, ApiError, now_ms};
+use crate::{ApiError, AppState, now_ms};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -21,7 +21,10 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
-        .route("/v1/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route("/v1/policy", get(policy))
         .route("/v1/devices", post(onboard))
         .route("/v1/devices/revoke", post(revoke))
@@ -38,11 +41,20 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .merge(crate::operator::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+            )
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server hit a bug handling this request").into_response()
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server hit a bug handling this request",
+            )
+            .into_response()
         }))
         .with_state(state)
 }
@@ -57,31 +69,45 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
         match Bytes::from_request(req, state).await {
             Ok(b) if b.is_empty() => Err(ApiError::bad_request("the request body is empty")),
             Ok(b) => Ok(RawBody(b)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the server accepts"))
-            }
-            Err(e) => Err(ApiError::bad_request(format!("unreadable body: {}", e.body_text()))),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than the server accepts",
+            )),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "unreadable body: {}",
+                e.body_text()
+            ))),
         }
     }
 }
 
 pub fn parse_key(s: &str, what: &str) -> AppResult<PublicKey> {
-    s.parse().map_err(|e| ApiError::bad_request(format!("{what} must be a 64-character hex public key: {e}")))
+    s.parse().map_err(|e| {
+        ApiError::bad_request(format!("{what} must be a 64-character hex public key: {e}"))
+    })
 }
 
 fn parse_epoch(s: &str) -> AppResult<u64> {
-    s.parse().map_err(|_| ApiError::bad_request(format!("epoch must be a non-negative integer, got {s:?}")))
+    s.parse().map_err(|_| {
+        ApiError::bad_request(format!("epoch must be a non-negative integer, got {s:?}"))
+    })
 }
 
 async fn metrics(State(st): St) -> Response {
     let w = st.coordinator.writer_stats();
     metrics::gauge!("depin_report_log_commits").set(w.commits as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn policy(State(st): St) -> AppResult<Json<Value>> {
     let p = st.coordinator.policy();
-    let mut v = serde_json::to_value(p).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let mut v = serde_json::to_value(p)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     v["policy_id"] = json!(p.id());
     Ok(Json(v))
 }
@@ -143,7 +169,12 @@ async fn rotate(State(st): St, RawBody(body): RawBody) -> AppResult<Json<Value>>
 
 async fn device(State(st): St, Path(device): Path<String>) -> AppResult<Json<Value>> {
     let key = parse_key(&device, "device")?;
-    let row = st.coordinator.store().device(&key).await?.ok_or_else(|| ApiError::not_found(format!("device {key} is not registered")))?;
+    let row = st
+        .coordinator
+        .store()
+        .device(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("device {key} is not registered")))?;
     Ok(Json(device_view(&st, &row).await?))
 }
 
@@ -160,7 +191,9 @@ async fn operator_devices(State(st): St, Path(operator): Path<String>) -> AppRes
 
 async fn reports(State(st): St, RawBody(body): RawBody) -> AppResult<Json<Value>> {
     let outcome = st.coordinator.ingest(now_ms(), body.to_vec()).await?;
-    Ok(Json(serde_json::to_value(outcome).expect("outcome serialises")))
+    Ok(Json(
+        serde_json::to_value(outcome).expect("outcome serialises"),
+    ))
 }
 
 // ------------------------------------------------------------------- epochs
@@ -200,7 +233,12 @@ async fn epochs(State(st): St) -> AppResult<Json<Value>> {
 
 async fn epoch(State(st): St, Path(epoch): Path<String>) -> AppResult<Json<Value>> {
     let n = parse_epoch(&epoch)?;
-    let row = st.coordinator.store().epoch(n).await?.ok_or_else(|| ApiError::not_found(format!("epoch {n} is not closed")))?;
+    let row = st
+        .coordinator
+        .store()
+        .epoch(n)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("epoch {n} is not closed")))?;
     Ok(Json(epoch_view(&st, &row).await?))
 }
 
@@ -210,14 +248,22 @@ async fn balance(State(st): St, Path(account): Path<String>) -> AppResult<Json<V
     let key = if account.len() == 64 && account.bytes().all(|b| b.is_ascii_hexdigit()) {
         format!("operator:{}", account.to_ascii_lowercase())
     } else {
-        depin_ledger::Account::parse_key(&account).map_err(|e| ApiError::bad_request(e.to_string()))?.to_key()
+        depin_ledger::Account::parse_key(&account)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+            .to_key()
     };
     let balance = st.coordinator.store().balance(&key).await?;
     Ok(Json(json!({ "account": key, "balance": balance })))
 }
 
 async fn tree(st: &AppState, epoch: u64) -> AppResult<Arc<depin_merkle::StandardMerkleTree>> {
-    if let Some((_, t)) = st.claim_cache.lock().expect("cache lock").iter().find(|(e, _)| *e == epoch) {
+    if let Some((_, t)) = st
+        .claim_cache
+        .lock()
+        .expect("cache lock")
+        .iter()
+        .find(|(e, _)| *e == epoch)
+    {
         return Ok(t.clone());
     }
     let t = Arc::new(st.coordinator.claim_tree(epoch).await?);
@@ -235,11 +281,16 @@ async fn claims_dump(State(st): St, Path(epoch): Path<String>) -> AppResult<Resp
     Ok(([(header::CONTENT_TYPE, "application/json")], t.to_json()).into_response())
 }
 
-async fn claim(State(st): St, Path((epoch, account)): Path<(String, String)>) -> AppResult<Json<Value>> {
+async fn claim(
+    State(st): St,
+    Path((epoch, account)): Path<(String, String)>,
+) -> AppResult<Json<Value>> {
     let n = parse_epoch(&epoch)?;
     let key = parse_key(&account, "account")?;
     let t = tree(&st, n).await?;
-    let i = t.find(key.as_bytes()).ok_or_else(|| ApiError::not_found(format!("account {key} has no claim as of epoch {n}")))?;
+    let i = t.find(key.as_bytes()).ok_or_else(|| {
+        ApiError::not_found(format!("account {key} has no claim as of epoch {n}"))
+    })?;
     let leaf = t.leaves()[i];
     Ok(Json(json!({
         "epoch": n,
@@ -258,13 +309,19 @@ async fn claim(State(st): St, Path((epoch, account)): Path<(String, String)>) ->
 async fn rates(State(st): St, Query(q): Query<BTreeMap<String, String>>) -> AppResult<Json<Value>> {
     let window = match q.get("window") {
         None => 24,
-        Some(w) => w.parse::<u64>().map_err(|_| ApiError::bad_request(format!("window must be a number of epochs, got {w:?}")))?,
+        Some(w) => w.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("window must be a number of epochs, got {w:?}"))
+        })?,
     }
     .clamp(1, 24 * 30);
     let store = st.coordinator.store();
     let policy = st.coordinator.policy();
     let Some(last) = store.last_closed_epoch().await? else {
-        return Err(ApiError::new(StatusCode::CONFLICT, "no_epochs", "no epoch has closed yet: no live rates to report"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_epochs",
+            "no epoch has closed yet: no live rates to report",
+        ));
     };
     let first = last.saturating_sub(window - 1);
     let mut per_device: BTreeMap<PublicKey, (Sector, u64)> = BTreeMap::new();
@@ -276,14 +333,25 @@ async fn rates(State(st): St, Query(q): Query<BTreeMap<String, String>>) -> AppR
         }
     }
     let devices = store.devices(None).await?;
-    let cells: BTreeMap<PublicKey, String> =
-        devices.iter().filter_map(|d| d.h3_cell.map(|c| (d.device, format!("{:x}", c as u64)))).collect();
+    let cells: BTreeMap<PublicKey, String> = devices
+        .iter()
+        .filter_map(|d| d.h3_cell.map(|c| (d.device, format!("{:x}", c as u64))))
+        .collect();
     let rewards: Vec<depin_economics::DeviceWindowReward> = per_device
         .iter()
-        .map(|(d, (s, a))| depin_economics::DeviceWindowReward { sector: *s, base_units: *a, h3_cell: cells.get(d).cloned() })
+        .map(|(d, (s, a))| depin_economics::DeviceWindowReward {
+            sector: *s,
+            base_units: *a,
+            h3_cell: cells.get(d).cloned(),
+        })
         .collect();
-    let rates = depin_economics::rates_from_rewards(&policy.id(), policy.epoch_seconds, last - first + 1, &rewards, None)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let rates = depin_economics::rates_from_rewards(
+        &policy.id(),
+        policy.epoch_seconds,
+        last - first + 1,
+        &rewards,
+        None,
+    )
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     Ok(Json(serde_json::to_value(rates).expect("rates serialise")))
 }
-
