@@ -113,3 +113,58 @@ fn audit_passes_untouched_and_fails_tampered() {
         text(&o)
     );
 }
+
+/// The devnet's claim files load in the JavaScript OpenZeppelin library
+/// itself and give the root the devnet published (DESIGN invariant 6).
+#[test]
+fn devnet_claims_load_in_the_javascript_library() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tools = root.join("tools/oz-merkle");
+    if !tools
+        .join("node_modules/@openzeppelin/merkle-tree")
+        .is_dir()
+    {
+        assert!(
+            std::env::var("DEPIN_REQUIRE_NODE").as_deref() != Ok("1"),
+            "DEPIN_REQUIRE_NODE=1 but tools/oz-merkle/node_modules is missing: run `npm ci --prefix tools/oz-merkle`"
+        );
+        eprintln!(
+            "skipped: run `npm ci --prefix tools/oz-merkle` to check claims against the JavaScript library"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net");
+    let o = depin(&[
+        "devnet",
+        "--nodes",
+        "30",
+        "--epochs",
+        "3",
+        "--seed",
+        "11",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let epochs = summary["epochs"].as_array().expect("summary.epochs");
+    assert_eq!(epochs.len(), 3);
+    for e in epochs {
+        let n = e["epoch"].as_u64().unwrap();
+        let file = out.join(format!("epochs/{n}/claims.json"));
+        let o = Command::new("node")
+            .arg(tools.join("verify.mjs"))
+            .arg(&file)
+            .output()
+            .expect("run node");
+        assert!(o.status.success(), "epoch {n}: {}", text(&o));
+        let js: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            js["root"], e["merkle_root"],
+            "epoch {n}: JS root differs from the devnet's"
+        );
+        assert!(js["leaves"].as_u64().unwrap() > 0);
+    }
+}
