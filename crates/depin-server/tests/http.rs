@@ -110,117 +110,101 @@ async fn api_end_to_end_and_bad_input() {
     .await;
 
     // Bad input, each with its clear error; the server keeps serving.
-    expect_error(
-        http.post(format!("{base}/v1/reports"))
-            .body(vec![0xffu8; 100])
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "malformed",
-    )
-    .await;
-    expect_error(
-        http.post(format!("{base}/v1/reports"))
-            .body(Vec::<u8>::new())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
-    expect_error(
-        http.post(format!("{base}/v1/reports"))
-            .body(vec![0u8; 100 * 1024])
-            .send()
-            .await
-            .unwrap(),
-        413,
-        "payload_too_large",
-    )
-    .await;
     let full = encode_batch(&[hb(&dev, 1)]);
-    expect_error(
-        http.post(format!("{base}/v1/reports"))
-            .body(full[..full.len() - 3].to_vec())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "malformed",
-    )
-    .await;
-    expect_error(
-        http.post(format!("{base}/v1/devices"))
-            .body(b"{\"not\": \"an envelope\"}".to_vec())
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "malformed",
-    )
-    .await;
-    expect_error(
-        http.get(format!("{base}/v1/devices/xyz"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
-    expect_error(
-        http.get(format!("{base}/v1/devices/{}", "ab".repeat(32)))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        http.get(format!("{base}/v1/epochs/-1"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
-    expect_error(
-        http.get(format!("{base}/v1/balances/bogus:1"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
-    expect_error(
-        http.get(format!("{base}/v1/nope")).send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        http.delete(format!("{base}/v1/reports"))
-            .send()
-            .await
-            .unwrap(),
-        405,
-        "method_not_allowed",
-    )
-    .await;
-    expect_error(
-        http.get(format!("{base}/v1/economics/rates?window=x"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
+    let ab = "ab".repeat(32);
+    let cases: Vec<(reqwest::Method, String, Option<Vec<u8>>, u16, &str)> = vec![
+        (
+            reqwest::Method::POST,
+            "/v1/reports".into(),
+            Some(vec![0xff; 100]),
+            400,
+            "malformed",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/reports".into(),
+            Some(vec![]),
+            400,
+            "bad_request",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/reports".into(),
+            Some(vec![0; 100 * 1024]),
+            413,
+            "payload_too_large",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/reports".into(),
+            Some(full[..full.len() - 3].to_vec()),
+            400,
+            "malformed",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/devices".into(),
+            Some(b"{\"not\": \"an envelope\"}".to_vec()),
+            400,
+            "malformed",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/devices/xyz".into(),
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/v1/devices/{ab}"),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/epochs/-1".into(),
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/balances/bogus:1".into(),
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/nope".into(),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/v1/reports".into(),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/economics/rates?window=x".into(),
+            None,
+            400,
+            "bad_request",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let mut req = http.request(method, format!("{base}{path}"));
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        expect_error(req.send().await.unwrap(), status, code).await;
+    }
 
     // Per-report verdicts: one good, one replay, one forged.
     let mut forged = hb(&dev, 3);

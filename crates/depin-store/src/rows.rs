@@ -604,16 +604,7 @@ impl Store {
         .bind(to_i64(epoch))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LedgerEntryRow {
-                    debit: r.try_get(0)?,
-                    credit: r.try_get(1)?,
-                    amount: u64_from_row(r.try_get(2)?, "amount")?,
-                    kind: r.try_get(3)?,
-                })
-            })
-            .collect()
+        rows.iter().map(entry_from_row).collect()
     }
 
     /// All ledger entries in order, for replaying the ledger from scratch.
@@ -622,16 +613,7 @@ impl Store {
             sqlx::query("SELECT debit, credit, amount, kind FROM ledger_entries ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LedgerEntryRow {
-                    debit: r.try_get(0)?,
-                    credit: r.try_get(1)?,
-                    amount: u64_from_row(r.try_get(2)?, "amount")?,
-                    kind: r.try_get(3)?,
-                })
-            })
-            .collect()
+        rows.iter().map(entry_from_row).collect()
     }
 
     pub async fn balance(&self, account: &str) -> Result<i64> {
@@ -676,6 +658,15 @@ impl Store {
             .await?;
         Ok(r.map(|r| r.get::<Vec<u8>, _>(0)))
     }
+}
+
+fn entry_from_row(r: &AnyRow) -> Result<LedgerEntryRow> {
+    Ok(LedgerEntryRow {
+        debit: r.try_get(0)?,
+        credit: r.try_get(1)?,
+        amount: u64_from_row(r.try_get(2)?, "amount")?,
+        kind: r.try_get(3)?,
+    })
 }
 
 fn line_from_row(r: &AnyRow) -> Result<RewardLineRow> {
