@@ -252,10 +252,32 @@ mod tests {
         PublicKey([b; 32])
     }
 
+    /// Both cases, on SQLite and on a real PostgreSQL server.
     #[tokio::test]
-    async fn settings_replace_only_with_newer_signature() {
+    async fn operator_queries_on_both_backends() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in_dir(dir.path()).await.unwrap();
+        settings_replace_only_with_newer_signature(
+            Store::open_in_dir(&dir.path().join("a")).await.unwrap(),
+        )
+        .await;
+        energy_cursor_never_moves_back_and_firmware_is_published(
+            Store::open_in_dir(&dir.path().join("b")).await.unwrap(),
+        )
+        .await;
+        let Some(pg) = crate::testing::TestPostgres::start() else {
+            return;
+        };
+        settings_replace_only_with_newer_signature(
+            Store::open(&pg.url("op_settings")).await.unwrap(),
+        )
+        .await;
+        energy_cursor_never_moves_back_and_firmware_is_published(
+            Store::open(&pg.url("op_energy")).await.unwrap(),
+        )
+        .await;
+    }
+
+    async fn settings_replace_only_with_newer_signature(store: Store) {
         let row = |signed_ms, body: &str| OperatorSettingsRow {
             operator: key(1),
             body: body.into(),
@@ -311,10 +333,7 @@ mod tests {
         store.close().await;
     }
 
-    #[tokio::test]
-    async fn energy_cursor_never_moves_back_and_firmware_is_published() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in_dir(dir.path()).await.unwrap();
+    async fn energy_cursor_never_moves_back_and_firmware_is_published(store: Store) {
         let e = |last_seq, energy_uj| DeviceEnergyRow {
             device: key(2),
             last_seq,

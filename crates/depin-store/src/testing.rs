@@ -180,6 +180,7 @@ impl TestPostgres {
         } else {
             Command::new("psql")
                 .args([
+                    "-q",
                     "-h",
                     "127.0.0.1",
                     "-p",
