@@ -13,6 +13,10 @@ pub enum NodeCommand {
     Init(InitArgs),
     /// Run the agent: heartbeats with telemetry, buffered on disk, resent.
     Run(RunArgs),
+    /// Revoke a device key (a lost or stolen device): signed by the operator key.
+    Revoke(RevokeArgs),
+    /// Replace this node's device key with a new one; the old key is revoked.
+    Rotate(RotateArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,6 +76,36 @@ pub struct RunArgs {
     pub request_timeout_seconds: f64,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct RevokeArgs {
+    /// The device's public key (hex), as `depin node init` printed it.
+    #[arg(long, value_name = "HEX")]
+    pub device: String,
+    /// The operator key file that registered the device.
+    #[arg(long, value_name = "FILE")]
+    pub operator_key: PathBuf,
+    /// The coordinator's URL.
+    #[arg(long, value_name = "URL")]
+    pub coordinator: String,
+    /// Why, for the record (e.g. "stolen").
+    #[arg(long, default_value = "revoked by operator")]
+    pub reason: String,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RotateArgs {
+    /// The node's data directory (stop its agent first).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// The operator key file that registered the device.
+    #[arg(long, value_name = "FILE")]
+    pub operator_key: PathBuf,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
 fn seconds(v: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(v)
         .ok()
@@ -83,7 +117,122 @@ pub async fn run(c: NodeCommand) -> anyhow::Result<()> {
     match c {
         NodeCommand::Init(a) => init(a).await,
         NodeCommand::Run(a) => run_agent(a).await,
+        NodeCommand::Revoke(a) => revoke(a).await,
+        NodeCommand::Rotate(a) => rotate(a).await,
     }
+}
+
+/// Operator messages carry a sequence number like every envelope; the
+/// coordinator does not order them (they are idempotent), so the clock serves.
+fn operator_envelope<P: depin_protocol::Payload>(
+    operator: &depin_protocol::SigningKey,
+    payload: &P,
+) -> depin_protocol::Signed {
+    let now = depin_agent::now_ms();
+    let env = depin_protocol::Envelope::new(
+        depin_protocol::public_key_of(operator),
+        now as u64,
+        now,
+        payload,
+    );
+    depin_protocol::sign(&env, operator)
+}
+
+async fn revoke(a: RevokeArgs) -> anyhow::Result<()> {
+    let device: depin_core::PublicKey = a.device.parse().map_err(|e| anyhow!("--device: {e}"))?;
+    let client =
+        depin_client::Client::new(&a.coordinator).map_err(|e| anyhow!("--coordinator: {e}"))?;
+    let operator = open_operator_key(&a.operator_key, &a.passphrase).await?;
+    let msg = operator_envelope(
+        &operator,
+        &depin_protocol::Revocation {
+            device_key: device,
+            reason: a.reason.clone(),
+        },
+    );
+    let view = client
+        .revoke_device(&msg)
+        .await
+        .with_context(|| format!("revoking {device}"))?;
+    println!(
+        "device {device} revoked; its reports are refused from now on (revoked_ms {:?})",
+        view.revoked_ms
+    );
+    Ok(())
+}
+
+/// Rotation is ordered so that a crash at any step loses no key: the new key
+/// is written beside the old one before the coordinator hears of it, and the
+/// files are swapped only after the coordinator accepted the rotation.
+async fn rotate(a: RotateArgs) -> anyhow::Result<()> {
+    let dir = &a.data_dir;
+    let config = depin_agent::node::NodeConfig::load(dir)?;
+    let lock = dir.join("agent.lock");
+    if let Some(pid) = std::fs::read_to_string(&lock)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        && std::path::Path::new(&format!("/proc/{pid}")).exists()
+    {
+        anyhow::bail!(
+            "the agent (pid {pid}) is running on {}; stop it first",
+            dir.display()
+        );
+    }
+    let operator = open_operator_key(&a.operator_key, &a.passphrase).await?;
+    anyhow::ensure!(
+        depin_protocol::public_key_of(&operator) == config.operator,
+        "--operator-key: this node belongs to operator {}, not {}",
+        config.operator,
+        depin_protocol::public_key_of(&operator)
+    );
+    let key_path = config.device_key_path(dir);
+    let pending = key_path.with_extension("key.new");
+    let new_key = match depin_agent::node::load_device_key(&pending) {
+        // A rotation interrupted after the new key was written: reuse it.
+        Ok(k) => k,
+        Err(_) => {
+            let k = depin_protocol::generate_signing_key(&mut rand::rngs::OsRng);
+            depin_agent::node::store_device_key(&pending, &k)?;
+            k
+        }
+    };
+    let new_pub = depin_protocol::public_key_of(&new_key);
+    let client = depin_client::Client::new(&config.coordinator)
+        .map_err(|e| anyhow!("coordinator {}: {e}", config.coordinator))?;
+    let msg = operator_envelope(
+        &operator,
+        &depin_protocol::KeyRotation {
+            old_device_key: config.device,
+            new_device_key: new_pub,
+        },
+    );
+    match client.rotate_device(&msg).await {
+        Ok(_) => {}
+        // Accepted before a crash: the new key is registered already.
+        Err(e) if e.code() == Some("already_registered") => {}
+        Err(e) => return Err(anyhow!(e).context("rotating the device key")),
+    }
+    let old_copy = key_path.with_extension(format!("key.revoked-{}", &config.device.to_hex()[..8]));
+    std::fs::rename(&key_path, &old_copy)
+        .with_context(|| format!("moving the old key to {}", old_copy.display()))?;
+    std::fs::rename(&pending, &key_path)
+        .with_context(|| format!("installing the new key at {}", key_path.display()))?;
+    let new_config = depin_agent::node::NodeConfig {
+        device: new_pub,
+        ..config.clone()
+    };
+    let node_path = dir.join(depin_agent::node::NODE_FILE);
+    depin_agent::node::write_atomic(
+        &node_path,
+        serde_json::to_string_pretty(&new_config)?.as_bytes(),
+    )
+    .with_context(|| format!("writing {}", node_path.display()))?;
+    println!("device key rotated: {} → {new_pub}", config.device);
+    println!(
+        "reports still buffered under the old key will be refused as revoked_device; start the agent again with `depin node run --data-dir {}`",
+        dir.display()
+    );
+    Ok(())
 }
 
 async fn init(a: InitArgs) -> anyhow::Result<()> {

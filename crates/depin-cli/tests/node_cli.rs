@@ -237,3 +237,134 @@ fn keygen_init_and_run_as_a_user() {
     assert_eq!(view.hardware_class, "rtx-4090");
     assert_eq!(view.telemetry.unwrap().power_w, 120.0);
 }
+
+/// An operator rotates a node's key and revokes a stolen device: after the
+/// rotation the node heartbeats under its new key; a revoked key is refused.
+#[test]
+fn rotate_and_revoke_as_an_operator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("pass.txt"), "correct horse\n").unwrap();
+    let (_server, url) = serve(dir);
+    let pass = ["--passphrase-file", "pass.txt"];
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        stdout(&o)
+    };
+    let mut args = vec!["keygen", "--out", "op.key", "--insecure-fast-kdf"];
+    args.extend(pass);
+    ok(depin(&args, dir));
+    for node in ["a", "b"] {
+        let mut args = vec![
+            "node",
+            "init",
+            "--sector",
+            "wireless",
+            "--operator-key",
+            "op.key",
+            "--coordinator",
+            &url,
+            "--data-dir",
+            node,
+        ];
+        args.extend(pass);
+        ok(depin(&args, dir));
+    }
+    let device_of = |node: &str| -> String {
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(node).join("node.json")).unwrap())
+                .unwrap();
+        cfg["device"].as_str().unwrap().to_string()
+    };
+    let old_a = device_of("a");
+
+    // Rotate node a; its next run heartbeats under the new key.
+    let mut args = vec![
+        "node",
+        "rotate",
+        "--data-dir",
+        "a",
+        "--operator-key",
+        "op.key",
+    ];
+    args.extend(pass);
+    let out = ok(depin(&args, dir));
+    let new_a = device_of("a");
+    assert_ne!(old_a, new_a);
+    assert!(out.contains(&new_a), "{out}");
+    let run = ok(depin(
+        &[
+            "node",
+            "run",
+            "--data-dir",
+            "a",
+            "--max-heartbeats",
+            "2",
+            "--interval-seconds",
+            "0.2",
+        ],
+        dir,
+    ));
+    assert!(run.contains("2 accepted"), "{run}");
+
+    // Revoke node b by its key alone (the device is gone); its agent is refused.
+    let old_b = device_of("b");
+    let mut args = vec![
+        "node",
+        "revoke",
+        "--device",
+        &old_b,
+        "--operator-key",
+        "op.key",
+        "--coordinator",
+        &url,
+        "--reason",
+        "stolen",
+    ];
+    args.extend(pass);
+    ok(depin(&args, dir));
+    let run = depin(
+        &[
+            "node",
+            "run",
+            "--data-dir",
+            "b",
+            "--max-heartbeats",
+            "1",
+            "--interval-seconds",
+            "0.2",
+        ],
+        dir,
+    );
+    let text = format!("{}{}", stdout(&run), stderr(&run));
+    assert!(text.contains("revoked"), "{text}");
+
+    // Errors a user can act on.
+    let mut args = vec![
+        "node",
+        "revoke",
+        "--device",
+        "xyz",
+        "--operator-key",
+        "op.key",
+        "--coordinator",
+        &url,
+    ];
+    args.extend(pass);
+    let o = depin(&args, dir);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--device"),
+        "{}",
+        stderr(&o)
+    );
+    let mut args = vec![
+        "node",
+        "rotate",
+        "--data-dir",
+        "nope",
+        "--operator-key",
+        "op.key",
+    ];
+    args.extend(pass);
+    assert!(!depin(&args, dir).status.success());
+}
