@@ -203,8 +203,8 @@ async fn epoch(a: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     .context("generating devices")?;
     sqlx::query(
         "WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < $1) \
-         INSERT INTO reports (device, seq, epoch, kind, timestamp_ms, raw) \
-         SELECT unhex(printf('%064x', (x % $2) + 1)), x / $2, $3, 2, $4 + (x / $2) * 1000, x'00' FROM c",
+         INSERT INTO reports (device, seq, epoch, kind, timestamp_ms, received_ms, raw) \
+         SELECT unhex(printf('%064x', (x % $2) + 1)), x / $2, $3, 2, $4 + (x / $2) * 1000, $4 + (x / $2) * 1000 + 250, x'00' FROM c",
     )
     .bind(reports as i64 - 1)
     .bind(devices as i64)
@@ -224,7 +224,9 @@ async fn epoch(a: &BenchArgs) -> anyhow::Result<serde_json::Value> {
 
     // The bound: the bare aggregate read every close must do.
     let t = Instant::now();
-    let counts = store.report_counts(epoch, 2).await?;
+    let counts = store
+        .report_counts(epoch, 2, policy.max_heartbeat_delay_ms())
+        .await?;
     let scan = t.elapsed().as_secs_f64();
     anyhow::ensure!(
         counts.len() as u64 == devices.min(reports),

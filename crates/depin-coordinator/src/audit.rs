@@ -63,7 +63,11 @@ pub async fn audit_epoch(store: &Store, epoch: EpochIndex) -> Result<AuditReport
             .await?,
     )?;
     let heartbeats = store
-        .report_counts(epoch, PayloadKind::Heartbeat.as_u32())
+        .report_counts(
+            epoch,
+            PayloadKind::Heartbeat.as_u32(),
+            policy.max_heartbeat_delay_ms(),
+        )
         .await?;
     let (prior, previous) = if epoch > 0 {
         (

@@ -523,6 +523,7 @@ impl Coordinator {
                         epoch,
                         kind: env.kind.as_u32(),
                         timestamp_ms: env.timestamp_ms,
+                        received_ms: now_ms,
                         raw: signed.encode(),
                     });
                 }
@@ -603,7 +604,12 @@ impl Coordinator {
             let devices = close
                 .devices_registered_before(self.policy.epoch_end_ms(epoch))
                 .await?;
-            let heartbeats = close.report_counts(PayloadKind::Heartbeat.as_u32()).await?;
+            let heartbeats = close
+                .report_counts(
+                    PayloadKind::Heartbeat.as_u32(),
+                    self.policy.max_heartbeat_delay_ms(),
+                )
+                .await?;
             let (prior, previous) = if epoch > 0 {
                 (
                     close

@@ -64,6 +64,12 @@ async fn scenario(store: Store) {
         .onboard(start, &cert(&op, &lazy, start))
         .await
         .unwrap();
+    // `burst` is offline all epoch, then back-dates a burst of heartbeats.
+    let burst = device_keypair_from_seed([6; 32]);
+    coord
+        .onboard(start, &cert(&op, &burst, start))
+        .await
+        .unwrap();
 
     // A certificate signed by someone else than the operator it names.
     let forged = {
@@ -150,6 +156,17 @@ async fn scenario(store: Store) {
         })
     ));
 
+    let now = start + 50_000;
+    let burst_batch: Vec<_> = (0..10u64)
+        .map(|k| heartbeat(&burst, k + 1, start + k as i64 * 5_000 + 1))
+        .collect();
+    let out = coord.ingest(now, encode_batch(&burst_batch)).await.unwrap();
+    assert_eq!(
+        out.accepted, 10,
+        "late heartbeats are stored, never lost: {:?}",
+        out.rejected
+    );
+
     // Too early to close.
     assert!(matches!(
         coord.close_epoch(0, start + 1).await,
@@ -159,7 +176,7 @@ async fn scenario(store: Store) {
     let CloseOutcome::Closed(summary) = coord.close_epoch(0, close_at).await.unwrap() else {
         panic!("first close")
     };
-    assert_eq!(summary.devices, 2);
+    assert_eq!(summary.devices, 3);
     assert_eq!(
         coord.close_epoch(0, close_at + 5).await.unwrap(),
         CloseOutcome::AlreadyClosed
@@ -179,6 +196,18 @@ async fn scenario(store: Store) {
         lazy_line.reasons.contains("low_uptime"),
         "{}",
         lazy_line.reasons
+    );
+    // Only the 3 heartbeats received within the allowed delay count: 3 of 12
+    // expected is below the minimum uptime.
+    let burst_line = lines
+        .iter()
+        .find(|l| l.device == public_key_of(&burst))
+        .unwrap();
+    assert_eq!(burst_line.reward, 0);
+    assert!(
+        burst_line.reasons.contains("low_uptime"),
+        "{}",
+        burst_line.reasons
     );
     let op_account = format!("operator:{}", public_key_of(&op));
     assert_eq!(

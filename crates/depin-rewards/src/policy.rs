@@ -67,6 +67,14 @@ pub struct RewardPolicy {
     /// Reports accepted per device per epoch before `RateLimited`. Default 120,
     /// ten times the expected heartbeats, leaving room for sector reports.
     pub max_reports_per_device_per_epoch: u32,
+    /// Uptime counts a heartbeat only if the coordinator received it at most
+    /// this long after the heartbeat's own timestamp. Availability means being
+    /// reachable: without this bound a device offline for most of an epoch
+    /// could back-date a burst of heartbeats at its end and be paid full
+    /// uptime. Late heartbeats are still stored (and still count as delivered
+    /// for the agent); they just earn nothing. Default 900 s, three heartbeat
+    /// intervals, so a slow link or a short coordinator restart costs nothing.
+    pub max_heartbeat_delay_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +91,8 @@ pub enum PolicyError {
     HeartbeatInterval(u64),
     #[error("max_clock_skew_ms must be between 0 and one epoch, got {0}")]
     ClockSkew(i64),
+    #[error("max_heartbeat_delay_seconds must be between 1 and epoch_seconds, got {0}")]
+    HeartbeatDelay(u64),
     #[error("close_grace_seconds must be at most one year, got {0}")]
     CloseGrace(u64),
     #[error(
@@ -107,6 +117,7 @@ impl RewardPolicy {
             max_clock_skew_ms: 60_000,
             protocol_fee_bps: 500,
             max_reports_per_device_per_epoch: 120,
+            max_heartbeat_delay_seconds: 900,
         }
     }
 
@@ -119,6 +130,7 @@ impl RewardPolicy {
         RewardPolicy {
             epoch_seconds,
             heartbeat_interval_seconds: (epoch_seconds / 12).max(1),
+            max_heartbeat_delay_seconds: (3 * (epoch_seconds / 12).max(1)).min(epoch_seconds),
             close_grace_seconds: (epoch_seconds / 10).max(1),
             max_clock_skew_ms: base
                 .max_clock_skew_ms
@@ -161,6 +173,13 @@ impl RewardPolicy {
         if self.max_clock_skew_ms < 0 || self.max_clock_skew_ms as u64 > self.epoch_seconds * 1000 {
             return Err(PolicyError::ClockSkew(self.max_clock_skew_ms));
         }
+        if self.max_heartbeat_delay_seconds == 0
+            || self.max_heartbeat_delay_seconds > self.epoch_seconds
+        {
+            return Err(PolicyError::HeartbeatDelay(
+                self.max_heartbeat_delay_seconds,
+            ));
+        }
         if self.close_grace_seconds > SECONDS_PER_YEAR {
             return Err(PolicyError::CloseGrace(self.close_grace_seconds));
         }
@@ -172,6 +191,11 @@ impl RewardPolicy {
             });
         }
         Ok(())
+    }
+
+    /// [`Self::max_heartbeat_delay_seconds`] in milliseconds.
+    pub fn max_heartbeat_delay_ms(&self) -> i64 {
+        i64::try_from(self.max_heartbeat_delay_seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 
     /// Heartbeats a device online for a whole epoch sends.

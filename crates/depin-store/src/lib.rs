@@ -13,7 +13,7 @@
 //! closer blocks on it and then finds the conflict and rolls back.
 
 mod operator;
-mod rows;
+pub(crate) mod rows;
 pub mod testing;
 
 pub use operator::*;

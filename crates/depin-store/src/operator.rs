@@ -136,7 +136,7 @@ impl Store {
     ) -> Result<Vec<crate::ReportRow>> {
         let after = after_seq.map_or(-1, to_i64);
         let rows = sqlx::query(
-            "SELECT device, seq, epoch, kind, timestamp_ms, raw FROM reports WHERE device = $1 AND kind = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+            "SELECT device, seq, epoch, kind, timestamp_ms, received_ms, raw FROM reports WHERE device = $1 AND kind = $2 AND seq > $3 ORDER BY seq LIMIT $4",
         )
         .bind(device.0.to_vec())
         .bind(i64::from(kind))
@@ -144,18 +144,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(crate::ReportRow {
-                    device: key_from_row(r.try_get(0)?)?,
-                    seq: u64_from_row(r.try_get(1)?, "seq")?,
-                    epoch: u64_from_row(r.try_get(2)?, "epoch")?,
-                    kind: r.try_get::<i64, _>(3)? as u32,
-                    timestamp_ms: r.try_get(4)?,
-                    raw: r.try_get(5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(crate::rows::report_from_row).collect()
     }
 
     /// How many reports of `kind` the device sent with a timestamp in

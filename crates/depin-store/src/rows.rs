@@ -60,6 +60,8 @@ pub struct ReportRow {
     pub epoch: EpochIndex,
     pub kind: u32,
     pub timestamp_ms: i64,
+    /// When the coordinator received it (its own clock).
+    pub received_ms: i64,
     pub raw: Vec<u8>,
 }
 
@@ -286,6 +288,7 @@ impl Store {
                 r.epoch.into(),
                 r.kind.into(),
                 r.timestamp_ms.into(),
+                r.received_ms.into(),
                 Val::Blob(r.raw.clone()),
             ]);
         }
@@ -294,9 +297,9 @@ impl Store {
         let mut inserted: HashSet<(PublicKey, u64)> = HashSet::with_capacity(rows.len());
         for chunk in rows.chunks(2000) {
             let sql = crate::values_sql(
-                "INSERT INTO reports (device, seq, epoch, kind, timestamp_ms, raw)",
+                "INSERT INTO reports (device, seq, epoch, kind, timestamp_ms, received_ms, raw)",
                 "ON CONFLICT (device, seq) DO NOTHING RETURNING device, seq",
-                6,
+                7,
                 chunk.len(),
                 anonymous,
             );
@@ -447,23 +450,12 @@ impl Store {
         device: &PublicKey,
         epoch: EpochIndex,
     ) -> Result<Vec<ReportRow>> {
-        let rows = sqlx::query("SELECT device, seq, epoch, kind, timestamp_ms, raw FROM reports WHERE device = $1 AND epoch = $2 ORDER BY seq")
+        let rows = sqlx::query("SELECT device, seq, epoch, kind, timestamp_ms, received_ms, raw FROM reports WHERE device = $1 AND epoch = $2 ORDER BY seq")
             .bind(device.0.to_vec())
             .bind(to_i64(epoch))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ReportRow {
-                    device: key_from_row(r.try_get(0)?)?,
-                    seq: u64_from_row(r.try_get(1)?, "seq")?,
-                    epoch: u64_from_row(r.try_get(2)?, "epoch")?,
-                    kind: r.try_get::<i64, _>(3)? as u32,
-                    timestamp_ms: r.try_get(4)?,
-                    raw: r.try_get(5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(report_from_row).collect()
     }
 
     pub async fn telemetry(&self, device: &PublicKey) -> Result<Option<TelemetryRow>> {
@@ -660,6 +652,20 @@ impl Store {
     }
 }
 
+/// Columns: device, seq, epoch, kind, timestamp_ms, received_ms, raw.
+pub(crate) fn report_from_row(r: &AnyRow) -> Result<ReportRow> {
+    Ok(ReportRow {
+        device: key_from_row(r.try_get(0)?)?,
+        seq: u64_from_row(r.try_get(1)?, "seq")?,
+        epoch: u64_from_row(r.try_get(2)?, "epoch")?,
+        kind: u32::try_from(r.try_get::<i64, _>(3)?)
+            .map_err(|_| StoreError::Corrupt("report kind".into()))?,
+        timestamp_ms: r.try_get(4)?,
+        received_ms: r.try_get(5)?,
+        raw: r.try_get(6)?,
+    })
+}
+
 fn entry_from_row(r: &AnyRow) -> Result<LedgerEntryRow> {
     Ok(LedgerEntryRow {
         debit: r.try_get(0)?,
@@ -764,9 +770,14 @@ impl EpochClose {
         rows.iter().map(device_from_row).collect()
     }
 
-    /// Number of stored reports of `kind` per device in this epoch.
-    pub async fn report_counts(&mut self, kind: u32) -> Result<Vec<(PublicKey, u64)>> {
-        report_counts(&mut self.tx, self.epoch, kind).await
+    /// Number of stored reports of `kind` per device in this epoch that
+    /// arrived at most `max_delay_ms` after their own timestamp.
+    pub async fn report_counts(
+        &mut self,
+        kind: u32,
+        max_delay_ms: i64,
+    ) -> Result<Vec<(PublicKey, u64)>> {
+        report_counts(&mut self.tx, self.epoch, kind, max_delay_ms).await
     }
 
     pub async fn claims_as_of(&mut self, epoch: EpochIndex) -> Result<Vec<(PublicKey, u64)>> {
@@ -951,12 +962,17 @@ async fn report_counts(
     tx: &mut Transaction<'static, Any>,
     epoch: EpochIndex,
     kind: u32,
+    max_delay_ms: i64,
 ) -> Result<Vec<(PublicKey, u64)>> {
-    let rows = sqlx::query("SELECT device, COUNT(*) FROM reports WHERE epoch = $1 AND kind = $2 GROUP BY device ORDER BY device")
-        .bind(to_i64(epoch))
-        .bind(kind as i64)
-        .fetch_all(&mut **tx)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT device, COUNT(*) FROM reports WHERE epoch = $1 AND kind = $2 AND received_ms - timestamp_ms <= $3 \
+         GROUP BY device ORDER BY device",
+    )
+    .bind(to_i64(epoch))
+    .bind(kind as i64)
+    .bind(max_delay_ms)
+    .fetch_all(&mut **tx)
+    .await?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -974,9 +990,10 @@ impl Store {
         &self,
         epoch: EpochIndex,
         kind: u32,
+        max_delay_ms: i64,
     ) -> Result<Vec<(PublicKey, u64)>> {
         let mut tx = self.pool.begin().await?;
-        let r = report_counts(&mut tx, epoch, kind).await?;
+        let r = report_counts(&mut tx, epoch, kind, max_delay_ms).await?;
         tx.commit().await?;
         Ok(r)
     }

@@ -33,6 +33,7 @@ fn report(dev: u8, seq: u64, epoch: u64) -> ReportRow {
         epoch,
         kind: 2,
         timestamp_ms: 5_000 + seq as i64,
+        received_ms: 5_000 + seq as i64,
         raw: vec![dev, seq as u8],
     }
 }
@@ -82,9 +83,11 @@ async fn exercise(store: Store) {
         Some(3)
     );
     assert_eq!(
-        store.report_counts(0, 2).await.unwrap(),
+        store.report_counts(0, 2, 60_000).await.unwrap(),
         vec![(key(1), 3), (key(2), 1)]
     );
+    // Only reports that arrived within the allowed delay count.
+    assert!(store.report_counts(0, 2, -1).await.unwrap().is_empty());
     assert_eq!(
         store
             .rejection_counts(None)
@@ -109,7 +112,7 @@ async fn exercise(store: Store) {
         .await
         .unwrap()
         .expect("first close claims the epoch");
-    assert_eq!(close.report_counts(2).await.unwrap().len(), 2);
+    assert_eq!(close.report_counts(2, 60_000).await.unwrap().len(), 2);
     let row = EpochRow {
         epoch: 0,
         policy_id: "v1-test".into(),

@@ -40,10 +40,14 @@ CREATE TABLE reports (
     epoch        INTEGER NOT NULL,
     kind         INTEGER NOT NULL,
     timestamp_ms INTEGER NOT NULL,
+    -- The coordinator's clock when the report arrived: uptime counts only
+    -- heartbeats that arrived on time (see RewardPolicy::max_heartbeat_delay_seconds).
+    received_ms  INTEGER NOT NULL,
     raw          BLOB NOT NULL,
     PRIMARY KEY (device, seq)
 );
-CREATE INDEX reports_epoch_kind_device ON reports (epoch, kind, device);
+-- Covers the epoch close's aggregate, so it never reads the raw bytes.
+CREATE INDEX reports_epoch_kind_device ON reports (epoch, kind, device, timestamp_ms, received_ms);
 
 -- Latest telemetry per device, for the operator view and alerts.
 CREATE TABLE telemetry (
