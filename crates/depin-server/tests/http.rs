@@ -1,36 +1,16 @@
 //! The API over real HTTP on loopback: happy path, every bad-input class, and
 //! that the server keeps serving after garbage.
 
-use depin_core::Sector;
+mod common;
+
+use common::{cert, start};
 use depin_protocol::{
-    DeviceCertificate, Envelope, Heartbeat, SigningKey, device_keypair_from_seed, encode_batch,
-    public_key_of, sign,
+    Envelope, Heartbeat, SigningKey, device_keypair_from_seed, encode_batch, public_key_of, sign,
 };
 use depin_rewards::RewardPolicy;
-use depin_server::{RunningServer, ServerConfig, now_ms};
+use depin_server::now_ms;
 use serde_json::Value;
 use std::time::Duration;
-
-async fn start(dir: &std::path::Path, policy: RewardPolicy) -> RunningServer {
-    let url = depin_store::sqlite_url(&dir.join("depin.sqlite"));
-    let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap(), url, policy);
-    cfg.close_tick = Duration::from_millis(100);
-    cfg.max_body_bytes = 64 * 1024;
-    depin_server::start(cfg).await.unwrap()
-}
-
-fn cert(op: &SigningKey, dev: &SigningKey) -> Vec<u8> {
-    let c = DeviceCertificate {
-        device_key: public_key_of(dev),
-        operator_key: public_key_of(op),
-        sector: Sector::Compute,
-        hardware_class: "rtx-3060".into(),
-        firmware_version: "0.1.0".into(),
-        location: None,
-        issued_at_ms: now_ms(),
-    };
-    sign(&Envelope::new(public_key_of(op), 0, now_ms(), &c), op).encode()
-}
 
 fn hb(dev: &SigningKey, seq: u64) -> depin_protocol::Signed {
     let h = Heartbeat {
@@ -63,7 +43,7 @@ async fn api_end_to_end_and_bad_input() {
         min_uptime_bps: 1,
         ..RewardPolicy::devnet(2)
     };
-    let server = start(dir.path(), policy.clone()).await;
+    let server = common::start_with_body_limit(dir.path(), policy.clone(), 64 * 1024).await;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
     let op = device_keypair_from_seed([11; 32]);
@@ -91,7 +71,7 @@ async fn api_end_to_end_and_bad_input() {
 
     let r = http
         .post(format!("{base}/v1/devices"))
-        .body(cert(&op, &dev))
+        .body(cert(&op, &dev, "rtx-3060", "0.1.0"))
         .send()
         .await
         .unwrap();
@@ -100,7 +80,7 @@ async fn api_end_to_end_and_bad_input() {
     assert_eq!(v["sector"], "compute");
     expect_error(
         http.post(format!("{base}/v1/devices"))
-            .body(cert(&op, &dev))
+            .body(cert(&op, &dev, "rtx-3060", "0.1.0"))
             .send()
             .await
             .unwrap(),
@@ -112,7 +92,9 @@ async fn api_end_to_end_and_bad_input() {
     // Bad input, each with its clear error; the server keeps serving.
     let full = encode_batch(&[hb(&dev, 1)]);
     let ab = "ab".repeat(32);
-    let cases: Vec<(reqwest::Method, String, Option<Vec<u8>>, u16, &str)> = vec![
+    /// method, path, body, expected status, expected error code
+    type Case = (reqwest::Method, String, Option<Vec<u8>>, u16, &'static str);
+    let cases: Vec<Case> = vec![
         (
             reqwest::Method::POST,
             "/v1/reports".into(),

@@ -1,24 +1,18 @@
 //! The live operator view over real loopback HTTP: signed settings, economics
 //! against a hand computation, and every alert code from crafted telemetry.
 
-use depin_core::Sector;
+mod common;
+
+use common::{cert, start};
 use depin_economics::operator::{MS_PER_MONTH, settings_signing_message};
 use depin_protocol::{
-    DeviceCertificate, Envelope, Heartbeat, SigningKey, device_keypair_from_seed, encode_batch,
-    public_key_of, sign,
+    Envelope, Heartbeat, SigningKey, device_keypair_from_seed, encode_batch, public_key_of, sign,
 };
 use depin_rewards::RewardPolicy;
-use depin_server::{RunningServer, ServerConfig, now_ms};
+use depin_server::now_ms;
 use ed25519_dalek::Signer;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-async fn start(dir: &std::path::Path, policy: RewardPolicy) -> RunningServer {
-    let url = depin_store::sqlite_url(&dir.join("depin.sqlite"));
-    let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap(), url, policy);
-    cfg.close_tick = Duration::from_millis(100);
-    depin_server::start(cfg).await.unwrap()
-}
 
 /// 2-second epochs from now, 1-second heartbeats, a 60% uptime gate (one
 /// heartbeat of the two an epoch expects earns nothing).
@@ -30,19 +24,6 @@ fn short_policy() -> RewardPolicy {
         min_uptime_bps: 6000,
         ..RewardPolicy::devnet(2)
     }
-}
-
-fn cert(op: &SigningKey, dev: &SigningKey, class: &str, firmware: &str) -> Vec<u8> {
-    let c = DeviceCertificate {
-        device_key: public_key_of(dev),
-        operator_key: public_key_of(op),
-        sector: Sector::Compute,
-        hardware_class: class.into(),
-        firmware_version: firmware.into(),
-        location: None,
-        issued_at_ms: now_ms(),
-    };
-    sign(&Envelope::new(public_key_of(op), 0, now_ms(), &c), op).encode()
 }
 
 struct Dev {
