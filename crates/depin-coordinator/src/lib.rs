@@ -783,7 +783,8 @@ fn check_signatures(batch: &[u8]) -> Result<Vec<Checked>, CoordError> {
     })?;
     let mut out: Vec<Checked> = Vec::with_capacity(raws.len());
     let mut to_verify = Vec::with_capacity(raws.len());
-    let mut slots = Vec::with_capacity(raws.len());
+    // (position in `out`, the decoded heartbeat) for each report to verify.
+    let mut slots: Vec<(usize, Heartbeat)> = Vec::with_capacity(raws.len());
     for raw in &raws {
         match decode_signed(raw) {
             Ok(s) if s.envelope.kind != PayloadKind::Heartbeat => out.push(Checked::Invalid(
@@ -791,8 +792,8 @@ fn check_signatures(batch: &[u8]) -> Result<Vec<Checked>, CoordError> {
                 Reason::WrongPayloadKind,
             )),
             Ok(s) => match Heartbeat::decode(&s.envelope.payload) {
-                Ok(_) => {
-                    slots.push(out.len());
+                Ok(hb) => {
+                    slots.push((out.len(), hb));
                     out.push(Checked::Invalid(s.envelope.signer, Reason::Malformed)); // replaced below
                     to_verify.push(s);
                 }
@@ -802,12 +803,9 @@ fn check_signatures(batch: &[u8]) -> Result<Vec<Checked>, CoordError> {
         }
     }
     let verdicts = verify_batch(&to_verify);
-    for ((slot, signed), verdict) in slots.into_iter().zip(to_verify).zip(verdicts) {
+    for (((slot, hb), signed), verdict) in slots.into_iter().zip(to_verify).zip(verdicts) {
         out[slot] = match verdict {
-            Ok(()) => {
-                let hb = Heartbeat::decode(&signed.envelope.payload).expect("decoded above");
-                Checked::Valid(signed, hb)
-            }
+            Ok(()) => Checked::Valid(signed, hb),
             Err(reason) => Checked::Invalid(signed.envelope.signer, reason),
         };
     }
