@@ -206,11 +206,16 @@ async fn rotate(a: RotateArgs) -> anyhow::Result<()> {
             new_device_key: new_pub,
         },
     );
-    match client.rotate_device(&msg).await {
-        Ok(_) => {}
-        // Accepted before a crash: the new key is registered already.
-        Err(e) if e.code() == Some("already_registered") => {}
-        Err(e) => return Err(anyhow!(e).context("rotating the device key")),
+    if let Err(e) = client.rotate_device(&msg).await {
+        // A rotation interrupted after the coordinator committed it (the
+        // answer was lost): the old key already names this new one as its
+        // successor. The coordinator rotates atomically, so that is the whole
+        // truth; anything else is a real failure.
+        let done =
+            matches!(client.device(&config.device).await, Ok(v) if v.replaced_by == Some(new_pub));
+        if !done {
+            return Err(anyhow!(e).context("rotating the device key"));
+        }
     }
     let old_copy = key_path.with_extension(format!("key.revoked-{}", &config.device.to_hex()[..8]));
     std::fs::rename(&key_path, &old_copy)

@@ -307,6 +307,37 @@ fn rotate_and_revoke_as_an_operator() {
     ));
     assert!(run.contains("2 accepted"), "{run}");
 
+    // A rotation whose answer was lost after the coordinator committed it:
+    // put the files back as they were before the swap and run it again. It
+    // must finish the swap, not fail and not register another key.
+    let a = dir.join("a");
+    let revoked_copy = std::fs::read_dir(&a)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("key.revoked-"))
+        .expect("the old key is kept");
+    std::fs::rename(a.join("device.key"), a.join("device.key.new")).unwrap();
+    std::fs::rename(&revoked_copy, a.join("device.key")).unwrap();
+    let cfg = std::fs::read_to_string(a.join("node.json"))
+        .unwrap()
+        .replace(&new_a, &old_a);
+    std::fs::write(a.join("node.json"), cfg).unwrap();
+    let mut args = vec![
+        "node",
+        "rotate",
+        "--data-dir",
+        "a",
+        "--operator-key",
+        "op.key",
+    ];
+    args.extend(pass);
+    ok(depin(&args, dir));
+    assert_eq!(
+        device_of("a"),
+        new_a,
+        "the interrupted rotation completed to the same key"
+    );
+
     // Revoke node b by its key alone (the device is gone); its agent is refused.
     let old_b = device_of("b");
     let mut args = vec![

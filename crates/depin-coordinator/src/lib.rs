@@ -281,12 +281,11 @@ impl Coordinator {
             last_seq: None,
             ..old.clone()
         };
-        if !self.store.insert_device(&new).await? {
+        if !self.store.rotate_device(&old.device, &new, now_ms).await? {
+            // Either the new key is taken, or the old one was revoked between
+            // our read and the transaction; nothing was changed.
             return Err(CoordError::rejected(Reason::AlreadyRegistered));
         }
-        self.store
-            .revoke_device(&old.device, now_ms, Some(&new.device))
-            .await?;
         self.mark_revoked(&old.device);
         if let Some(s) = DeviceState::from_row(&new) {
             self.registry

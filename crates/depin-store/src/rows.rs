@@ -27,6 +27,32 @@ pub struct DeviceRow {
 
 const DEVICE_COLUMNS: &str = "device, operator, sector, hardware_class, firmware_version, lat_micro, lon_micro, h3_cell, certificate, registered_ms, revoked_ms, replaced_by, last_seq";
 
+async fn insert_device(conn: &mut sqlx::AnyConnection, d: &DeviceRow) -> Result<bool> {
+    let n = insert_many(
+        conn,
+        &format!("INSERT INTO devices ({DEVICE_COLUMNS})"),
+        "ON CONFLICT (device) DO NOTHING",
+        13,
+        &[vec![
+            (&d.device).into(),
+            (&d.operator).into(),
+            d.sector.into(),
+            d.hardware_class.as_str().into(),
+            d.firmware_version.as_str().into(),
+            d.lat_micro.into(),
+            d.lon_micro.into(),
+            d.h3_cell.into(),
+            d.certificate.clone().into(),
+            d.registered_ms.into(),
+            d.revoked_ms.into(),
+            d.replaced_by.as_ref().map_or(Val::NullBlob, |k| k.into()),
+            d.last_seq.map(to_i64).into(),
+        ]],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
 fn device_from_row(r: &AnyRow) -> Result<DeviceRow> {
     Ok(DeviceRow {
         device: key_from_row(r.try_get(0)?)?,
@@ -161,29 +187,37 @@ impl Store {
     /// Registers a device. Returns false when the key is already registered.
     pub async fn insert_device(&self, d: &DeviceRow) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        let n = insert_many(
-            &mut conn,
-            &format!("INSERT INTO devices ({DEVICE_COLUMNS})"),
-            "ON CONFLICT (device) DO NOTHING",
-            13,
-            &[vec![
-                (&d.device).into(),
-                (&d.operator).into(),
-                d.sector.into(),
-                d.hardware_class.as_str().into(),
-                d.firmware_version.as_str().into(),
-                d.lat_micro.into(),
-                d.lon_micro.into(),
-                d.h3_cell.into(),
-                d.certificate.clone().into(),
-                d.registered_ms.into(),
-                d.revoked_ms.into(),
-                d.replaced_by.as_ref().map_or(Val::NullBlob, |k| k.into()),
-                d.last_seq.map(to_i64).into(),
-            ]],
-        )
-        .await?;
-        Ok(n == 1)
+        insert_device(&mut conn, d).await
+    }
+
+    /// Registers `new` and revokes `old` in one transaction: either both
+    /// happen or neither, so a crash can never leave the old key active beside
+    /// its successor. Returns false (and changes nothing) when `new` is
+    /// already registered or `old` is no longer active.
+    pub async fn rotate_device(
+        &self,
+        old: &PublicKey,
+        new: &DeviceRow,
+        at_ms: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        if !insert_device(&mut tx, new).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let revoked = sqlx::query("UPDATE devices SET revoked_ms = $1, replaced_by = $2 WHERE device = $3 AND revoked_ms IS NULL")
+            .bind(at_ms)
+            .bind(new.device.0.to_vec())
+            .bind(old.0.to_vec())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if revoked != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn device(&self, device: &PublicKey) -> Result<Option<DeviceRow>> {

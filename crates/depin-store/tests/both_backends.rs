@@ -220,6 +220,41 @@ async fn exercise(store: Store) {
     close.abort().await.unwrap();
     assert!(store.epoch(2).await.unwrap().is_none());
 
+    // rotation is atomic: a taken new key changes nothing
+    assert!(
+        !store
+            .rotate_device(&key(1), &device(2, 100), 11_500)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.device(&key(1)).await.unwrap().unwrap().revoked_ms,
+        None,
+        "old key untouched"
+    );
+    assert!(
+        store
+            .rotate_device(&key(1), &device(5, 100), 11_500)
+            .await
+            .unwrap()
+    );
+    let old = store.device(&key(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (old.revoked_ms, old.replaced_by),
+        (Some(11_500), Some(key(5)))
+    );
+    assert!(
+        !store
+            .rotate_device(&key(1), &device(6, 100), 11_600)
+            .await
+            .unwrap(),
+        "a revoked key cannot rotate again"
+    );
+    assert!(
+        store.device(&key(6)).await.unwrap().is_none(),
+        "and its would-be successor is not registered"
+    );
+
     // revocation
     assert!(
         store
