@@ -41,6 +41,9 @@ pub enum Reason {
     AlreadyRegistered,
     /// The report belongs to an epoch that is already closed.
     LateReport,
+    /// A number in the envelope lies outside the range the network stores
+    /// (for example a sequence number above 2^63 − 1).
+    OutOfRange,
 
     // --- reward reasons (reductions and hard gates at epoch close) ---
     /// No accepted report from the device in the epoch.
@@ -58,7 +61,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Malformed,
         Reason::NonCanonical,
         Reason::UnsupportedVersion,
@@ -74,6 +77,7 @@ impl Reason {
         Reason::BadCertificate,
         Reason::AlreadyRegistered,
         Reason::LateReport,
+        Reason::OutOfRange,
         Reason::NoReports,
         Reason::LowUptime,
         Reason::PartialUptime,
@@ -98,6 +102,7 @@ impl Reason {
             Reason::BadCertificate => "bad_certificate",
             Reason::AlreadyRegistered => "already_registered",
             Reason::LateReport => "late_report",
+            Reason::OutOfRange => "out_of_range",
             Reason::NoReports => "no_reports",
             Reason::LowUptime => "low_uptime",
             Reason::PartialUptime => "partial_uptime",
@@ -134,6 +139,9 @@ impl Reason {
             }
             Reason::AlreadyRegistered => "the device key is already registered",
             Reason::LateReport => "the report's epoch is already closed; send reports sooner",
+            Reason::OutOfRange => {
+                "a number in the message is outside the range the network accepts (sequence numbers stop at 2^63 - 1)"
+            }
             Reason::NoReports => "no accepted report in the epoch",
             Reason::LowUptime => "availability below the minimum; reward is zero",
             Reason::PartialUptime => "availability below 100%; reward reduced in proportion",

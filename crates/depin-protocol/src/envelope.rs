@@ -207,7 +207,9 @@ pub(crate) fn is_canonical<M: Message>(msg: &M, bytes: &[u8]) -> bool {
 ///   so a future version with new fields is reported as what it is);
 /// - [`Reason::NonCanonical`]: the envelope has unknown fields or is not in
 ///   canonical encoding;
-/// - [`Reason::WrongPayloadKind`]: the kind is not a [`PayloadKind`].
+/// - [`Reason::WrongPayloadKind`]: the kind is not a [`PayloadKind`];
+/// - [`Reason::OutOfRange`]: the sequence number is above
+///   [`crate::limits::MAX_SEQ`].
 pub fn decode_signed(bytes: &[u8]) -> Result<Signed, Reason> {
     let outer = wire::SignedEnvelope::decode(bytes).map_err(|_| Reason::Malformed)?;
     let signature: [u8; 64] = outer
@@ -228,6 +230,9 @@ pub fn decode_signed(bytes: &[u8]) -> Result<Signed, Reason> {
     }
     let signer = PublicKey::from_slice(&inner.signer).map_err(|_| Reason::Malformed)?;
     let kind = PayloadKind::from_u32(inner.kind).ok_or(Reason::WrongPayloadKind)?;
+    if inner.seq > crate::limits::MAX_SEQ {
+        return Err(Reason::OutOfRange);
+    }
     let envelope = Envelope {
         version: inner.version,
         signer,

@@ -29,6 +29,14 @@ pub mod limits {
     pub const MAX_LAT_MICRODEG: i32 = 90_000_000;
     /// |longitude| in microdegrees.
     pub const MAX_LON_MICRODEG: i32 = 180_000_000;
+    /// Longest plausible uptime: 100 years, in seconds. Anything above is a
+    /// broken or hostile agent, and every stored integer must fit in i64.
+    pub const MAX_UPTIME_S: u64 = 100 * 366 * 24 * 3600;
+    /// Highest sequence number an envelope may carry. The store keeps
+    /// integers as signed 64-bit values, so the top half of u64 is refused at
+    /// decoding ([`depin_core::Reason::OutOfRange`]) rather than wrapped or
+    /// allowed to fail later, where it once stopped ingest for everyone.
+    pub const MAX_SEQ: u64 = i64::MAX as u64;
 }
 
 /// A payload type carried in an [`crate::Envelope`] of kind [`Payload::KIND`].
@@ -217,6 +225,7 @@ impl Heartbeat {
                 .contains(&w.temperature_centi_c),
         )?;
         check(w.power_mw <= limits::MAX_POWER_MW)?;
+        check(w.uptime_s <= limits::MAX_UPTIME_S)?;
         label(&w.firmware_version)?;
         Ok(Heartbeat {
             uptime_s: w.uptime_s,

@@ -359,6 +359,38 @@ fn payload_validation_rejects_out_of_range_values() {
         hb(&|h| h.power_mw = limits::MAX_POWER_MW + 1).err(),
         Some(Reason::BadPayload)
     );
+    // Every integer field at 0, at its limit, one past it and at the type's
+    // maximum: the limit passes, anything beyond is refused.
+    for (uptime, ok) in [
+        (0, true),
+        (limits::MAX_UPTIME_S, true),
+        (limits::MAX_UPTIME_S + 1, false),
+        (i64::MAX as u64 + 1, false),
+        (u64::MAX, false),
+    ] {
+        assert_eq!(hb(&|h| h.uptime_s = uptime).is_ok(), ok, "uptime {uptime}");
+    }
+    for (power, ok) in [
+        (0, true),
+        (limits::MAX_POWER_MW, true),
+        (limits::MAX_POWER_MW + 1, false),
+        (u32::MAX, false),
+    ] {
+        assert_eq!(hb(&|h| h.power_mw = power).is_ok(), ok, "power {power}");
+    }
+    for (t, ok) in [
+        (0, true),
+        (limits::MAX_TEMPERATURE_CENTI_C, true),
+        (limits::MIN_TEMPERATURE_CENTI_C, true),
+        (i32::MAX, false),
+        (i32::MIN, false),
+    ] {
+        assert_eq!(
+            hb(&|h| h.temperature_centi_c = t).is_ok(),
+            ok,
+            "temperature {t}"
+        );
+    }
     assert_eq!(
         hb(&|h| h.firmware_version = String::new()).err(),
         Some(Reason::BadPayload)
@@ -496,7 +528,12 @@ fn certificates_must_be_signed_by_their_operator() {
 
 fn arb_envelope() -> impl Strategy<Value = (Envelope, u8)> {
     (
-        any::<u64>(),
+        prop_oneof![
+            Just(0u64),
+            Just(1u64),
+            Just(depin_protocol::limits::MAX_SEQ),
+            0..=depin_protocol::limits::MAX_SEQ,
+        ],
         any::<i64>(),
         prop::sample::select(PayloadKind::ALL.to_vec()),
         prop::collection::vec(any::<u8>(), 0..200),
@@ -555,6 +592,24 @@ proptest! {
         prop_assert_eq!(&decoded.envelope, &env);
         prop_assert_eq!(decoded.verify_signature(), Ok(()));
         prop_assert_eq!(verify_batch(&[decoded.clone(), decoded]), vec![Ok(()), Ok(())]);
+    }
+
+    /// Sequence numbers above 2^63 - 1 cannot be stored (the store's integers
+    /// are signed 64-bit), so decoding refuses them with their own reason,
+    /// however well-signed, before anything else sees them.
+    #[test]
+    fn sequence_numbers_beyond_i64_are_out_of_range(
+        seq in prop_oneof![
+            Just(depin_protocol::limits::MAX_SEQ + 1),
+            Just(u64::MAX),
+            (depin_protocol::limits::MAX_SEQ + 1)..=u64::MAX,
+        ],
+        key_seed in any::<u8>(),
+    ) {
+        let key = device_keypair_from_seed([key_seed; 32]);
+        let env = Envelope::new(public_key_of(&key), seq, T0, &heartbeat(2_000));
+        let bytes = sign(&env, &key).encode();
+        prop_assert_eq!(decode_signed(&bytes).map(|_| ()), Err(Reason::OutOfRange));
     }
 
     #[test]
