@@ -190,7 +190,7 @@ async fn epoch(a: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     // already verified, so `raw` holds a placeholder; the close never reads it.
     let t = Instant::now();
     eprintln!("generating {devices} devices and {reports} reports…");
-    let mut tx = store.begin().await?;
+    let mut tx = store.write_tx().await?;
     sqlx::query(
         "WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < $1) \
          INSERT INTO devices (device, operator, sector, hardware_class, firmware_version, certificate, registered_ms) \
@@ -198,7 +198,7 @@ async fn epoch(a: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     )
     .bind(devices as i64 - 1)
     .bind(start - 1)
-    .execute(&mut *tx)
+    .execute(tx.conn())
     .await
     .context("generating devices")?;
     sqlx::query(
@@ -210,7 +210,7 @@ async fn epoch(a: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     .bind(devices as i64)
     .bind(epoch as i64)
     .bind(start)
-    .execute(&mut *tx)
+    .execute(tx.conn())
     .await
     .context("generating reports")?;
     tx.commit().await?;

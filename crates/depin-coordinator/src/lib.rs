@@ -22,8 +22,8 @@ use depin_protocol::{
 };
 use depin_rewards::RewardPolicy;
 use depin_store::{
-    DeviceRow, EpochRow, EpochWrite, NotStored, RejectionRow, ReportRow, Store, StoreError,
-    TelemetryRow,
+    AppendRules, DeviceAdmission, DeviceRow, EpochRow, EpochWrite, NewReport, NotStored,
+    Registration, RejectionRow, ReportRow, Store, StoreError, TelemetryRow,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -52,6 +52,10 @@ pub enum CoordError {
     Compute(#[from] compute::ComputeError),
     #[error("invariant violated: {0}")]
     Invariant(String),
+    /// Storage failed (full disk, lost database) or the report writer is not
+    /// running: nothing was stored; the same request may be sent again later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl CoordError {
@@ -149,7 +153,12 @@ impl Coordinator {
         }
         let last_closed = store.last_closed_epoch().await?.map_or(-1, |e| e as i64);
         let admission = Self::admission_policy(&policy);
-        let writer = writer::Writer::spawn(store.clone());
+        let writer = writer::Writer::spawn(
+            store.clone(),
+            AppendRules {
+                max_reports_per_device_per_epoch: policy.max_reports_per_device_per_epoch,
+            },
+        );
         Ok(Coordinator {
             store,
             policy,
@@ -186,6 +195,12 @@ impl Coordinator {
         self.writer.stats()
     }
 
+    /// Whether the report writer is running. When it is not, no report can
+    /// be stored, and a server must say so in its health check and stop.
+    pub fn writer_alive(&self) -> bool {
+        self.writer.is_alive()
+    }
+
     // ------------------------------------------------------------ onboarding
 
     /// Registers a device from its certificate: an envelope of kind
@@ -215,9 +230,7 @@ impl Coordinator {
             replaced_by: None,
             last_seq: None,
         };
-        if !self.store.insert_device(&row).await? {
-            return Err(CoordError::rejected(Reason::AlreadyRegistered));
-        }
+        registration_verdict(self.store.insert_device(&row).await?)?;
         if let Some(s) = DeviceState::from_row(&row) {
             self.registry
                 .lock()
@@ -281,11 +294,9 @@ impl Coordinator {
             last_seq: None,
             ..old.clone()
         };
-        if !self.store.rotate_device(&old.device, &new, now_ms).await? {
-            // Either the new key is taken, or the old one was revoked between
-            // our read and the transaction; nothing was changed.
-            return Err(CoordError::rejected(Reason::AlreadyRegistered));
-        }
+        // The new key may be taken (by a device or an operator), or the old
+        // one revoked between our read and the transaction; then nothing changed.
+        registration_verdict(self.store.rotate_device(&old.device, &new, now_ms).await?)?;
         self.mark_revoked(&old.device);
         if let Some(s) = DeviceState::from_row(&new) {
             self.registry
@@ -384,6 +395,8 @@ impl Coordinator {
                 }
             }
         }
+        misses.sort();
+        misses.dedup();
         // Another replica may have registered a device this one has not seen.
         for m in misses {
             if let Some(row) = self.store.device(&m).await?
@@ -398,46 +411,52 @@ impl Coordinator {
         }
         let Admitted {
             mut outcome,
-            rejections,
+            mut rejections,
             reports,
             report_index,
-            telemetry,
-        } = self.admit_locked(now_ms, now_epoch, last_closed, checked);
-        let devices: Vec<PublicKey> = reports.iter().map(|r| r.device).collect();
-        let stored = match self.writer.append(reports, telemetry, rejections).await {
-            Ok(s) => s,
-            Err(e) => {
-                // The sequence numbers reserved above were not stored: forget the
-                // cached state so it is reloaded from the store, and a resend of
-                // the same reports is accepted instead of called a replay.
-                let mut reg = self.registry.lock().expect("registry lock");
-                for d in devices {
-                    reg.remove(&d);
+        } = self.prefilter(now_ms, now_epoch, last_closed, checked);
+        let sent: Vec<(PublicKey, EpochIndex)> = reports
+            .iter()
+            .map(|r| (r.row.device, r.row.epoch))
+            .collect();
+        let appended = self
+            .writer
+            .append(reports, std::mem::take(&mut rejections))
+            .await
+            .map_err(|f| {
+                if f.unavailable {
+                    CoordError::Unavailable(f.message)
+                } else {
+                    CoordError::Store(StoreError::Corrupt(f.message))
                 }
-                return Err(e.into());
-            }
-        };
-        let mut late = Vec::new();
-        for (k, v) in stored.iter().enumerate() {
+            })?;
+        for (k, verdict) in appended.verdicts.iter().enumerate() {
             let index = report_index[k];
-            match v {
-                None => outcome.accepted += 1,
-                Some(not) => {
-                    let reason = match not {
-                        NotStored::Duplicate => Reason::ReplayedSequence,
-                        NotStored::EpochClosed => Reason::LateReport,
-                    };
-                    outcome.rejected.push(RejectedReport { index, reason });
-                    late.push(RejectionRow {
-                        epoch: now_epoch,
-                        reason: reason.as_str().into(),
-                        device: PublicKey([0; 32]),
-                    });
-                }
+            let Some(not) = verdict else {
+                outcome.accepted += 1;
+                continue;
+            };
+            // The store ruled from committed state that this cache could not
+            // see (another replica, a concurrent request): its verdict counts.
+            let reason = match not {
+                NotStored::Duplicate => Reason::ReplayedSequence,
+                NotStored::EpochClosed => Reason::LateReport,
+                NotStored::UnknownDevice => Reason::UnknownSigner,
+                NotStored::Revoked => Reason::RevokedDevice,
+                NotStored::RateLimited => Reason::RateLimited,
+            };
+            outcome.rejected.push(RejectedReport { index, reason });
+            if *not != NotStored::UnknownDevice {
+                rejections.push(RejectionRow {
+                    epoch: sent[k].1,
+                    reason: reason.as_str().into(),
+                    device: sent[k].0,
+                });
             }
         }
-        if !late.is_empty() {
-            self.store.count_rejections(&late).await?;
+        self.refresh_cache(&appended.devices);
+        if !rejections.is_empty() {
+            self.store.count_rejections(&rejections).await?;
         }
         outcome.rejected.sort_by_key(|r| r.index);
         metrics::counter!("depin_reports_accepted_total").increment(u64::from(outcome.accepted));
@@ -448,8 +467,37 @@ impl Coordinator {
         Ok(outcome)
     }
 
-    /// The stateful admission checks, under the registry lock (no await here).
-    fn admit_locked(
+    /// Brings the cache up to the store's committed state. Values only move
+    /// forward, so a cache is at worst behind the store, never ahead of it:
+    /// whatever it refuses, the store would refuse too.
+    fn refresh_cache(&self, devices: &[DeviceAdmission]) {
+        let mut reg = self.registry.lock().expect("registry lock");
+        for d in devices {
+            let Some(s) = reg.get_mut(&d.device) else {
+                continue;
+            };
+            s.revoked |= d.revoked;
+            s.last_seq = s.last_seq.max(d.last_seq);
+            if let Some((&epoch, &count)) = d.counts.last_key_value() {
+                if epoch > s.rate_epoch {
+                    s.rate_epoch = epoch;
+                    s.rate_count = count;
+                } else if epoch == s.rate_epoch {
+                    s.rate_count = s.rate_count.max(count);
+                }
+            }
+        }
+    }
+
+    /// The cheap admission checks, from the cache and the batch itself (no
+    /// await here). Nothing is reserved: the store decides again, from
+    /// committed state, inside the append transaction. This only keeps work
+    /// that is certainly refused away from the writer.
+    ///
+    /// Unverified input (undecodable, bad signature, unregistered signer) is
+    /// counted in metrics only: a claimed signer proves nothing, so nothing is
+    /// stored under it.
+    fn prefilter(
         &self,
         now_ms: UnixMillis,
         now_epoch: EpochIndex,
@@ -460,31 +508,36 @@ impl Coordinator {
         let mut rejections = Vec::new();
         let mut reports = Vec::new();
         let mut report_index = Vec::new();
-        let mut telemetry = Vec::new();
-        let mut reg = self.registry.lock().expect("registry lock");
+        // What this batch itself has taken so far, per device: its last
+        // sequence number, and reports per epoch.
+        let mut taken: HashMap<PublicKey, (u64, BTreeMap<EpochIndex, u32>)> = HashMap::new();
+        let reg = self.registry.lock().expect("registry lock");
         for (i, c) in checked.into_iter().enumerate() {
             let (signed, heartbeat) = match c {
-                Checked::Invalid(signer, reason) => {
+                Checked::Invalid(reason) => {
                     outcome.rejected.push(RejectedReport {
                         index: i as u32,
                         reason,
-                    });
-                    rejections.push(RejectionRow {
-                        epoch: now_epoch,
-                        reason: reason.as_str().into(),
-                        device: signer,
                     });
                     continue;
                 }
                 Checked::Valid(s, hb) => (s, hb),
             };
             let env = &signed.envelope;
+            let Some(state) = reg.get(&env.signer) else {
+                outcome.rejected.push(RejectedReport {
+                    index: i as u32,
+                    reason: Reason::UnknownSigner,
+                });
+                continue;
+            };
+            let mine = taken.get(&env.signer);
             let verdict = (|| {
-                let state = reg.get_mut(&env.signer).ok_or(Reason::UnknownSigner)?;
                 if state.revoked {
                     return Err(Reason::RevokedDevice);
                 }
-                admit(&self.admission, now_ms, env, state.last_seq)?;
+                let last_seq = state.last_seq.max(mine.map(|(seq, _)| *seq));
+                admit(&self.admission, now_ms, env, last_seq)?;
                 let epoch = self
                     .policy
                     .epoch_of(env.timestamp_ms)
@@ -492,38 +545,44 @@ impl Coordinator {
                 if epoch as i64 <= last_closed {
                     return Err(Reason::LateReport);
                 }
-                if state.rate_epoch != epoch {
-                    state.rate_epoch = epoch;
-                    state.rate_count = 0;
-                }
-                if state.rate_count >= self.policy.max_reports_per_device_per_epoch {
+                let cached = if state.rate_epoch == epoch {
+                    state.rate_count
+                } else {
+                    0
+                };
+                let here = mine
+                    .and_then(|(_, counts)| counts.get(&epoch))
+                    .copied()
+                    .unwrap_or(0);
+                if cached.saturating_add(here) >= self.policy.max_reports_per_device_per_epoch {
                     return Err(Reason::RateLimited);
                 }
-                state.rate_count += 1;
-                // Reserve the sequence number now, so a concurrent request
-                // carrying the same report cannot also pass this check.
-                state.last_seq = Some(env.seq);
                 Ok(epoch)
             })();
             match verdict {
                 Ok(epoch) => {
-                    telemetry.push(TelemetryRow {
-                        device: env.signer,
-                        timestamp_ms: env.timestamp_ms,
-                        uptime_s: heartbeat.uptime_s,
-                        temperature_centi_c: i64::from(heartbeat.temperature_centi_c),
-                        firmware_version: heartbeat.firmware_version.clone(),
-                        power_mw: u64::from(heartbeat.power_mw),
-                    });
+                    let t = taken.entry(env.signer).or_default();
+                    t.0 = env.seq;
+                    *t.1.entry(epoch).or_default() += 1;
                     report_index.push(i as u32);
-                    reports.push(ReportRow {
-                        device: env.signer,
-                        seq: env.seq,
-                        epoch,
-                        kind: env.kind.as_u32(),
-                        timestamp_ms: env.timestamp_ms,
-                        received_ms: now_ms,
-                        raw: signed.encode(),
+                    reports.push(NewReport {
+                        telemetry: Some(TelemetryRow {
+                            device: env.signer,
+                            timestamp_ms: env.timestamp_ms,
+                            uptime_s: heartbeat.uptime_s,
+                            temperature_centi_c: i64::from(heartbeat.temperature_centi_c),
+                            firmware_version: heartbeat.firmware_version.clone(),
+                            power_mw: u64::from(heartbeat.power_mw),
+                        }),
+                        row: ReportRow {
+                            device: env.signer,
+                            seq: env.seq,
+                            epoch,
+                            kind: env.kind.as_u32(),
+                            timestamp_ms: env.timestamp_ms,
+                            received_ms: now_ms,
+                            raw: signed.encode(),
+                        },
                     });
                 }
                 Err(reason) => {
@@ -531,6 +590,7 @@ impl Coordinator {
                         index: i as u32,
                         reason,
                     });
+                    // The device really signed this: it may see the reason.
                     rejections.push(RejectionRow {
                         epoch: now_epoch,
                         reason: reason.as_str().into(),
@@ -544,7 +604,6 @@ impl Coordinator {
             rejections,
             reports,
             report_index,
-            telemetry,
         }
     }
 
@@ -742,6 +801,28 @@ pub async fn claim_tree(
     Ok(compute::claim_tree(&store.claims_as_of(epoch).await?))
 }
 
+/// What a registration outcome means to the caller.
+fn registration_verdict(r: Registration) -> Result<(), CoordError> {
+    let both = "a key cannot be both an operator key and a device key: \
+                generate a separate device key";
+    match r {
+        Registration::Registered => Ok(()),
+        Registration::DeviceKeyTaken => Err(CoordError::rejected(Reason::AlreadyRegistered)),
+        Registration::DeviceKeyIsOperator => Err(CoordError::Rejected {
+            reason: Reason::BadCertificate,
+            message: format!("the device key is an operator key; {both}"),
+        }),
+        Registration::OperatorKeyIsDevice => Err(CoordError::Rejected {
+            reason: Reason::BadCertificate,
+            message: format!("the operator key is registered as a device key; {both}"),
+        }),
+        Registration::OldKeyInactive => Err(CoordError::Rejected {
+            reason: Reason::RevokedDevice,
+            message: "the old key is no longer active (revoked or rotated already)".into(),
+        }),
+    }
+}
+
 fn summarize(c: &ComputedEpoch) -> EpochSummary {
     EpochSummary {
         epoch: c.sheet.epoch,
@@ -761,16 +842,16 @@ fn summarize(c: &ComputedEpoch) -> EpochSummary {
 struct Admitted {
     outcome: IngestOutcome,
     rejections: Vec<RejectionRow>,
-    reports: Vec<ReportRow>,
+    reports: Vec<NewReport>,
     report_index: Vec<u32>,
-    telemetry: Vec<TelemetryRow>,
 }
 
 /// A report after the stateless checks.
 enum Checked {
     Valid(Signed, Heartbeat),
-    /// The claimed signer (zero when unreadable) and why it was refused.
-    Invalid(PublicKey, Reason),
+    /// Why it was refused. The signer it claims is deliberately not kept:
+    /// nothing unverified is attributed to anyone.
+    Invalid(Reason),
 }
 
 /// Splits a batch, decodes every report and verifies all signatures in one
@@ -786,26 +867,25 @@ fn check_signatures(batch: &[u8]) -> Result<Vec<Checked>, CoordError> {
     let mut slots: Vec<(usize, Heartbeat)> = Vec::with_capacity(raws.len());
     for raw in &raws {
         match decode_signed(raw) {
-            Ok(s) if s.envelope.kind != PayloadKind::Heartbeat => out.push(Checked::Invalid(
-                s.envelope.signer,
-                Reason::WrongPayloadKind,
-            )),
+            Ok(s) if s.envelope.kind != PayloadKind::Heartbeat => {
+                out.push(Checked::Invalid(Reason::WrongPayloadKind))
+            }
             Ok(s) => match Heartbeat::decode(&s.envelope.payload) {
                 Ok(hb) => {
                     slots.push((out.len(), hb));
-                    out.push(Checked::Invalid(s.envelope.signer, Reason::Malformed)); // replaced below
+                    out.push(Checked::Invalid(Reason::Malformed)); // replaced below
                     to_verify.push(s);
                 }
-                Err(reason) => out.push(Checked::Invalid(s.envelope.signer, reason)),
+                Err(reason) => out.push(Checked::Invalid(reason)),
             },
-            Err(reason) => out.push(Checked::Invalid(PublicKey([0; 32]), reason)),
+            Err(reason) => out.push(Checked::Invalid(reason)),
         }
     }
     let verdicts = verify_batch(&to_verify);
     for (((slot, hb), signed), verdict) in slots.into_iter().zip(to_verify).zip(verdicts) {
         out[slot] = match verdict {
             Ok(()) => Checked::Valid(signed, hb),
-            Err(reason) => Checked::Invalid(signed.envelope.signer, reason),
+            Err(reason) => Checked::Invalid(reason),
         };
     }
     Ok(out)

@@ -55,6 +55,13 @@ pub async fn run(
     let mut done = 0u64;
     let mut closed: Vec<EpochSummary> = Vec::new();
     let mut reports = ReportTotals::default();
+    // Rejections by the device that really sent them (the simulator knows):
+    // the coordinator stores only rejections of verified reports, so forged
+    // or unregistered senders are tallied here from the ingest outcomes.
+    let mut rejected = Rejected {
+        by_device: vec![BTreeMap::new(); world.devices.len()],
+        by_reason: BTreeMap::new(),
+    };
     let mut violations: Vec<String> = Vec::new();
     while let Some(event) = sim.next_event() {
         match event {
@@ -87,6 +94,11 @@ pub async fn run(
                     reports.rejected += outcome.rejected.len() as u64;
                     for r in &outcome.rejected {
                         let d = &world.devices[who[r.index as usize] as usize];
+                        let code = r.reason.as_str().to_string();
+                        *rejected.by_device[d.index as usize]
+                            .entry(code.clone())
+                            .or_default() += 1;
+                        *rejected.by_reason.entry(code).or_default() += 1;
                         if !d.behaviour.is_cheat() && violations.len() < 20 {
                             violations.push(format!(
                                 "{} device {} had a report refused: {}",
@@ -126,7 +138,7 @@ pub async fn run(
         progress.advance(done, "auditing");
     }
 
-    let outcome = collect(&world, &coordinator, &store, &closed, reports).await?;
+    let outcome = collect(&world, &coordinator, &store, &closed, reports, rejected).await?;
     write_files(&coordinator, &outcome, out, &closed).await?;
     drop(coordinator);
     seal_store(store, out).await?;
@@ -139,6 +151,12 @@ pub async fn run(
     Ok(outcome)
 }
 
+/// Rejection counts of a run, by sending device and by reason.
+struct Rejected {
+    by_device: Vec<BTreeMap<String, u64>>,
+    by_reason: BTreeMap<String, u64>,
+}
+
 /// Reads the run's results back from the store and joins them with the world.
 async fn collect(
     world: &World,
@@ -146,6 +164,7 @@ async fn collect(
     store: &Store,
     closed: &[EpochSummary],
     reports: ReportTotals,
+    mut rejected: Rejected,
 ) -> Result<DevnetOutcome, DevnetError> {
     let config = &world.config;
     let index: BTreeMap<PublicKey, usize> = world
@@ -193,8 +212,9 @@ async fn collect(
         });
     }
     for d in &world.devices {
-        for (reason, count) in store.rejection_counts(Some(&d.public)).await? {
-            *reasons[d.index as usize].entry(reason).or_default() += count;
+        let i = d.index as usize;
+        for (reason, count) in std::mem::take(&mut rejected.by_device[i]) {
+            *reasons[i].entry(reason).or_default() += count;
         }
     }
 
@@ -280,7 +300,7 @@ async fn collect(
             burned,
             balances_total,
         },
-        rejections: store.rejection_counts(None).await?,
+        rejections: rejected.by_reason,
         reports,
         sectors,
         behaviours,

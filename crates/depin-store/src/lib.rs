@@ -21,7 +21,7 @@ pub use rows::*;
 
 use depin_core::PublicKey;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Row};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -43,6 +43,53 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A value the store would have to wrap to keep. Admission range-checks
+    /// every integer from the wire, so meeting one here means a caller skipped
+    /// that check; it is refused rather than wrapped, and never panics.
+    #[error("{what} = {value} does not fit the store's signed 64-bit integers")]
+    OutOfRange { what: &'static str, value: u64 },
+    /// The database could not be opened (the cause is in the message).
+    #[error("{0}")]
+    Open(String),
+    /// A fault injected at a named step by a test (feature `fault-injection`).
+    #[error("injected fault at step {0}")]
+    Injected(&'static str),
+}
+
+impl StoreError {
+    /// Whether the failure lies in the storage rather than in the data: a full
+    /// disk, an I/O error, a lost or locked database, an injected fault. Nothing
+    /// was written, and the same request may succeed once storage recovers, so
+    /// servers answer 503 and clients retry.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Db(e) => !matches!(
+                e,
+                sqlx::Error::RowNotFound
+                    | sqlx::Error::ColumnNotFound(_)
+                    | sqlx::Error::ColumnDecode { .. }
+                    | sqlx::Error::ColumnIndexOutOfBounds { .. }
+                    | sqlx::Error::TypeNotFound { .. }
+                    | sqlx::Error::Decode(_)
+            ),
+            StoreError::Injected(_) | StoreError::Open(_) => true,
+            StoreError::Migrate(_)
+            | StoreError::UnsupportedUrl(_)
+            | StoreError::Corrupt(_)
+            | StoreError::OutOfRange { .. } => false,
+        }
+    }
+
+    /// A PostgreSQL serialization failure or deadlock: the transaction was
+    /// rolled back by the server and may simply be run again.
+    fn is_retryable_conflict(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40001") | Some("40P01"))
+            }
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -57,6 +104,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    read_only: bool,
+    faults: std::sync::Arc<Faults>,
 }
 
 /// A value bound into a dynamically built statement.
@@ -65,6 +114,8 @@ pub enum Val {
     Int(i64),
     Blob(Vec<u8>),
     Text(String),
+    /// Checked into i64 when bound: out of range is an error, never a wrap.
+    U64(u64),
     NullInt,
     NullBlob,
 }
@@ -76,7 +127,7 @@ impl From<i64> for Val {
 }
 impl From<u64> for Val {
     fn from(v: u64) -> Self {
-        Val::Int(to_i64(v))
+        Val::U64(v)
     }
 }
 impl From<u32> for Val {
@@ -111,10 +162,14 @@ impl From<Option<i64>> for Val {
 }
 
 /// Amounts and counters are u64 in the domain and BIGINT in SQL. Values above
-/// i64::MAX cannot arise from a valid ledger (total supply is far below it);
-/// meeting one means a bug, so we stop rather than wrap.
-pub fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).expect("amount exceeds i64::MAX: ledger bug")
+/// i64::MAX cannot arise from a valid ledger (total supply is far below it) and
+/// admission refuses them on the wire; meeting one is an error for the caller,
+/// never a panic (a panic here once stopped the report writer for everyone).
+pub fn to_i64(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StoreError::OutOfRange {
+        what: "integer",
+        value: v,
+    })
 }
 
 pub(crate) fn key_from_row(bytes: Vec<u8>) -> Result<PublicKey> {
@@ -128,7 +183,24 @@ pub(crate) fn u64_from_row(v: i64, what: &str) -> Result<u64> {
 impl Store {
     /// Opens (creating if needed) and migrates the database at `url`:
     /// `sqlite://path/to/file.sqlite` or `postgres://user@host/db`.
+    ///
+    /// One connection is made first, outside the pool, so a database that
+    /// cannot be opened (missing directory, read-only file system, refused
+    /// login) fails at once with the driver's own words instead of a pool
+    /// time-out half a minute later.
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, false).await
+    }
+
+    /// Opens an existing store for reading only: no migration, no write, and
+    /// on SQLite it works on a copy in a read-only directory, so an auditor can
+    /// check a store without write access to it. The schema must be one this
+    /// build knows.
+    pub async fn open_read_only(url: &str) -> Result<Store> {
+        Store::open_with(url, true).await
+    }
+
+    async fn open_with(url: &str, read_only: bool) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -138,10 +210,31 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
         let url = match backend {
+            Backend::Sqlite if read_only => sqlite_read_only_url(url),
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        let probe = async {
+            let mut conn =
+                <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await?;
+            prepare_connection(&mut conn, backend, read_only).await?;
+            if backend == Backend::Sqlite && !read_only {
+                // A read-only file opens "successfully" in read-only mode; find
+                // out now, not at the first report.
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
+                sqlx::query("ROLLBACK").execute(&mut conn).await?;
+            }
+            sqlx::Connection::close(conn).await
+        };
+        if let Err(e) = probe.await {
+            return Err(StoreError::Open(open_error_message(
+                &redact_url(&url),
+                backend,
+                read_only,
+                &e,
+            )));
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time is all SQLite allows; a few readers help the API.
@@ -150,33 +243,30 @@ impl Store {
             })
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets API readers run beside the writer; NORMAL sync is
-                        // durable across process crashes (WAL is fsynced at checkpoints).
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 30000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA cache_size = -65536")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
+                Box::pin(async move { prepare_connection(conn, backend, read_only).await })
             })
             .connect_with(options)
             .await?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        if read_only {
+            check_schema_version(&pool, migrator).await?;
+        } else {
+            migrator.run(&pool).await?;
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            read_only,
+            faults: Default::default(),
+        })
+    }
+
+    /// Whether this store was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The default embedded store: `DIR/depin.sqlite`.
@@ -194,8 +284,43 @@ impl Store {
         &self.pool
     }
 
-    pub async fn begin(&self) -> Result<Transaction<'static, Any>> {
-        Ok(self.pool.begin().await?)
+    /// Starts a write transaction on a connection of its own (see [`WriteTx`]).
+    pub async fn write_tx(&self) -> Result<WriteTx> {
+        WriteTx::begin(self).await
+    }
+
+    /// Whether to run a failed write again: PostgreSQL rolled it back for a
+    /// deadlock or a serialization failure (two replicas touching the same
+    /// rows). Gives up after a few tries; the caller pauses with
+    /// [`conflict_pause`] before the next one. A check inside each caller's
+    /// loop rather than a closure-taking helper, which would not be `Send`
+    /// over borrowed arguments.
+    pub(crate) fn should_retry(e: &StoreError, attempt: &mut u32) -> bool {
+        const ATTEMPTS: u32 = 8;
+        *attempt += 1;
+        let retry = e.is_retryable_conflict() && *attempt < ATTEMPTS;
+        if retry {
+            tracing::debug!(attempt = *attempt, error = %e, "retrying a write after a conflict");
+        }
+        retry
+    }
+
+    /// Runs one write statement in a [`WriteTx`] of its own, so a failing
+    /// statement closes its connection like any other write. Rows affected.
+    pub(crate) async fn execute_write<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let n = q.execute(tx.conn()).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The store's fault points, for tests that fail a write at each step.
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// Checkpoints and closes every connection: the SQLite file is complete
@@ -218,17 +343,295 @@ impl Store {
     }
 
     pub async fn meta_set(&self, key: &str, value: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(tx.conn())
             .await?;
-        Ok(())
+        tx.commit().await
     }
 }
 
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// A pause growing with the attempt number, so conflicting replicas drift apart.
+pub(crate) async fn conflict_pause(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt * attempt))).await;
+}
+
+/// Per-connection settings.
+///
+/// SQLite runs in WAL mode (API readers beside the one writer) with
+/// `synchronous = FULL`: every commit fsyncs the WAL, so a report the
+/// coordinator acknowledged survives a power cut, not just a process crash.
+/// Group commit (one transaction for many requests) keeps that affordable.
+async fn prepare_connection(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    read_only: bool,
+) -> std::result::Result<(), sqlx::Error> {
+    match backend {
+        Backend::Sqlite => {
+            let pragmas: &[&str] = if read_only {
+                &["PRAGMA query_only = ON", "PRAGMA busy_timeout = 30000"]
+            } else {
+                &[
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = FULL",
+                    "PRAGMA busy_timeout = 30000",
+                    "PRAGMA cache_size = -65536",
+                ]
+            };
+            for p in pragmas {
+                sqlx::query(p).execute(&mut *conn).await?;
+            }
+        }
+        Backend::Postgres if read_only => {
+            sqlx::query("SET default_transaction_read_only = on")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Backend::Postgres => {}
+    }
+    Ok(())
+}
+
+/// A read-only SQLite URL for `url`. A database whose write-ahead log is
+/// empty or absent is opened `immutable`, which needs no `-shm` file and so
+/// works in a read-only directory; with a non-empty log beside it, SQLite must
+/// read the log and needs its shared-memory index.
+fn sqlite_read_only_url(url: &str) -> String {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    let wal = format!("{path}-wal");
+    let log_is_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
+    if log_is_empty {
+        format!("sqlite://{path}?mode=ro&immutable=true")
+    } else {
+        format!("sqlite://{path}?mode=ro")
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
+            let user_end = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
+            format!("{}:***{}", &url[..user_end], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn open_error_message(url: &str, backend: Backend, read_only: bool, e: &sqlx::Error) -> String {
+    let cause = match e {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        other => other.to_string(),
+    };
+    let lower = cause.to_ascii_lowercase();
+    let hint = match backend {
+        Backend::Sqlite if lower.contains("readonly") || lower.contains("read-only") => {
+            " (the file or its directory is read-only: `depin serve` needs to write there; \
+             `depin audit-epoch` and `depin claims` open a store read-only)"
+        }
+        Backend::Sqlite if lower.contains("unable to open") => {
+            " (check that the directory exists and is writable, and that the file is a depin store)"
+        }
+        Backend::Sqlite if read_only && lower.contains("no such table") => " (not a depin store)",
+        Backend::Postgres if lower.contains("connect") || lower.contains("refused") => {
+            " (is the PostgreSQL server running and reachable?)"
+        }
+        _ => "",
+    };
+    format!("cannot open the store at {url}: {cause}{hint}")
+}
+
+/// A read-only open cannot migrate: the stored schema must be exactly what
+/// this build would have written.
+async fn check_schema_version(pool: &AnyPool, migrator: &sqlx::migrate::Migrator) -> Result<()> {
+    let newest_known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    let stored: Option<i64> = sqlx::query("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| StoreError::Open(format!("not a depin store (no migration table): {e}")))?
+        .try_get(0)?;
+    match stored {
+        Some(v) if v == newest_known => Ok(()),
+        Some(v) if v < newest_known => Err(StoreError::Open(format!(
+            "the store's schema is version {v}, older than this build's {newest_known}; \
+             open it once with write access (depin serve) to migrate it"
+        ))),
+        Some(v) => Err(StoreError::Open(format!(
+            "the store's schema is version {v}, newer than this build's {newest_known}; use a newer depin"
+        ))),
+        None => Err(StoreError::Open("the store has no schema yet".into())),
+    }
+}
+
+/// A write transaction on a connection of its own.
+///
+/// Why not `sqlx::Transaction`: sqlx tracks the transaction depth itself, and
+/// SQLite silently rolls a transaction back on some errors (a full disk,
+/// `SQLITE_FULL`). The two then disagree: sqlx's rollback fails, the
+/// connection goes back to the pool believing it is still inside a
+/// transaction, the next `begin` becomes a `SAVEPOINT` inside a transaction
+/// that is never committed, and "committed" reports pile up in it, hold the
+/// write lock and vanish at shutdown. That is exactly what a disk-full test
+/// showed.
+///
+/// So this issues `BEGIN`/`COMMIT`/`ROLLBACK` itself, and any error — of a
+/// statement, of `COMMIT`, or a drop before commit — closes the connection
+/// instead of returning it to the pool: a connection that saw an I/O error is
+/// never reused. Closing makes the database roll back whatever was open.
+/// Callers acknowledge anything only after [`WriteTx::commit`] returned `Ok`.
+pub struct WriteTx {
+    conn: Option<sqlx::pool::PoolConnection<Any>>,
+    faults: std::sync::Arc<Faults>,
+}
+
+impl WriteTx {
+    async fn begin(store: &Store) -> Result<WriteTx> {
+        if store.read_only {
+            return Err(StoreError::Open("the store is open read-only".into()));
+        }
+        store.faults.hit("begin")?;
+        let mut conn = store.pool.acquire().await?;
+        // IMMEDIATE takes SQLite's write lock now, so reads inside the
+        // transaction see what is committed rather than an older snapshot.
+        let begin = match store.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let mut tx = WriteTx {
+            conn: None,
+            faults: store.faults.clone(),
+        };
+        match sqlx::Executor::execute(&mut *conn, begin).await {
+            Ok(_) => {
+                tx.conn = Some(conn);
+                Ok(tx)
+            }
+            Err(e) => {
+                discard(conn);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The connection, inside the transaction.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        // `conn` is only taken by `commit`/`rollback`, which consume self.
+        self.conn
+            .as_mut()
+            .expect("an open WriteTx has its connection")
+    }
+
+    /// A named step where a test may inject a failure (no-op otherwise).
+    pub fn step(&self, name: &'static str) -> Result<()> {
+        self.faults.hit(name)
+    }
+
+    /// Commits. On any error the connection is closed, never reused.
+    pub async fn commit(mut self) -> Result<()> {
+        self.faults.hit("commit")?;
+        let mut conn = self
+            .conn
+            .take()
+            .expect("an open WriteTx has its connection");
+        match sqlx::Executor::execute(&mut *conn, "COMMIT").await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                discard(conn);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Rolls back, keeping the connection only if the rollback itself worked.
+    pub async fn rollback(mut self) -> Result<()> {
+        let mut conn = self
+            .conn
+            .take()
+            .expect("an open WriteTx has its connection");
+        match sqlx::Executor::execute(&mut *conn, "ROLLBACK").await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                discard(conn);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            discard(conn);
+        }
+    }
+}
+
+/// Closes a pooled connection instead of returning it: whatever transaction
+/// it had open is rolled back by the database when it closes.
+fn discard(mut conn: sqlx::pool::PoolConnection<Any>) {
+    conn.close_on_drop();
+    drop(conn);
+}
+
+/// Named points in the write paths where a test can make the store fail, to
+/// check that an error at any step leaves nothing half-written and nothing
+/// acknowledged that was not committed. Disarmed, a point costs one atomic
+/// load. Only `fault-injection` builds can arm them.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// 0: disarmed. n > 0: the n-th point passed from now fails.
+    countdown: std::sync::atomic::AtomicU64,
+    recording: std::sync::atomic::AtomicBool,
+    seen: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Faults {
+    fn hit(&self, point: &'static str) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.recording.load(Ordering::Relaxed) {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(point);
+        }
+        let n = self.countdown.load(Ordering::Relaxed);
+        if n == 0 {
+            return Ok(());
+        }
+        if n == 1 {
+            self.countdown.store(0, Ordering::Relaxed);
+            return Err(StoreError::Injected(point));
+        }
+        self.countdown.store(n - 1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Makes the `n`-th fault point passed from now on fail (1 = the next).
+    pub fn fail_at(&self, n: u64) {
+        self.countdown
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn disarm(&self) {
+        self.fail_at(0);
+    }
+
+    /// Starts recording the names of the points passed; returns those
+    /// recorded since the previous call.
+    pub fn record(&self) -> Vec<&'static str> {
+        self.recording
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// Inserts many rows with multi-row `INSERT … VALUES (…),(…)` statements,
@@ -254,7 +657,7 @@ pub async fn insert_many(
         for row in chunk {
             debug_assert_eq!(row.len(), ncols);
             for v in row {
-                q = bind_val(q, v);
+                q = bind_val(q, v)?;
             }
         }
         affected += q.execute(&mut *conn).await?.rows_affected();
@@ -308,15 +711,16 @@ pub(crate) fn is_sqlite(conn: &AnyConnection) -> bool {
 pub(crate) fn bind_val<'q>(
     q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     v: &Val,
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
-    match v {
+) -> Result<sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>> {
+    Ok(match v {
         Val::Int(i) => q.bind(*i),
+        Val::U64(u) => q.bind(to_i64(*u)?),
         Val::Blob(b) => q.bind(b.clone()),
         Val::Text(t) => q.bind(t.clone()),
         Val::NullInt => q.bind(Option::<i64>::None),
         // PostgreSQL types a NULL parameter, so a NULL bytea must be bound as one.
         Val::NullBlob => q.bind(Option::<Vec<u8>>::None),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ impl Store {
     /// Stores `row` unless the operator already has settings signed at or after
     /// `row.signed_ms`. Returns false in that case (a replay or a stale update).
     pub async fn put_operator_settings(&self, row: &OperatorSettingsRow) -> Result<bool> {
-        let n = sqlx::query(
+        let n = self.execute_write(sqlx::query(
             "INSERT INTO operator_settings (operator, body, signature, signed_ms, updated_ms) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (operator) DO UPDATE SET body = excluded.body, signature = excluded.signature, \
              signed_ms = excluded.signed_ms, updated_ms = excluded.updated_ms \
@@ -59,9 +59,8 @@ impl Store {
         .bind(row.signature.clone())
         .bind(row.signed_ms)
         .bind(row.updated_ms)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        )
+        .await?;
         Ok(n == 1)
     }
 
@@ -107,21 +106,20 @@ impl Store {
     /// correct totals from the log; the one that got further wins, so the cursor
     /// never moves back. Returns whether the row was written.
     pub async fn put_device_energy(&self, row: &DeviceEnergyRow) -> Result<bool> {
-        let n = sqlx::query(
+        let n = self.execute_write(sqlx::query(
             "INSERT INTO device_energy (device, last_seq, last_ms, energy_uj, covered_ms, heartbeats) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq, last_ms = excluded.last_ms, \
              energy_uj = excluded.energy_uj, covered_ms = excluded.covered_ms, heartbeats = excluded.heartbeats \
              WHERE device_energy.last_seq < excluded.last_seq",
         )
         .bind(row.device.0.to_vec())
-        .bind(to_i64(row.last_seq))
+        .bind(to_i64(row.last_seq)?)
         .bind(row.last_ms)
-        .bind(to_i64(row.energy_uj))
-        .bind(to_i64(row.covered_ms))
-        .bind(to_i64(row.heartbeats))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .bind(to_i64(row.energy_uj)?)
+        .bind(to_i64(row.covered_ms)?)
+        .bind(to_i64(row.heartbeats)?)
+        )
+        .await?;
         Ok(n == 1)
     }
 
@@ -134,7 +132,7 @@ impl Store {
         after_seq: Option<u64>,
         limit: u32,
     ) -> Result<Vec<crate::ReportRow>> {
-        let after = after_seq.map_or(-1, to_i64);
+        let after = after_seq.map_or(Ok(-1), to_i64)?;
         let rows = sqlx::query(
             "SELECT device, seq, epoch, kind, timestamp_ms, received_ms, raw FROM reports WHERE device = $1 AND kind = $2 AND seq > $3 ORDER BY seq LIMIT $4",
         )
@@ -199,14 +197,14 @@ impl Store {
         version: &str,
         published_ms: i64,
     ) -> Result<()> {
-        sqlx::query(
+        self.execute_write(sqlx::query(
             "INSERT INTO firmware_releases (hardware_class, version, published_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (hardware_class) DO UPDATE SET version = excluded.version, published_ms = excluded.published_ms",
         )
         .bind(hardware_class)
         .bind(version)
         .bind(published_ms)
-        .execute(&self.pool)
+        )
         .await?;
         Ok(())
     }
@@ -217,7 +215,7 @@ impl Store {
             "SELECT device, sector, CAST(SUM(reward + fees) AS BIGINT), COUNT(*) FROM reward_lines WHERE epoch >= $1 \
              GROUP BY device, sector ORDER BY device",
         )
-        .bind(to_i64(first))
+        .bind(to_i64(first)?)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -1,11 +1,12 @@
 //! Typed rows and the queries over them.
 
 use crate::{
-    Backend, Result, Store, StoreError, Val, insert_many, key_from_row, to_i64, u64_from_row,
+    Backend, Result, Store, StoreError, Val, WriteTx, insert_many, key_from_row, to_i64,
+    u64_from_row,
 };
 use depin_core::{EpochIndex, PublicKey};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,11 +47,72 @@ async fn insert_device(conn: &mut sqlx::AnyConnection, d: &DeviceRow) -> Result<
             d.registered_ms.into(),
             d.revoked_ms.into(),
             d.replaced_by.as_ref().map_or(Val::NullBlob, |k| k.into()),
-            d.last_seq.map(to_i64).into(),
+            d.last_seq.map(to_i64).transpose()?.into(),
         ]],
     )
     .await?;
     Ok(n == 1)
+}
+
+/// The outcome of registering a device key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    Registered,
+    /// The device key is already a registered device.
+    DeviceKeyTaken,
+    /// The device key is some operator's key.
+    DeviceKeyIsOperator,
+    /// The operator key is some device's key.
+    OperatorKeyIsDevice,
+    /// (rotation) the old key is revoked or not registered.
+    OldKeyInactive,
+}
+
+const ROLE_DEVICE: i64 = 1;
+const ROLE_OPERATOR: i64 = 2;
+
+/// Claims the device key and the operator key in the key table, then inserts
+/// the device; the caller commits only on `Registered`.
+async fn register_in(tx: &mut WriteTx, d: &DeviceRow) -> Result<Registration> {
+    let claimed = sqlx::query(
+        "INSERT INTO key_roles (key, role) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING key",
+    )
+    .bind(d.device.0.to_vec())
+    .bind(ROLE_DEVICE)
+    .fetch_optional(tx.conn())
+    .await?;
+    if claimed.is_none() {
+        let role: i64 = sqlx::query("SELECT role FROM key_roles WHERE key = $1")
+            .bind(d.device.0.to_vec())
+            .fetch_one(tx.conn())
+            .await?
+            .try_get(0)?;
+        return Ok(if role == ROLE_OPERATOR {
+            Registration::DeviceKeyIsOperator
+        } else {
+            Registration::DeviceKeyTaken
+        });
+    }
+    sqlx::query("INSERT INTO key_roles (key, role) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(d.operator.0.to_vec())
+        .bind(ROLE_OPERATOR)
+        .execute(tx.conn())
+        .await?;
+    let role: i64 = sqlx::query("SELECT role FROM key_roles WHERE key = $1")
+        .bind(d.operator.0.to_vec())
+        .fetch_one(tx.conn())
+        .await?
+        .try_get(0)?;
+    if role != ROLE_OPERATOR {
+        return Ok(Registration::OperatorKeyIsDevice);
+    }
+    if !insert_device(tx.conn(), d).await? {
+        return Err(StoreError::Corrupt(format!(
+            "device {} is in the devices table but not in key_roles",
+            d.device
+        )));
+    }
+    Ok(Registration::Registered)
 }
 
 fn device_from_row(r: &AnyRow) -> Result<DeviceRow> {
@@ -101,8 +163,10 @@ pub struct TelemetryRow {
     pub power_mw: u64,
 }
 
-/// A rejected message, counted per epoch and reason. `device` is the claimed
-/// signer when one could be read, else all zeroes.
+/// A rejected message from a registered device whose signature verified,
+/// counted per epoch and reason. Unverified input is never stored: a claimed
+/// signer proves nothing, so storing under it would let anyone grow the
+/// database and plant rejections on someone else's device.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RejectionRow {
     pub epoch: EpochIndex,
@@ -110,13 +174,108 @@ pub struct RejectionRow {
     pub device: PublicKey,
 }
 
-/// Why a report in an append was not stored.
+/// A report to append, with the telemetry it carries (stored only if the
+/// report is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewReport {
+    pub row: ReportRow,
+    pub telemetry: Option<TelemetryRow>,
+}
+
+/// The admission limits the append transaction enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendRules {
+    pub max_reports_per_device_per_epoch: u32,
+}
+
+/// Why a report in an append was not stored: the committed state ruled it
+/// out, whatever the caller's cache believed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotStored {
-    /// (device, seq) already in the log: a resend or a replay.
+    /// Its sequence number is not above the device's stored high-water mark
+    /// (a resend, a replay, or a report another replica already took).
     Duplicate,
     /// Its epoch closed before the append committed.
     EpochClosed,
+    /// The signer is not a registered device.
+    UnknownDevice,
+    /// The device key is revoked.
+    Revoked,
+    /// The device reached its per-epoch report limit.
+    RateLimited,
+}
+
+/// A device's committed admission state after an append: what a cache in
+/// front of the store may hold (it can only be behind this, never ahead).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAdmission {
+    pub device: PublicKey,
+    pub revoked: bool,
+    pub last_seq: Option<u64>,
+    /// Reports stored per open epoch.
+    pub counts: BTreeMap<EpochIndex, u32>,
+}
+
+/// What an append did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Index for index with the input: `None` when stored.
+    pub verdicts: Vec<Option<NotStored>>,
+    /// Every registered device of the batch, by key.
+    pub devices: Vec<DeviceAdmission>,
+}
+
+/// Every integer a report row carries must fit the store's i64 columns; a
+/// caller that skipped admission gets an error here, not a wrap or a panic.
+fn check_report_range(r: &ReportRow) -> Result<()> {
+    to_i64(r.seq)?;
+    to_i64(r.epoch)?;
+    Ok(())
+}
+
+/// `n` placeholders separated by commas, numbered from `offset + 1` on
+/// PostgreSQL, anonymous on SQLite (see [`crate::values_sql`]).
+fn placeholders(n: usize, offset: usize, anonymous: bool) -> String {
+    let mut s = String::with_capacity(n * 6);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        if anonymous {
+            s.push('?');
+        } else {
+            s.push('$');
+            s.push_str(&(offset + i + 1).to_string());
+        }
+    }
+    s
+}
+
+async fn count_rejections_in(tx: &mut WriteTx, rejections: &[RejectionRow]) -> Result<()> {
+    let mut counts: BTreeMap<&RejectionRow, i64> = BTreeMap::new();
+    for r in rejections {
+        *counts.entry(r).or_default() += 1;
+    }
+    let rows: Vec<Vec<Val>> = counts
+        .iter()
+        .map(|(r, n)| {
+            vec![
+                r.epoch.into(),
+                r.reason.as_str().into(),
+                (&r.device).into(),
+                (*n).into(),
+            ]
+        })
+        .collect();
+    insert_many(
+        tx.conn(),
+        "INSERT INTO rejections (epoch, reason, device, count)",
+        "ON CONFLICT (epoch, reason, device) DO UPDATE SET count = rejections.count + excluded.count",
+        4,
+        &rows,
+    )
+    .await?;
+    Ok(())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,40 +343,81 @@ fn epoch_lock_key(epoch: EpochIndex) -> i64 {
 impl Store {
     // ---------------------------------------------------------------- devices
 
-    /// Registers a device. Returns false when the key is already registered.
-    pub async fn insert_device(&self, d: &DeviceRow) -> Result<bool> {
-        let mut conn = self.pool.acquire().await?;
-        insert_device(&mut conn, d).await
+    /// Registers a device, recording both keys' roles: a key is a device key
+    /// or an operator key, never both, or a stolen device could move funds
+    /// and an operator key could sign heartbeats. The unique key table makes
+    /// that hold across replicas racing on the same keys.
+    pub async fn insert_device(&self, d: &DeviceRow) -> Result<Registration> {
+        let mut attempt = 0;
+        loop {
+            match self.insert_device_once(d).await {
+                Err(e) if Store::should_retry(&e, &mut attempt) => {
+                    crate::conflict_pause(attempt).await
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn insert_device_once(&self, d: &DeviceRow) -> Result<Registration> {
+        let mut tx = self.write_tx().await?;
+        let r = register_in(&mut tx, d).await?;
+        if r == Registration::Registered {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(r)
     }
 
     /// Registers `new` and revokes `old` in one transaction: either both
     /// happen or neither, so a crash can never leave the old key active beside
-    /// its successor. Returns false (and changes nothing) when `new` is
-    /// already registered or `old` is no longer active.
+    /// its successor. Changes nothing unless the answer is `Registered`;
+    /// `OldKeyInactive` when `old` is revoked or unknown.
     pub async fn rotate_device(
         &self,
         old: &PublicKey,
         new: &DeviceRow,
         at_ms: i64,
-    ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        if !insert_device(&mut tx, new).await? {
-            tx.rollback().await?;
-            return Ok(false);
+    ) -> Result<Registration> {
+        let mut attempt = 0;
+        loop {
+            match self.rotate_device_once(old, new, at_ms).await {
+                Err(e) if Store::should_retry(&e, &mut attempt) => {
+                    crate::conflict_pause(attempt).await
+                }
+                other => return other,
+            }
         }
-        let revoked = sqlx::query("UPDATE devices SET revoked_ms = $1, replaced_by = $2 WHERE device = $3 AND revoked_ms IS NULL")
-            .bind(at_ms)
-            .bind(new.device.0.to_vec())
-            .bind(old.0.to_vec())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if revoked != 1 {
-            tx.rollback().await?;
-            return Ok(false);
+    }
+
+    async fn rotate_device_once(
+        &self,
+        old: &PublicKey,
+        new: &DeviceRow,
+        at_ms: i64,
+    ) -> Result<Registration> {
+        {
+            let mut tx = self.write_tx().await?;
+            let r = register_in(&mut tx, new).await?;
+            if r != Registration::Registered {
+                tx.rollback().await?;
+                return Ok(r);
+            }
+            let revoked = sqlx::query("UPDATE devices SET revoked_ms = $1, replaced_by = $2 WHERE device = $3 AND revoked_ms IS NULL")
+                .bind(at_ms)
+                .bind(new.device.0.to_vec())
+                .bind(old.0.to_vec())
+                .execute(tx.conn())
+                .await?
+                .rows_affected();
+            if revoked != 1 {
+                tx.rollback().await?;
+                return Ok(Registration::OldKeyInactive);
+            }
+            tx.commit().await?;
+            Ok(Registration::Registered)
         }
-        tx.commit().await?;
-        Ok(true)
     }
 
     pub async fn device(&self, device: &PublicKey) -> Result<Option<DeviceRow>> {
@@ -260,127 +460,273 @@ impl Store {
         at_ms: i64,
         replaced_by: Option<&PublicKey>,
     ) -> Result<bool> {
-        let q = sqlx::query("UPDATE devices SET revoked_ms = $1, replaced_by = $2 WHERE device = $3 AND revoked_ms IS NULL")
-            .bind(at_ms)
-            .bind(replaced_by.map(|k| k.0.to_vec()))
-            .bind(device.0.to_vec());
-        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
+        let mut attempt = 0;
+        loop {
+            match self.revoke_device_once(device, at_ms, replaced_by).await {
+                Err(e) if Store::should_retry(&e, &mut attempt) => {
+                    crate::conflict_pause(attempt).await
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn revoke_device_once(
+        &self,
+        device: &PublicKey,
+        at_ms: i64,
+        replaced_by: Option<&PublicKey>,
+    ) -> Result<bool> {
+        {
+            let mut tx = self.write_tx().await?;
+            let n = sqlx::query("UPDATE devices SET revoked_ms = $1, replaced_by = $2 WHERE device = $3 AND revoked_ms IS NULL")
+                .bind(at_ms)
+                .bind(replaced_by.map(|k| k.0.to_vec()))
+                .bind(device.0.to_vec())
+                .execute(tx.conn())
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(n == 1)
+        }
     }
 
     // ---------------------------------------------------------------- reports
 
-    /// Appends accepted reports, latest telemetry and rejection counts in one
-    /// transaction (a group commit). Reports whose (device, seq) is already in
-    /// the log, or whose epoch has closed, are not stored; the result says
-    /// which, index for index.
+    /// Appends reports in one transaction (a group commit), deciding in that
+    /// transaction, from what is committed, whether each is admissible:
+    /// the device is registered and not revoked, its sequence number is above
+    /// the stored high-water mark (and rising within the batch), its epoch is
+    /// open, and the device is under `rules`' per-epoch limit. The database,
+    /// not a process's memory, is the authority, so several replicas (or one
+    /// restarted) can never admit what another has already ruled out; their
+    /// caches may be behind, never wrong.
+    ///
+    /// The result says, index for index, what was not stored and why, plus
+    /// the stored admission state of every device touched, for caches.
+    /// Telemetry of stored reports and the given (verified) rejection counts
+    /// land in the same transaction. Nothing is acknowledged unless this
+    /// returns `Ok`, and then it is committed (fsynced on SQLite).
     pub async fn append_reports(
         &self,
-        reports: &[ReportRow],
-        telemetry: &[TelemetryRow],
+        reports: &[NewReport],
         rejections: &[RejectionRow],
-    ) -> Result<Vec<Option<NotStored>>> {
-        let mut tx = self.pool.begin().await?;
-        let epochs: BTreeSet<EpochIndex> = reports.iter().map(|r| r.epoch).collect();
+        rules: AppendRules,
+    ) -> Result<Appended> {
+        if reports.is_empty() && rejections.is_empty() {
+            return Ok(Appended::default());
+        }
+        for r in reports {
+            check_report_range(&r.row)?;
+        }
+        let mut attempt = 0;
+        loop {
+            match self.append_once(reports, rejections, rules).await {
+                Err(e) if Store::should_retry(&e, &mut attempt) => {
+                    crate::conflict_pause(attempt).await
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn append_once(
+        &self,
+        reports: &[NewReport],
+        rejections: &[RejectionRow],
+        rules: AppendRules,
+    ) -> Result<Appended> {
+        let mut tx = self.write_tx().await?;
+        let anonymous = self.backend == Backend::Sqlite;
+        let epochs: BTreeSet<EpochIndex> = reports.iter().map(|r| r.row.epoch).collect();
         if self.backend == Backend::Postgres {
-            // Shared lock per epoch: closes take it exclusively, so no report
-            // can land in an epoch while (or after) it is being closed.
+            // Shared lock per epoch, in ascending order: closes take it
+            // exclusively, so no report can land in an epoch while (or after)
+            // it is being closed.
             for e in &epochs {
                 sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
                     .bind(epoch_lock_key(*e))
-                    .execute(&mut *tx)
+                    .execute(tx.conn())
                     .await?;
             }
         }
-        // Claim the write lock first on SQLite so the closed-epoch check below
-        // reads what is committed, not a snapshot older than a concurrent close.
-        if self.backend == Backend::Sqlite {
-            sqlx::query("UPDATE meta SET value = value WHERE key = 'write-lock'")
-                .execute(&mut *tx)
-                .await?;
-        }
+        tx.step("append:locked")?;
         let mut closed = HashSet::new();
         for e in &epochs {
             if sqlx::query("SELECT 1 FROM epochs WHERE epoch = $1")
-                .bind(to_i64(*e))
-                .fetch_optional(&mut *tx)
+                .bind(to_i64(*e)?)
+                .fetch_optional(tx.conn())
                 .await?
                 .is_some()
             {
                 closed.insert(*e);
             }
         }
-        let mut verdicts: Vec<Option<NotStored>> = vec![None; reports.len()];
-        let mut rows = Vec::with_capacity(reports.len());
-        for (i, r) in reports.iter().enumerate() {
-            if closed.contains(&r.epoch) {
-                verdicts[i] = Some(NotStored::EpochClosed);
-                continue;
-            }
-            rows.push(vec![
-                (&r.device).into(),
-                r.seq.into(),
-                r.epoch.into(),
-                r.kind.into(),
-                r.timestamp_ms.into(),
-                r.received_ms.into(),
-                Val::Blob(r.raw.clone()),
-            ]);
-        }
-        // Which rows did land? RETURNING answers for both databases.
-        let anonymous = self.backend == Backend::Sqlite;
-        let mut inserted: HashSet<(PublicKey, u64)> = HashSet::with_capacity(rows.len());
-        for chunk in rows.chunks(2000) {
-            let sql = crate::values_sql(
-                "INSERT INTO reports (device, seq, epoch, kind, timestamp_ms, received_ms, raw)",
-                "ON CONFLICT (device, seq) DO NOTHING RETURNING device, seq",
-                7,
-                chunk.len(),
-                anonymous,
+
+        // The committed admission state of every device in the batch. On
+        // PostgreSQL the rows are locked in key order, so concurrent appends
+        // from several replicas queue per device instead of deadlocking.
+        let devices: BTreeSet<PublicKey> = reports.iter().map(|r| r.row.device).collect();
+        let devices: Vec<PublicKey> = devices.into_iter().collect();
+        let min_epoch = epochs.first().copied().unwrap_or(0);
+        let mut state: BTreeMap<PublicKey, DeviceAdmission> = BTreeMap::new();
+        for chunk in devices.chunks(2000) {
+            let sql = format!(
+                "SELECT device, revoked_ms, last_seq FROM devices WHERE device IN ({}) ORDER BY device{}",
+                placeholders(chunk.len(), 0, anonymous),
+                if anonymous { "" } else { " FOR UPDATE" }
             );
             let mut q = sqlx::query(&sql);
-            for row in chunk {
-                for v in row {
-                    q = crate::bind_val(q, v);
+            for d in chunk {
+                q = q.bind(d.0.to_vec());
+            }
+            for r in q.fetch_all(tx.conn()).await? {
+                let device = key_from_row(r.try_get(0)?)?;
+                state.insert(
+                    device,
+                    DeviceAdmission {
+                        device,
+                        revoked: r.try_get::<Option<i64>, _>(1)?.is_some(),
+                        last_seq: r
+                            .try_get::<Option<i64>, _>(2)?
+                            .map(|v| u64_from_row(v, "seq"))
+                            .transpose()?,
+                        counts: BTreeMap::new(),
+                    },
+                );
+            }
+            let sql = format!(
+                "SELECT device, epoch, count FROM rate_counts WHERE epoch >= {} AND device IN ({})",
+                if anonymous { "?" } else { "$1" },
+                placeholders(chunk.len(), 1, anonymous),
+            );
+            let mut q = sqlx::query(&sql).bind(to_i64(min_epoch)?);
+            for d in chunk {
+                q = q.bind(d.0.to_vec());
+            }
+            for r in q.fetch_all(tx.conn()).await? {
+                let device = key_from_row(r.try_get(0)?)?;
+                let epoch = u64_from_row(r.try_get(1)?, "epoch")?;
+                let count = u32::try_from(r.try_get::<i64, _>(2)?)
+                    .map_err(|_| StoreError::Corrupt("rate count".into()))?;
+                if let Some(s) = state.get_mut(&device) {
+                    s.counts.insert(epoch, count);
                 }
             }
-            for r in q.fetch_all(&mut *tx).await? {
-                inserted.insert((
-                    key_from_row(r.try_get(0)?)?,
-                    u64_from_row(r.try_get(1)?, "seq")?,
-                ));
-            }
         }
-        let mut max_seq: BTreeMap<PublicKey, u64> = BTreeMap::new();
+        tx.step("append:read-state")?;
+
+        // The verdicts, in batch order.
+        let mut verdicts: Vec<Option<NotStored>> = vec![None; reports.len()];
+        let mut accepted: Vec<usize> = Vec::with_capacity(reports.len());
         for (i, r) in reports.iter().enumerate() {
-            if verdicts[i].is_some() {
+            let r = &r.row;
+            let Some(s) = state.get_mut(&r.device) else {
+                verdicts[i] = Some(NotStored::UnknownDevice);
                 continue;
-            }
-            if inserted.contains(&(r.device, r.seq)) {
-                let m = max_seq.entry(r.device).or_insert(r.seq);
-                *m = (*m).max(r.seq);
+            };
+            let count = s.counts.get(&r.epoch).copied().unwrap_or(0);
+            verdicts[i] = if s.revoked {
+                Some(NotStored::Revoked)
+            } else if s.last_seq.is_some_and(|last| r.seq <= last) {
+                Some(NotStored::Duplicate)
+            } else if closed.contains(&r.epoch) {
+                Some(NotStored::EpochClosed)
+            } else if count >= rules.max_reports_per_device_per_epoch {
+                Some(NotStored::RateLimited)
             } else {
-                verdicts[i] = Some(NotStored::Duplicate);
+                None
+            };
+            if verdicts[i].is_none() {
+                s.last_seq = Some(r.seq);
+                s.counts.insert(r.epoch, count + 1);
+                accepted.push(i);
             }
         }
-        // One statement for all devices: per-device UPDATEs cost a round trip
-        // each and dominated the append. VALUES columns are column1, column2
-        // in both SQLite and PostgreSQL.
-        let seq_rows: Vec<(PublicKey, u64)> = max_seq.into_iter().collect();
+
+        // Insert in canonical (device, seq) order: two replicas inserting
+        // overlapping rows in different orders would otherwise deadlock.
+        let mut order = accepted.clone();
+        order.sort_by_key(|&i| (reports[i].row.device, reports[i].row.seq));
+        let rows: Vec<Vec<Val>> = order
+            .iter()
+            .map(|&i| {
+                let r = &reports[i].row;
+                vec![
+                    (&r.device).into(),
+                    r.seq.into(),
+                    r.epoch.into(),
+                    r.kind.into(),
+                    r.timestamp_ms.into(),
+                    r.received_ms.into(),
+                    Val::Blob(r.raw.clone()),
+                ]
+            })
+            .collect();
+        let inserted = insert_many(
+            tx.conn(),
+            "INSERT INTO reports (device, seq, epoch, kind, timestamp_ms, received_ms, raw)",
+            "",
+            7,
+            &rows,
+        )
+        .await?;
+        if inserted != rows.len() as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "{} of {} admitted reports were stored",
+                inserted,
+                rows.len()
+            )));
+        }
+        tx.step("append:reports")?;
+
+        // High-water marks and rate counts, one statement each for all devices:
+        // per-device statements cost a round trip each and dominated the append.
+        // VALUES columns are column1, column2 in both SQLite and PostgreSQL.
+        let touched: BTreeSet<PublicKey> =
+            accepted.iter().map(|&i| reports[i].row.device).collect();
+        let seq_rows: Vec<(PublicKey, u64)> = touched
+            .iter()
+            .filter_map(|d| state.get(d).and_then(|s| s.last_seq.map(|q| (*d, q))))
+            .collect();
         for chunk in seq_rows.chunks(4000) {
             let values = crate::values_sql("", "", 2, chunk.len(), anonymous);
             let sql = format!(
                 "UPDATE devices SET last_seq = v.column2 FROM ({}) AS v \
-                 WHERE devices.device = v.column1 AND (devices.last_seq IS NULL OR devices.last_seq < v.column2)",
+                 WHERE devices.device = v.column1",
                 values.trim()
             );
             let mut q = sqlx::query(&sql);
             for (device, seq) in chunk {
-                q = q.bind(device.0.to_vec()).bind(to_i64(*seq));
+                q = q.bind(device.0.to_vec()).bind(to_i64(*seq)?);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(tx.conn()).await?;
         }
-        let telemetry_rows: Vec<Vec<Val>> = telemetry
+        tx.step("append:seq")?;
+        let mut epoch_touched: BTreeSet<(PublicKey, EpochIndex)> = BTreeSet::new();
+        for &i in &accepted {
+            epoch_touched.insert((reports[i].row.device, reports[i].row.epoch));
+        }
+        let count_rows: Vec<Vec<Val>> = epoch_touched
             .iter()
+            .map(|(d, e)| {
+                let n = state[d].counts[e];
+                vec![d.into(), (*e).into(), n.into()]
+            })
+            .collect();
+        insert_many(
+            tx.conn(),
+            "INSERT INTO rate_counts (device, epoch, count)",
+            "ON CONFLICT (device, epoch) DO UPDATE SET count = excluded.count",
+            3,
+            &count_rows,
+        )
+        .await?;
+        tx.step("append:rate-counts")?;
+
+        let telemetry_rows: Vec<Vec<Val>> = accepted
+            .iter()
+            .filter_map(|&i| reports[i].telemetry.as_ref())
             .map(|t| {
                 vec![
                     (&t.device).into(),
@@ -393,7 +739,7 @@ impl Store {
             })
             .collect();
         insert_many(
-            &mut tx,
+            tx.conn(),
             "INSERT INTO telemetry (device, timestamp_ms, uptime_s, temperature_centi_c, firmware_version, power_mw)",
             "ON CONFLICT (device) DO UPDATE SET timestamp_ms = excluded.timestamp_ms, uptime_s = excluded.uptime_s, \
              temperature_centi_c = excluded.temperature_centi_c, firmware_version = excluded.firmware_version, power_mw = excluded.power_mw \
@@ -402,47 +748,36 @@ impl Store {
             &dedup_latest(telemetry_rows),
         )
         .await?;
-        self.count_rejections_in(&mut tx, rejections).await?;
+        tx.step("append:telemetry")?;
+        count_rejections_in(&mut tx, rejections).await?;
+        tx.step("append:rejections")?;
         tx.commit().await?;
-        Ok(verdicts)
+        Ok(Appended {
+            verdicts,
+            devices: state.into_values().collect(),
+        })
     }
 
+    async fn count_rejections_once(&self, rejections: &[RejectionRow]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        count_rejections_in(&mut tx, rejections).await?;
+        tx.commit().await
+    }
+
+    /// Counts rejections of verified messages by epoch, reason and device.
     pub async fn count_rejections(&self, rejections: &[RejectionRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        self.count_rejections_in(&mut tx, rejections).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn count_rejections_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        rejections: &[RejectionRow],
-    ) -> Result<()> {
-        let mut counts: BTreeMap<&RejectionRow, i64> = BTreeMap::new();
-        for r in rejections {
-            *counts.entry(r).or_default() += 1;
+        if rejections.is_empty() {
+            return Ok(());
         }
-        let rows: Vec<Vec<Val>> = counts
-            .iter()
-            .map(|(r, n)| {
-                vec![
-                    r.epoch.into(),
-                    r.reason.as_str().into(),
-                    (&r.device).into(),
-                    (*n).into(),
-                ]
-            })
-            .collect();
-        insert_many(
-            &mut *tx,
-            "INSERT INTO rejections (epoch, reason, device, count)",
-            "ON CONFLICT (epoch, reason, device) DO UPDATE SET count = rejections.count + excluded.count",
-            4,
-            &rows,
-        )
-        .await?;
-        Ok(())
+        let mut attempt = 0;
+        loop {
+            match self.count_rejections_once(rejections).await {
+                Err(e) if Store::should_retry(&e, &mut attempt) => {
+                    crate::conflict_pause(attempt).await
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Rejection counts by reason code, over all epochs (or one device).
@@ -471,7 +806,7 @@ impl Store {
 
     pub async fn report_count(&self, epoch: EpochIndex) -> Result<u64> {
         let n: i64 = sqlx::query("SELECT COUNT(*) FROM reports WHERE epoch = $1")
-            .bind(to_i64(epoch))
+            .bind(to_i64(epoch)?)
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
@@ -486,7 +821,7 @@ impl Store {
     ) -> Result<Vec<ReportRow>> {
         let rows = sqlx::query("SELECT device, seq, epoch, kind, timestamp_ms, received_ms, raw FROM reports WHERE device = $1 AND epoch = $2 ORDER BY seq")
             .bind(device.0.to_vec())
-            .bind(to_i64(epoch))
+            .bind(to_i64(epoch)?)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(report_from_row).collect()
@@ -516,7 +851,7 @@ impl Store {
         let r = sqlx::query(
             "SELECT epoch, policy_id, closed_ms, emission, minted, fees, burned, devices, sheet_hash, claim_root FROM epochs WHERE epoch = $1",
         )
-        .bind(to_i64(epoch))
+        .bind(to_i64(epoch)?)
         .fetch_optional(&self.pool)
         .await?;
         r.as_ref().map(epoch_from_row).transpose()
@@ -548,33 +883,34 @@ impl Store {
         policy_id: &str,
         closed_ms: i64,
     ) -> Result<Option<EpochClose>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(epoch_lock_key(epoch))
-                .execute(&mut *tx)
+                .execute(tx.conn())
                 .await?;
         }
         let claimed = sqlx::query(
             "INSERT INTO epochs (epoch, policy_id, closed_ms, emission, minted, fees, burned, devices, sheet_hash, claim_root) \
              VALUES ($1, $2, $3, 0, 0, 0, 0, 0, $4, $4) ON CONFLICT (epoch) DO NOTHING RETURNING epoch",
         )
-        .bind(to_i64(epoch))
+        .bind(to_i64(epoch)?)
         .bind(policy_id)
         .bind(closed_ms)
         .bind(Vec::<u8>::new())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         if claimed.is_none() {
             tx.rollback().await?;
             return Ok(None);
         }
+        tx.step("close:claimed")?;
         Ok(Some(EpochClose { tx, epoch }))
     }
 
     pub async fn sector_totals(&self, epoch: EpochIndex) -> Result<Vec<SectorTotalRow>> {
         let rows = sqlx::query("SELECT sector, emission, distributed, devices, rewarded FROM sector_totals WHERE epoch = $1 ORDER BY sector")
-            .bind(to_i64(epoch))
+            .bind(to_i64(epoch)?)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -595,7 +931,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT device, operator, sector, score_ppm, weight, reward, fees, reasons FROM reward_lines WHERE epoch = $1 ORDER BY device",
         )
-        .bind(to_i64(epoch))
+        .bind(to_i64(epoch)?)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(line_from_row).collect()
@@ -627,7 +963,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT debit, credit, amount, kind FROM ledger_entries WHERE epoch = $1 ORDER BY id",
         )
-        .bind(to_i64(epoch))
+        .bind(to_i64(epoch)?)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(entry_from_row).collect()
@@ -662,18 +998,19 @@ impl Store {
     pub async fn sector_state(&self, sector: &str, epoch: EpochIndex) -> Result<Option<Vec<u8>>> {
         let r = sqlx::query("SELECT state FROM sector_state WHERE sector = $1 AND epoch = $2")
             .bind(sector)
-            .bind(to_i64(epoch))
+            .bind(to_i64(epoch)?)
             .fetch_optional(&self.pool)
             .await?;
         Ok(r.map(|r| r.get::<Vec<u8>, _>(0)))
     }
 
     pub async fn put_policy(&self, policy_id: &str, body: &[u8]) -> Result<()> {
-        sqlx::query("INSERT INTO policies (policy_id, body) VALUES ($1, $2) ON CONFLICT (policy_id) DO NOTHING")
-            .bind(policy_id)
-            .bind(body.to_vec())
-            .execute(&self.pool)
-            .await?;
+        self.execute_write(
+            sqlx::query("INSERT INTO policies (policy_id, body) VALUES ($1, $2) ON CONFLICT (policy_id) DO NOTHING")
+                .bind(policy_id)
+                .bind(body.to_vec()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -749,7 +1086,7 @@ async fn claims_as_of(
          JOIN (SELECT account, MAX(epoch) AS e FROM claims WHERE epoch <= $1 GROUP BY account) m \
          ON c.account = m.account AND c.epoch = m.e ORDER BY c.account",
     )
-    .bind(to_i64(epoch))
+    .bind(to_i64(epoch)?)
     .fetch_all(conn)
     .await?;
     rows.iter()
@@ -784,7 +1121,7 @@ fn dedup_latest(rows: Vec<Vec<Val>>) -> Vec<Vec<Val>> {
 /// A claimed, not yet committed epoch close. Reads happen inside the same
 /// transaction so they see exactly the inputs the close commits against.
 pub struct EpochClose {
-    tx: Transaction<'static, Any>,
+    tx: WriteTx,
     epoch: EpochIndex,
 }
 
@@ -799,7 +1136,7 @@ impl EpochClose {
             "SELECT {DEVICE_COLUMNS} FROM devices WHERE registered_ms < $1 ORDER BY device"
         ))
         .bind(before_ms)
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.tx.conn())
         .await?;
         rows.iter().map(device_from_row).collect()
     }
@@ -811,11 +1148,11 @@ impl EpochClose {
         kind: u32,
         max_delay_ms: i64,
     ) -> Result<Vec<(PublicKey, u64)>> {
-        report_counts(&mut self.tx, self.epoch, kind, max_delay_ms).await
+        report_counts(self.tx.conn(), self.epoch, kind, max_delay_ms).await
     }
 
     pub async fn claims_as_of(&mut self, epoch: EpochIndex) -> Result<Vec<(PublicKey, u64)>> {
-        claims_as_of(&mut self.tx, epoch).await
+        claims_as_of(self.tx.conn(), epoch).await
     }
 
     pub async fn sector_state(
@@ -825,8 +1162,8 @@ impl EpochClose {
     ) -> Result<Option<Vec<u8>>> {
         let r = sqlx::query("SELECT state FROM sector_state WHERE sector = $1 AND epoch = $2")
             .bind(sector)
-            .bind(to_i64(epoch))
-            .fetch_optional(&mut *self.tx)
+            .bind(to_i64(epoch)?)
+            .fetch_optional(self.tx.conn())
             .await?;
         Ok(r.map(|r| r.get::<Vec<u8>, _>(0)))
     }
@@ -834,7 +1171,7 @@ impl EpochClose {
     /// Writes everything and commits. Balances move by the entries' deltas.
     pub async fn commit(mut self, epoch_row: &EpochRow, w: &EpochWrite) -> Result<()> {
         let t = std::time::Instant::now();
-        let e = to_i64(self.epoch);
+        let e = to_i64(self.epoch)?;
         sqlx::query(
             "UPDATE epochs SET policy_id = $2, closed_ms = $3, emission = $4, minted = $5, fees = $6, burned = $7, devices = $8, \
              sheet_hash = $9, claim_root = $10 WHERE epoch = $1",
@@ -842,15 +1179,16 @@ impl EpochClose {
         .bind(e)
         .bind(epoch_row.policy_id.as_str())
         .bind(epoch_row.closed_ms)
-        .bind(to_i64(epoch_row.emission))
-        .bind(to_i64(epoch_row.minted))
-        .bind(to_i64(epoch_row.fees))
-        .bind(to_i64(epoch_row.burned))
-        .bind(to_i64(epoch_row.devices))
+        .bind(to_i64(epoch_row.emission)?)
+        .bind(to_i64(epoch_row.minted)?)
+        .bind(to_i64(epoch_row.fees)?)
+        .bind(to_i64(epoch_row.burned)?)
+        .bind(to_i64(epoch_row.devices)?)
         .bind(epoch_row.sheet_hash.clone())
         .bind(epoch_row.claim_root.clone())
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await?;
+        self.tx.step("close:epoch-row")?;
         let totals: Vec<Vec<Val>> = w
             .sector_totals
             .iter()
@@ -866,13 +1204,14 @@ impl EpochClose {
             })
             .collect();
         insert_many(
-            &mut self.tx,
+            self.tx.conn(),
             "INSERT INTO sector_totals (epoch, sector, emission, distributed, devices, rewarded)",
             "",
             6,
             &totals,
         )
         .await?;
+        self.tx.step("close:sector-totals")?;
         let lines: Vec<Vec<Val>> = w
             .lines
             .iter()
@@ -891,13 +1230,14 @@ impl EpochClose {
             })
             .collect();
         insert_many(
-            &mut self.tx,
+            self.tx.conn(),
             "INSERT INTO reward_lines (epoch, device, operator, sector, score_ppm, weight, reward, fees, reasons)",
             "",
             9,
             &lines,
         )
         .await?;
+        self.tx.step("close:reward-lines")?;
         drop(lines);
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "commit: lines written");
         let entries: Vec<Vec<Val>> = w
@@ -914,13 +1254,14 @@ impl EpochClose {
             })
             .collect();
         insert_many(
-            &mut self.tx,
+            self.tx.conn(),
             "INSERT INTO ledger_entries (epoch, debit, credit, amount, kind)",
             "",
             5,
             &entries,
         )
         .await?;
+        self.tx.step("close:ledger-entries")?;
         let mut deltas: BTreeMap<&str, i128> = BTreeMap::new();
         for x in &w.entries {
             *deltas.entry(x.debit.as_str()).or_default() -= x.amount as i128;
@@ -939,13 +1280,14 @@ impl EpochClose {
             })
             .collect::<Result<_>>()?;
         insert_many(
-            &mut self.tx,
+            self.tx.conn(),
             "INSERT INTO balances (account, balance)",
             "ON CONFLICT (account) DO UPDATE SET balance = balances.balance + excluded.balance",
             2,
             &balance_rows,
         )
         .await?;
+        self.tx.step("close:balances")?;
         tracing::debug!(
             ms = t.elapsed().as_millis() as u64,
             "commit: ledger written"
@@ -956,30 +1298,39 @@ impl EpochClose {
             .map(|(a, c)| vec![e.into(), a.into(), (*c).into()])
             .collect();
         insert_many(
-            &mut self.tx,
+            self.tx.conn(),
             "INSERT INTO claims (epoch, account, cumulative)",
             "",
             3,
             &claims,
         )
         .await?;
+        self.tx.step("close:claims")?;
         let states: Vec<Vec<Val>> = w
             .sector_state
             .iter()
             .map(|(s, b)| vec![s.as_str().into(), e.into(), b.clone().into()])
             .collect();
         insert_many(
-            &mut self.tx,
+            self.tx.conn(),
             "INSERT INTO sector_state (sector, epoch, state)",
             "",
             3,
             &states,
         )
         .await?;
+        self.tx.step("close:sector-state")?;
         tracing::debug!(
             ms = t.elapsed().as_millis() as u64,
             "commit: claims written"
         );
+        // Report-rate counters of a closed epoch are never read again: late
+        // reports are refused before the limit is consulted.
+        sqlx::query("DELETE FROM rate_counts WHERE epoch <= $1")
+            .bind(e)
+            .execute(self.tx.conn())
+            .await?;
+        self.tx.step("close:prune")?;
         self.tx.commit().await?;
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "commit: done");
         Ok(())
@@ -993,7 +1344,7 @@ impl EpochClose {
 }
 
 async fn report_counts(
-    tx: &mut Transaction<'static, Any>,
+    conn: &mut sqlx::AnyConnection,
     epoch: EpochIndex,
     kind: u32,
     max_delay_ms: i64,
@@ -1002,10 +1353,10 @@ async fn report_counts(
         "SELECT device, COUNT(*) FROM reports WHERE epoch = $1 AND kind = $2 AND received_ms - timestamp_ms <= $3 \
          GROUP BY device ORDER BY device",
     )
-    .bind(to_i64(epoch))
+    .bind(to_i64(epoch)?)
     .bind(kind as i64)
     .bind(max_delay_ms)
-    .fetch_all(&mut **tx)
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|r| {
@@ -1026,10 +1377,7 @@ impl Store {
         kind: u32,
         max_delay_ms: i64,
     ) -> Result<Vec<(PublicKey, u64)>> {
-        let mut tx = self.pool.begin().await?;
-        let r = report_counts(&mut tx, epoch, kind, max_delay_ms).await?;
-        tx.commit().await?;
-        Ok(r)
+        report_counts(&mut *self.pool.acquire().await?, epoch, kind, max_delay_ms).await
     }
 
     /// When the first device was registered: no epoch before it has anything to close.

@@ -26,26 +26,57 @@ fn device(n: u8, op: u8) -> DeviceRow {
     }
 }
 
-fn report(dev: u8, seq: u64, epoch: u64) -> ReportRow {
-    ReportRow {
-        device: key(dev),
-        seq,
-        epoch,
-        kind: 2,
-        timestamp_ms: 5_000 + seq as i64,
-        received_ms: 5_000 + seq as i64,
-        raw: vec![dev, seq as u8],
+fn report(dev: u8, seq: u64, epoch: u64) -> NewReport {
+    NewReport {
+        row: ReportRow {
+            device: key(dev),
+            seq,
+            epoch,
+            kind: 2,
+            timestamp_ms: 5_000 + seq as i64,
+            received_ms: 5_000 + seq as i64,
+            raw: vec![dev, seq as u8],
+        },
+        telemetry: None,
     }
+}
+
+const RULES: AppendRules = AppendRules {
+    max_reports_per_device_per_epoch: 1_000,
+};
+
+fn verdicts(a: Appended) -> Vec<Option<NotStored>> {
+    a.verdicts
 }
 
 async fn exercise(store: Store) {
     // devices
-    assert!(store.insert_device(&device(1, 100)).await.unwrap());
-    assert!(
-        !store.insert_device(&device(1, 100)).await.unwrap(),
+    use Registration::*;
+    assert_eq!(
+        store.insert_device(&device(1, 100)).await.unwrap(),
+        Registered
+    );
+    assert_eq!(
+        store.insert_device(&device(1, 100)).await.unwrap(),
+        DeviceKeyTaken,
         "second insert of the same key is refused"
     );
-    assert!(store.insert_device(&device(2, 100)).await.unwrap());
+    assert_eq!(
+        store.insert_device(&device(2, 100)).await.unwrap(),
+        Registered
+    );
+    // A key has one role: an operator key cannot become a device, nor a
+    // device key an operator, and nothing is written when refused.
+    assert_eq!(
+        store.insert_device(&device(100, 101)).await.unwrap(),
+        DeviceKeyIsOperator
+    );
+    assert_eq!(
+        store.insert_device(&device(9, 1)).await.unwrap(),
+        OperatorKeyIsDevice
+    );
+    assert!(store.device(&key(9)).await.unwrap().is_none());
+    assert!(store.devices(Some(&key(101))).await.unwrap().is_empty());
     assert_eq!(
         store.device(&key(1)).await.unwrap().unwrap(),
         device(1, 100)
@@ -54,37 +85,58 @@ async fn exercise(store: Store) {
     assert!(store.device(&key(9)).await.unwrap().is_none());
 
     // reports: duplicates are reported, the rest stored, last_seq tracked
-    let batch = vec![report(1, 1, 0), report(1, 2, 0), report(2, 1, 0)];
-    let tele = vec![TelemetryRow {
+    let mut batch = vec![report(1, 1, 0), report(1, 2, 0), report(2, 1, 0)];
+    batch[0].telemetry = Some(TelemetryRow {
         device: key(1),
         timestamp_ms: 5,
         uptime_s: 10,
         temperature_centi_c: 4_200,
         firmware_version: "1.0.0".into(),
         power_mw: 5_000,
-    }];
+    });
     let rej = vec![
         RejectionRow {
             epoch: 0,
-            reason: "bad_signature".into(),
-            device: key(7)
+            reason: "stale_timestamp".into(),
+            device: key(2)
         };
         3
     ];
-    let v = store.append_reports(&batch, &tele, &rej).await.unwrap();
-    assert_eq!(v, vec![None, None, None]);
+    let v = store.append_reports(&batch, &rej, RULES).await.unwrap();
+    assert_eq!(v.verdicts, vec![None, None, None]);
+    assert_eq!(v.devices.len(), 2);
+    assert_eq!(v.devices[0].last_seq, Some(2));
+    assert_eq!(v.devices[0].counts.get(&0), Some(&2));
     let v = store
-        .append_reports(&[report(1, 2, 0), report(1, 3, 0)], &[], &[])
+        .append_reports(&[report(1, 2, 0), report(1, 3, 0)], &[], RULES)
         .await
         .unwrap();
-    assert_eq!(v, vec![Some(NotStored::Duplicate), None]);
+    assert_eq!(verdicts(v), vec![Some(NotStored::Duplicate), None]);
+    // Within one batch the sequence must rise too, and an unknown signer is
+    // refused by the store itself.
+    let v = store
+        .append_reports(
+            &[report(1, 5, 0), report(1, 4, 0), report(9, 1, 0)],
+            &[],
+            RULES,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        verdicts(v),
+        vec![
+            None,
+            Some(NotStored::Duplicate),
+            Some(NotStored::UnknownDevice)
+        ]
+    );
     assert_eq!(
         store.device(&key(1)).await.unwrap().unwrap().last_seq,
-        Some(3)
+        Some(5)
     );
     assert_eq!(
         store.report_counts(0, 2, 60_000).await.unwrap(),
-        vec![(key(1), 3), (key(2), 1)]
+        vec![(key(1), 4), (key(2), 1)]
     );
     // Only reports that arrived within the allowed delay count.
     assert!(store.report_counts(0, 2, -1).await.unwrap().is_empty());
@@ -93,7 +145,7 @@ async fn exercise(store: Store) {
             .rejection_counts(None)
             .await
             .unwrap()
-            .get("bad_signature"),
+            .get("stale_timestamp"),
         Some(&3)
     );
     assert_eq!(
@@ -179,10 +231,10 @@ async fn exercise(store: Store) {
 
     // a report for the closed epoch is refused by the store itself
     let v = store
-        .append_reports(&[report(2, 5, 0), report(2, 6, 1)], &[], &[])
+        .append_reports(&[report(2, 5, 0), report(2, 6, 1)], &[], RULES)
         .await
         .unwrap();
-    assert_eq!(v, vec![Some(NotStored::EpochClosed), None]);
+    assert_eq!(verdicts(v), vec![Some(NotStored::EpochClosed), None]);
 
     // claims carry forward: epoch 1 changes only operator 101
     let close = store
@@ -221,35 +273,53 @@ async fn exercise(store: Store) {
     assert!(store.epoch(2).await.unwrap().is_none());
 
     // rotation is atomic: a taken new key changes nothing
-    assert!(
-        !store
+    assert_eq!(
+        store
             .rotate_device(&key(1), &device(2, 100), 11_500)
             .await
-            .unwrap()
+            .unwrap(),
+        DeviceKeyTaken
+    );
+    // nor can a device rotate onto an operator key, its own included
+    assert_eq!(
+        store
+            .rotate_device(&key(1), &device(100, 100), 11_500)
+            .await
+            .unwrap(),
+        DeviceKeyIsOperator
     );
     assert_eq!(
         store.device(&key(1)).await.unwrap().unwrap().revoked_ms,
         None,
         "old key untouched"
     );
-    assert!(
+    assert_eq!(
         store
             .rotate_device(&key(1), &device(5, 100), 11_500)
             .await
-            .unwrap()
+            .unwrap(),
+        Registered
     );
     let old = store.device(&key(1)).await.unwrap().unwrap();
     assert_eq!(
         (old.revoked_ms, old.replaced_by),
         (Some(11_500), Some(key(5)))
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
             .rotate_device(&key(1), &device(6, 100), 11_600)
             .await
             .unwrap(),
+        OldKeyInactive,
         "a revoked key cannot rotate again"
     );
+    // and a revoked key's reports are refused by the store, whatever a
+    // cache in front of it believes
+    let v = store
+        .append_reports(&[report(1, 50, 3)], &[], RULES)
+        .await
+        .unwrap();
+    assert_eq!(verdicts(v), vec![Some(NotStored::Revoked)]);
     assert!(
         store.device(&key(6)).await.unwrap().is_none(),
         "and its would-be successor is not registered"
