@@ -30,6 +30,20 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+    pub fn too_many_connections(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            message,
+        )
+    }
+
+    /// The JSON body every error carries. Public to the crate so that the
+    /// accept loop, which answers before any request exists, sends the very
+    /// same shape.
+    pub(crate) fn body(&self) -> serde_json::Value {
+        json!({ "error": self.code, "message": self.message })
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -38,11 +52,7 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
         metrics::counter!("depin_http_errors_total", "code" => self.code).increment(1);
-        (
-            self.status,
-            Json(json!({ "error": self.code, "message": self.message })),
-        )
-            .into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }
 

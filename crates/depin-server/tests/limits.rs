@@ -1,0 +1,314 @@
+//! The server's HTTP limits over raw TCP on loopback: header-read timeout
+//! and connection cap. Raw sockets rather than reqwest because the cases are
+//! half-sent requests and connections held open on purpose.
+//!
+//! Every wait is bounded by [`DEADLINE`]; the limits under test are set far
+//! below it, so nothing here measures speed: a deadline only turns "never"
+//! into a failure.
+
+mod common;
+
+use common::start_with;
+use depin_rewards::RewardPolicy;
+use depin_server::RunningServer;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The longest any single step waits for the server.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// One HTTP response as read off the socket.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts the reply is our JSON error shape with this status and code.
+    fn expect_error(&self, what: &str, status: u16, code: &str) {
+        let v = self.expect_json_error(what);
+        assert_eq!(self.status, status, "{what}: {}", self.text());
+        assert_eq!(v["error"], code, "{what}: {v}");
+    }
+
+    /// Asserts the reply is `{ "error": code, "message": text }` with a
+    /// 4xx/5xx status, a non-empty code and message; returns the body.
+    fn expect_json_error(&self, what: &str) -> Value {
+        assert!(self.status >= 400, "{what}: status {}", self.status);
+        assert!(
+            self.header("content-type")
+                .is_some_and(|t| t.starts_with("application/json")),
+            "{what}: {} with content-type {:?}: {:?}",
+            self.status,
+            self.header("content-type"),
+            self.text()
+        );
+        let v: Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{what}: body is not JSON ({e}): {:?}", self.text()));
+        assert!(
+            v["error"].as_str().is_some_and(|c| !c.is_empty()),
+            "{what}: {v}"
+        );
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {v}"
+        );
+        v
+    }
+}
+
+/// Parses a complete response from `buf`: `None` while more bytes are needed.
+/// At end of stream (`eof`) a head without a length takes the rest as body.
+fn parse_reply(buf: &[u8], eof: bool) -> Option<Reply> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).expect("response head is text");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let rest = &buf[end + 4..];
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.parse::<usize>().expect("numeric content-length"));
+    let body = match length {
+        Some(n) if rest.len() >= n => rest[..n].to_vec(),
+        None if eof => rest.to_vec(),
+        _ => return None,
+    };
+    Some(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Reads one response from `s`. `None` if the server closed (or reset) the
+/// connection before sending a single byte.
+async fn read_reply(s: &mut TcpStream) -> Option<Reply> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let read = async {
+        loop {
+            if let Some(reply) = parse_reply(&buf, false) {
+                return Some(reply);
+            }
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) if buf.is_empty() => return None,
+                Ok(0) | Err(_) => {
+                    return Some(parse_reply(&buf, true).unwrap_or_else(|| {
+                        panic!("truncated response {:?}", String::from_utf8_lossy(&buf))
+                    }));
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, read)
+        .await
+        .expect("the server answered or closed the connection within the deadline")
+}
+
+/// Sends `request` on a new connection and reads the answer, if any.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> Option<Reply> {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    // The server may answer and close before reading all of a huge request;
+    // whether the write completed is not the verdict, the answer is.
+    let _ = tokio::time::timeout(DEADLINE, s.write_all(request)).await;
+    read_reply(&mut s).await
+}
+
+fn request(method: &str, target: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "{method} {target} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// A request that must be answered (not just closed).
+async fn call(addr: SocketAddr, method: &str, target: &str) -> Reply {
+    exchange(addr, &request(method, target, b""))
+        .await
+        .unwrap_or_else(|| panic!("{method} {target}: closed without an answer"))
+}
+
+async fn expect_healthy(addr: SocketAddr, after: &str) {
+    let r = call(addr, "GET", "/healthz").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"), "after {after}");
+}
+
+/// Waits until the server closes `s` (end of stream or reset); false if it
+/// is still open at the deadline. Bytes the server sends are skipped.
+async fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1024];
+    let wait = async {
+        loop {
+            match s.read(&mut b).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait).await.is_ok()
+}
+
+async fn start(
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut depin_server::ServerConfig),
+) -> RunningServer {
+    start_with(dir, RewardPolicy::default_v1(), adjust).await
+}
+
+/// A client that stops half-way through its request line, one that sends
+/// nothing, one that trickles a header byte by byte and an idle kept-alive
+/// connection are all closed by the 1 s header-read timeout, and the server
+/// keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_read_timeout_closes_stalled_and_slow_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), |c| {
+        c.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = server.addr;
+
+    let mut half = TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET /healthz HTT").await.unwrap();
+    let mut half_headers = TcpStream::connect(addr).await.unwrap();
+    half_headers
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\nx-unfinished: ")
+        .await
+        .unwrap();
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_by_server(&mut half).await, "half a request line");
+    assert!(
+        closed_by_server(&mut half_headers).await,
+        "half a header block"
+    );
+    assert!(closed_by_server(&mut silent).await, "nothing sent");
+
+    // The timeout is for the whole head, not per read: a byte every 200 ms
+    // does not keep the connection alive. At most DEADLINE / 200 ms bytes.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nx-slow: ")
+        .await
+        .unwrap();
+    let mut closed = false;
+    let mut b = [0u8; 64];
+    for _ in 0..(DEADLINE.as_millis() / 200) {
+        tokio::select! {
+            r = slow.read(&mut b) => {
+                assert!(matches!(r, Ok(0) | Err(_)), "no answer expected: {r:?}");
+                closed = true;
+                break;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if slow.write_all(b"a").await.is_err() {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+    }
+    assert!(closed, "a trickled header was not cut off");
+
+    // After a complete exchange, a kept-alive connection waiting for its next
+    // request is under the same timeout.
+    let mut kept = TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let r = read_reply(&mut kept).await.expect("an answer");
+    assert_eq!(r.status, 200);
+    assert!(
+        closed_by_server(&mut kept).await,
+        "idle kept-alive connection"
+    );
+
+    expect_healthy(addr, "stalled clients").await;
+    server.stop().await.unwrap();
+}
+
+/// With a cap of 4, four idle connections are served and a fifth gets a
+/// JSON 503 and is closed; once the four close, the server answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_get_json_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), |c| {
+        c.max_connections = 4;
+        // Longer than the test, so the held connections stay open until we
+        // drop them.
+        c.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let addr = server.addr;
+
+    // The server accepts in arrival order, so these four hold every permit
+    // before the fifth is accepted.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    for attempt in 0..3 {
+        let r = exchange(addr, &request("GET", "/healthz", b""))
+            .await
+            .unwrap_or_else(|| panic!("refusal {attempt}: closed without an answer"));
+        r.expect_error("over the cap", 503, "too_many_connections");
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+
+    // A held connection is a real one: it is served (and stays open).
+    held[0]
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let r = read_reply(&mut held[0]).await.expect("an answer");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+
+    drop(held);
+    // The server notices the closes asynchronously: ask again, at most
+    // DEADLINE / 100 ms times, until a permit is free.
+    let mut last = None;
+    for _ in 0..(DEADLINE.as_millis() / 100) {
+        let r = call(addr, "GET", "/healthz").await;
+        if r.status == 200 {
+            last = Some(r);
+            break;
+        }
+        r.expect_error(
+            "while the held connections close",
+            503,
+            "too_many_connections",
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = last.expect("/healthz answers once the held connections are closed");
+    assert_eq!(r.text(), "ok");
+    server.stop().await.unwrap();
+}
