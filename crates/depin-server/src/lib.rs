@@ -29,8 +29,13 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// from the moment the server starts waiting for them (a new connection, or
 /// the end of the previous response on a kept-alive one).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take from its headers to its answer, reading
+/// the body included.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Open connections served at once; more are answered `503` and closed.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Longest request target (path and query) routed.
+pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -44,10 +49,15 @@ pub struct ServerConfig {
     /// Connections that have not sent a complete request head within this
     /// are closed (slow or stalled clients, idle kept-alive connections).
     pub header_read_timeout: Duration,
+    /// A request not answered within this, body reading included, gets
+    /// `408 request_timeout`.
+    pub request_timeout: Duration,
     /// Connections served at once; beyond it a connection gets a JSON `503
     /// too_many_connections` and is closed, so file descriptors are never
     /// exhausted by clients and `/healthz` keeps answering once load drops.
     pub max_connections: usize,
+    /// Request targets longer than this get `414 uri_too_long`.
+    pub max_uri_bytes: usize,
 }
 
 impl ServerConfig {
@@ -59,15 +69,17 @@ impl ServerConfig {
             close_tick: Duration::from_secs(1),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_uri_bytes: DEFAULT_MAX_URI_BYTES,
         }
     }
 
     /// Refuses limits that would make the server refuse everything or panic
     /// inside hyper or tokio.
     fn check_http_limits(&self) -> anyhow::Result<()> {
-        if self.header_read_timeout.is_zero() {
-            anyhow::bail!("the header-read timeout must be longer than zero");
+        if self.header_read_timeout.is_zero() || self.request_timeout.is_zero() {
+            anyhow::bail!("the header-read and request timeouts must be longer than zero");
         }
         if self.max_connections == 0 || self.max_connections > tokio::sync::Semaphore::MAX_PERMITS {
             anyhow::bail!(
@@ -75,6 +87,9 @@ impl ServerConfig {
                 tokio::sync::Semaphore::MAX_PERMITS,
                 self.max_connections
             );
+        }
+        if self.max_uri_bytes == 0 {
+            anyhow::bail!("max_uri_bytes must be at least 1");
         }
         Ok(())
     }
@@ -149,7 +164,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let app = routes::router(state.clone(), config.max_body_bytes);
+    let app = routes::router(state.clone(), &config);
     let limits = http::Limits::from(&config);
     let (shutdown, rx) = watch::channel(false);
     let mut closer_rx = shutdown.subscribe();
@@ -208,7 +223,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
 ///   [`http::MAX_HEAD_BYTES`], or with more than 100 headers: empty `431`.
 ///   Hyper's own fixed limit on the request target, 65,534 bytes (empty
 ///   `414`), is never reached: a head holding such a target is already too
-///   long;
+///   long. Targets up to the head limit reach our JSON `414 uri_too_long`;
 /// - a head not complete within the header-read timeout: the connection is
 ///   closed without an answer (there is no request to answer);
 /// - an HTTP/2 preface: the connection is closed (the server speaks HTTP/1.1).

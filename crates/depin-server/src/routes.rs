@@ -2,9 +2,11 @@
 //! and shape JSON; no rule lives here.
 
 use crate::{ApiError, AppState, now_ms};
+use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,11 +15,31 @@ use depin_store::DeviceRow;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
 
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+/// The whole application: the API routes behind the request-target length
+/// check and the request timeout.
+pub fn router(state: Arc<AppState>, config: &crate::ServerConfig) -> Router {
+    let max_uri_bytes = config.max_uri_bytes;
+    let request_timeout = config.request_timeout;
+    // The API sits in an outer router as its fallback service so that the
+    // limits run before any path matching or percent-decoding: an oversized
+    // target is refused without being looked at, whichever route it names.
+    // The last layer added runs first.
+    Router::new()
+        .fallback_service(api(state, config.max_body_bytes))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            limit_request_time(request_timeout, req, next)
+        }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            limit_uri_length(max_uri_bytes, req, next)
+        }))
+}
+
+fn api(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -57,6 +79,42 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
             .into_response()
         }))
         .with_state(state)
+}
+
+/// Answers `414 uri_too_long` for a request target longer than `max` bytes.
+/// Hyper refuses request heads beyond its 64 KiB limit with an empty `431`
+/// before any request exists (see `lib.rs`); every target short enough to
+/// fit reaches this check and gets our JSON shape.
+async fn limit_uri_length(max: usize, req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    // The target as the client sent it: origin form is the path and query,
+    // absolute form adds the authority (the scheme is a few bytes at most).
+    let len = uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if len > max {
+        return ApiError::uri_too_long(format!(
+            "the request target is {len} bytes; the server accepts at most {max}"
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Bounds the whole handling of a request, reading its body included, so a
+/// client that announces a body and never sends it (or a handler stuck on the
+/// store) cannot hold a connection and a task forever. On expiry the handler
+/// future is dropped and the client gets `408 request_timeout`; hyper then
+/// closes the connection if the body was not read to its end, since the
+/// framing of whatever follows is unknown.
+async fn limit_request_time(limit: Duration, req: Request<Body>, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::request_timeout(format!(
+            "the request was not received and answered within {} ms",
+            limit.as_millis()
+        ))
+        .into_response(),
+    }
 }
 
 /// A raw request body whose rejections (too large, unreadable) come back as

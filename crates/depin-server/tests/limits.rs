@@ -1,6 +1,7 @@
-//! The server's HTTP limits over raw TCP on loopback: header-read timeout
-//! and connection cap. Raw sockets rather than reqwest because the cases are
-//! half-sent requests and connections held open on purpose.
+//! The server's HTTP limits over raw TCP on loopback: header-read timeout,
+//! request timeout and connection cap. Raw sockets rather than reqwest
+//! because the cases are half-sent requests and connections held open on
+//! purpose.
 //!
 //! Every wait is bounded by [`DEADLINE`]; the limits under test are set far
 //! below it, so nothing here measures speed: a deadline only turns "never"
@@ -252,6 +253,37 @@ async fn header_read_timeout_closes_stalled_and_slow_clients() {
     );
 
     expect_healthy(addr, "stalled clients").await;
+    server.stop().await.unwrap();
+}
+
+/// A request announcing a body that never comes gets a JSON 408 from the 1 s
+/// request timeout; so does one whose body stops half-way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_answers_json_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), |c| {
+        c.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = server.addr;
+
+    let r = exchange(
+        addr,
+        b"POST /v1/reports HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n",
+    )
+    .await
+    .expect("an answer");
+    r.expect_error("body never sent", 408, "request_timeout");
+
+    let r = exchange(
+        addr,
+        b"PUT /v1/operators/abababababababababababababababababababababababababababababababab/settings HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n{\"half\":",
+    )
+    .await
+    .expect("an answer");
+    r.expect_error("body stopped half-way", 408, "request_timeout");
+
+    expect_healthy(addr, "timed-out requests").await;
     server.stop().await.unwrap();
 }
 
