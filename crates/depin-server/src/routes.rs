@@ -14,6 +14,7 @@ use depin_core::{PublicKey, Sector};
 use depin_store::DeviceRow;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::num::IntErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,10 +147,32 @@ pub fn parse_key(s: &str, what: &str) -> AppResult<PublicKey> {
     })
 }
 
+/// The largest integer a path or query parameter may carry: the store keeps
+/// integers as i64, and a larger value would only fail deeper down (it used
+/// to reach a panic in the store's conversion).
+const MAX_PARAM: u64 = i64::MAX as u64;
+
+/// Parses a non-negative integer parameter in `0..=i64::MAX`: garbage and
+/// negative numbers are `bad_request`, well-formed numbers beyond the limit
+/// `out_of_range`, each naming the parameter.
+fn parse_index(s: &str, what: &str) -> AppResult<u64> {
+    let out_of_range = || {
+        ApiError::out_of_range(format!(
+            "{what} must be at most {MAX_PARAM} (i64::MAX), got {s:?}"
+        ))
+    };
+    match s.parse::<u64>() {
+        Ok(n) if n <= MAX_PARAM => Ok(n),
+        Ok(_) => Err(out_of_range()),
+        Err(e) if *e.kind() == IntErrorKind::PosOverflow => Err(out_of_range()),
+        Err(_) => Err(ApiError::bad_request(format!(
+            "{what} must be a non-negative integer, got {s:?}"
+        ))),
+    }
+}
+
 fn parse_epoch(s: &str) -> AppResult<u64> {
-    s.parse().map_err(|_| {
-        ApiError::bad_request(format!("epoch must be a non-negative integer, got {s:?}"))
-    })
+    parse_index(s, "epoch")
 }
 
 async fn metrics(State(st): St) -> Response {
@@ -367,9 +390,7 @@ async fn claim(
 async fn rates(State(st): St, Query(q): Query<BTreeMap<String, String>>) -> AppResult<Json<Value>> {
     let window = match q.get("window") {
         None => 24,
-        Some(w) => w.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!("window must be a number of epochs, got {w:?}"))
-        })?,
+        Some(w) => parse_index(w, "window (a number of epochs)")?,
     }
     .clamp(1, 24 * 30);
     let store = st.coordinator.store();

@@ -1,7 +1,8 @@
 //! The server's HTTP limits over raw TCP on loopback: header-read timeout,
-//! request timeout and connection cap. Raw sockets rather than reqwest
-//! because the cases are half-sent requests and connections held open on
-//! purpose.
+//! request timeout, connection cap and range checks on numeric parameters.
+//! Raw sockets rather than reqwest because the cases are half-sent requests,
+//! bytes a client library would refuse or normalise, and connections held
+//! open on purpose.
 //!
 //! Every wait is bounded by [`DEADLINE`]; the limits under test are set far
 //! below it, so nothing here measures speed: a deadline only turns "never"
@@ -20,6 +21,8 @@ use tokio::net::TcpStream;
 
 /// The longest any single step waits for the server.
 const DEADLINE: Duration = Duration::from_secs(10);
+/// An operator or device key that parses (it is registered nowhere).
+const KEY: &str = "abababababababababababababababababababababababababababababababab";
 
 /// One HTTP response as read off the socket.
 #[derive(Debug)]
@@ -342,5 +345,76 @@ async fn connections_beyond_the_cap_get_json_503() {
     }
     let r = last.expect("/healthz answers once the held connections are closed");
     assert_eq!(r.text(), "ok");
+    server.stop().await.unwrap();
+}
+
+/// Every numeric path and query parameter takes 0..=i64::MAX: in range it is
+/// looked up (nothing is closed here, so 404, or 409 for rates), beyond it is
+/// `out_of_range`, garbage and negatives are `bad_request`; never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_parameters_are_range_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), |_| {}).await;
+    let addr = server.addr;
+    let i64_max = i64::MAX.to_string();
+    let over_i64 = (i64::MAX as u64 + 1).to_string();
+    let u64_max = u64::MAX.to_string();
+    let over_u64 = (u64::MAX as u128 + 1).to_string();
+    let huge = "9".repeat(400);
+    // value, expected (status, code) for a lookup by epoch
+    let cases: Vec<(&str, u16, &str)> = vec![
+        ("0", 404, "not_found"),
+        (&i64_max, 404, "not_found"),
+        (&over_i64, 400, "out_of_range"),
+        (&u64_max, 400, "out_of_range"),
+        (&over_u64, 400, "out_of_range"),
+        (&huge, 400, "out_of_range"),
+        ("-1", 400, "bad_request"),
+        ("-9223372036854775809", 400, "bad_request"),
+        ("abc", 400, "bad_request"),
+        ("1.5", 400, "bad_request"),
+        ("0x10", 400, "bad_request"),
+        ("1e3", 400, "bad_request"),
+        ("%20", 400, "bad_request"),
+    ];
+    for (value, status, code) in &cases {
+        for target in [
+            format!("/v1/epochs/{value}"),
+            format!("/v1/claims/{value}"),
+            format!("/v1/claims/{value}/{KEY}"),
+        ] {
+            call(addr, "GET", &target)
+                .await
+                .expect_error(&target, *status, code);
+        }
+        // The window is clamped into 1..=720 once parsed, so every value in
+        // range asks for rates, which need a closed epoch.
+        let target = format!("/v1/economics/rates?window={value}");
+        let (status, code) = if *status == 404 {
+            (409, "no_epochs")
+        } else {
+            (*status, *code)
+        };
+        call(addr, "GET", &target)
+            .await
+            .expect_error(&target, status, code);
+        // The order number inside a locked-escrow account is the ledger's to
+        // parse (a u64 only ever compared as text): a balance or a 400.
+        let target = format!("/v1/balances/locked:{KEY}:{value}");
+        let r = call(addr, "GET", &target).await;
+        if r.status == 200 {
+            let v: Value = serde_json::from_slice(&r.body).expect("JSON balance");
+            assert_eq!(v["balance"], 0, "{target}: {v}");
+        } else {
+            r.expect_error(&target, 400, "bad_request");
+        }
+    }
+    let r = call(addr, "GET", &format!("/v1/epochs/{over_i64}")).await;
+    let v = r.expect_json_error("limit named");
+    assert!(
+        v["message"].as_str().unwrap().contains(&i64_max),
+        "the message names the limit: {v}"
+    );
+    expect_healthy(addr, "numeric parameters").await;
     server.stop().await.unwrap();
 }
