@@ -4,7 +4,8 @@
 use crate::{ApiError, AppState, now_ms};
 use axum::body::Body;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +13,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use depin_core::{PublicKey, Sector};
 use depin_store::DeviceRow;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::num::IntErrorKind;
@@ -115,6 +118,50 @@ async fn limit_request_time(limit: Duration, req: Request<Body>, next: Next) -> 
             limit.as_millis()
         ))
         .into_response(),
+    }
+}
+
+/// `axum::extract::Path` whose rejections (text that is not UTF-8 once
+/// percent-decoded, a value that does not deserialize) come back as JSON
+/// errors like every other. Every handler takes its path parameters through
+/// this, never through `Path` itself.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(e) => Err(rejection(e.status(), "path", e.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Query` with JSON rejections; see [`ApiPath`].
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(rejection(e.status(), "query string", e.body_text())),
+        }
+    }
+}
+
+/// An extractor rejection as an [`ApiError`]. axum marks the ones caused by a
+/// mismatch between a route and its extractor (a programming error) as 5xx;
+/// everything else is the client's input.
+fn rejection(status: StatusCode, what: &str, text: String) -> ApiError {
+    if status.is_server_error() {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the server cannot read this {what}: {text}"),
+        )
+    } else {
+        ApiError::bad_request(format!("the request {what} is invalid: {text}"))
     }
 }
 
@@ -248,7 +295,7 @@ async fn rotate(State(st): St, RawBody(body): RawBody) -> AppResult<Json<Value>>
     Ok(Json(device_view(&st, &row).await?))
 }
 
-async fn device(State(st): St, Path(device): Path<String>) -> AppResult<Json<Value>> {
+async fn device(State(st): St, ApiPath(device): ApiPath<String>) -> AppResult<Json<Value>> {
     let key = parse_key(&device, "device")?;
     let row = st
         .coordinator
@@ -259,7 +306,10 @@ async fn device(State(st): St, Path(device): Path<String>) -> AppResult<Json<Val
     Ok(Json(device_view(&st, &row).await?))
 }
 
-async fn operator_devices(State(st): St, Path(operator): Path<String>) -> AppResult<Json<Value>> {
+async fn operator_devices(
+    State(st): St,
+    ApiPath(operator): ApiPath<String>,
+) -> AppResult<Json<Value>> {
     let key = parse_key(&operator, "operator")?;
     let mut out = Vec::new();
     for d in st.coordinator.store().devices(Some(&key)).await? {
@@ -312,7 +362,7 @@ async fn epochs(State(st): St) -> AppResult<Json<Value>> {
     Ok(Json(Value::Array(out)))
 }
 
-async fn epoch(State(st): St, Path(epoch): Path<String>) -> AppResult<Json<Value>> {
+async fn epoch(State(st): St, ApiPath(epoch): ApiPath<String>) -> AppResult<Json<Value>> {
     let n = parse_epoch(&epoch)?;
     let row = st
         .coordinator
@@ -325,7 +375,7 @@ async fn epoch(State(st): St, Path(epoch): Path<String>) -> AppResult<Json<Value
 
 // ---------------------------------------------------------- money and claims
 
-async fn balance(State(st): St, Path(account): Path<String>) -> AppResult<Json<Value>> {
+async fn balance(State(st): St, ApiPath(account): ApiPath<String>) -> AppResult<Json<Value>> {
     let key = if account.len() == 64 && account.bytes().all(|b| b.is_ascii_hexdigit()) {
         format!("operator:{}", account.to_ascii_lowercase())
     } else {
@@ -357,14 +407,14 @@ async fn tree(st: &AppState, epoch: u64) -> AppResult<Arc<depin_merkle::Standard
     Ok(t)
 }
 
-async fn claims_dump(State(st): St, Path(epoch): Path<String>) -> AppResult<Response> {
+async fn claims_dump(State(st): St, ApiPath(epoch): ApiPath<String>) -> AppResult<Response> {
     let t = tree(&st, parse_epoch(&epoch)?).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], t.to_json()).into_response())
 }
 
 async fn claim(
     State(st): St,
-    Path((epoch, account)): Path<(String, String)>,
+    ApiPath((epoch, account)): ApiPath<(String, String)>,
 ) -> AppResult<Json<Value>> {
     let n = parse_epoch(&epoch)?;
     let key = parse_key(&account, "account")?;
@@ -385,10 +435,18 @@ async fn claim(
 
 // ---------------------------------------------------------------- economics
 
+/// The query of `GET /v1/economics/rates`. The window is taken as text and
+/// parsed by [`parse_index`] so that its errors name the parameter and the
+/// limit; other parameters are ignored, a repeated `window` is refused.
+#[derive(Deserialize)]
+struct RatesQuery {
+    window: Option<String>,
+}
+
 /// Current reward rates per sector and cell, from the last `window` closed
 /// epochs: what `depin estimate --coordinator` projects from.
-async fn rates(State(st): St, Query(q): Query<BTreeMap<String, String>>) -> AppResult<Json<Value>> {
-    let window = match q.get("window") {
+async fn rates(State(st): St, ApiQuery(q): ApiQuery<RatesQuery>) -> AppResult<Json<Value>> {
+    let window = match q.window.as_deref() {
         None => 24,
         Some(w) => parse_index(w, "window (a number of epochs)")?,
     }

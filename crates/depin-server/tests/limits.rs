@@ -1,8 +1,8 @@
 //! The server's HTTP limits over raw TCP on loopback: header-read timeout,
-//! request timeout, connection cap and range checks on numeric parameters.
-//! Raw sockets rather than reqwest because the cases are half-sent requests,
-//! bytes a client library would refuse or normalise, and connections held
-//! open on purpose.
+//! request timeout, connection cap, range checks on numeric parameters, and
+//! that every error the application can shape is JSON. Raw sockets rather
+//! than reqwest because the cases are half-sent requests, bytes a client
+//! library would refuse or normalise, and connections held open on purpose.
 //!
 //! Every wait is bounded by [`DEADLINE`]; the limits under test are set far
 //! below it, so nothing here measures speed: a deadline only turns "never"
@@ -416,5 +416,185 @@ async fn numeric_parameters_are_range_checked() {
         "the message names the limit: {v}"
     );
     expect_healthy(addr, "numeric parameters").await;
+    server.stop().await.unwrap();
+}
+
+/// Percent-encoding garbage in every path parameter of every route, bad
+/// query strings, long targets, unknown routes and wrong methods all get the
+/// JSON error shape. Requests hyper refuses before routing (documented in
+/// `lib.rs`) get a 4xx or a closed connection, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_application_error_is_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), |_| {}).await;
+    let addr = server.addr;
+
+    // Invalid escapes (kept literally by the decoder), bytes that are not
+    // UTF-8 once decoded (rejected by the path extractor), and a decoded
+    // slash and NUL.
+    let garbage = [
+        "%ZZ", "%FF%FE", "%", "%2", "%C0%AF", "%E2%82", "%00", "%2F..%2F", "a%FFb",
+    ];
+    for g in garbage {
+        let targets = [
+            ("GET", format!("/v1/devices/{g}")),
+            ("GET", format!("/v1/operators/{g}/devices")),
+            ("GET", format!("/v1/epochs/{g}")),
+            ("GET", format!("/v1/balances/{g}")),
+            ("GET", format!("/v1/claims/{g}")),
+            ("GET", format!("/v1/claims/{g}/{KEY}")),
+            ("GET", format!("/v1/claims/0/{g}")),
+            ("GET", format!("/v1/operators/{g}/settings")),
+            ("PUT", format!("/v1/operators/{g}/settings")),
+            ("GET", format!("/v1/operators/{g}/economics")),
+            ("GET", format!("/v1/operators/{g}/alerts")),
+        ];
+        for (method, target) in targets {
+            let r = exchange(addr, &request(method, &target, b"{}"))
+                .await
+                .unwrap_or_else(|| panic!("{method} {target}: no answer"));
+            r.expect_error(&format!("{method} {target}"), 400, "bad_request");
+        }
+    }
+
+    // Query strings: a repeated parameter, values that are not numbers once
+    // decoded (or not UTF-8), and keys that mean nothing.
+    for (query, status, code) in [
+        ("window=1&window=2", 400, "bad_request"),
+        ("window=%FF", 400, "bad_request"),
+        ("window=%ZZ", 400, "bad_request"),
+        ("window=", 400, "bad_request"),
+        ("window", 400, "bad_request"),
+        ("%FF%FE=1", 409, "no_epochs"),
+        ("&&==&", 409, "no_epochs"),
+    ] {
+        let target = format!("/v1/economics/rates?{query}");
+        call(addr, "GET", &target)
+            .await
+            .expect_error(&target, status, code);
+    }
+
+    // Long targets: exactly at the 8 KiB limit the request is routed (and the
+    // key refused); one byte more, or anything up to what hyper's buffer
+    // holds, is `uri_too_long`, on any route or none.
+    let at_limit = format!(
+        "/v1/devices/{}",
+        "a".repeat(8 * 1024 - "/v1/devices/".len())
+    );
+    assert_eq!(at_limit.len(), 8 * 1024);
+    call(addr, "GET", &at_limit)
+        .await
+        .expect_error("target at the limit", 400, "bad_request");
+    for target in [
+        format!("{at_limit}a"),
+        format!("/v1/devices/{}", "a".repeat(10 * 1024)),
+        format!("/v1/nope/{}", "a".repeat(10 * 1024)),
+        format!("/v1/economics/rates?window=1&pad={}", "a".repeat(10 * 1024)),
+        format!("/v1/epochs/{}", "%FF".repeat(10 * 1024)),
+        format!("/v1/devices/{}", "a".repeat(40 * 1024)),
+    ] {
+        call(addr, "GET", &target).await.expect_error(
+            &format!("{} byte target", target.len()),
+            414,
+            "uri_too_long",
+        );
+    }
+
+    // Unknown routes and wrong methods.
+    for (method, target, status, code) in [
+        ("GET", "/", 404, "not_found"),
+        ("GET", "/v1/nope", 404, "not_found"),
+        ("GET", "/v1/epochs/0/extra", 404, "not_found"),
+        ("GET", "/v1/%FF%FE", 404, "not_found"),
+        ("DELETE", "/v1/reports", 405, "method_not_allowed"),
+        ("GET", "/v1/reports", 405, "method_not_allowed"),
+        ("POST", "/v1/epochs", 405, "method_not_allowed"),
+        (
+            "PATCH",
+            &format!("/v1/operators/{KEY}/settings"),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "POST",
+            &format!("/v1/operators/{KEY}/alerts"),
+            405,
+            "method_not_allowed",
+        ),
+    ] {
+        call(addr, method, target)
+            .await
+            .expect_error(&format!("{method} {target}"), status, code);
+    }
+
+    // Hyper's own refusals: before any request exists, so not ours to shape.
+    // Each gets a 4xx (with hyper's empty body) or a closed connection; none
+    // may hurt the server.
+    let many_headers: String = (0..200).map(|i| format!("x-h{i}: v\r\n")).collect();
+    // what, bytes, the status hyper answers with (None: it just closes)
+    let hyper_level: Vec<(&str, Vec<u8>, Option<u16>)> = vec![
+        (
+            "80 KB path",
+            request(
+                "GET",
+                &format!("/v1/devices/{}", "a".repeat(80 * 1024)),
+                b"",
+            ),
+            Some(431),
+        ),
+        (
+            "request line garbage",
+            b"GARBAGE\r\n\r\n".to_vec(),
+            Some(400),
+        ),
+        (
+            "unknown version",
+            b"GET / HTTP/9.9\r\nhost: test\r\n\r\n".to_vec(),
+            Some(400),
+        ),
+        (
+            "header without colon",
+            b"GET / HTTP/1.1\r\nno colon here\r\n\r\n".to_vec(),
+            Some(400),
+        ),
+        (
+            "control byte in target",
+            b"GET /v1/\x01 HTTP/1.1\r\nhost: test\r\n\r\n".to_vec(),
+            Some(400),
+        ),
+        (
+            "200 headers",
+            format!("GET /healthz HTTP/1.1\r\nhost: test\r\n{many_headers}\r\n").into_bytes(),
+            Some(431),
+        ),
+        (
+            "100 KB header",
+            format!(
+                "GET /healthz HTTP/1.1\r\nhost: test\r\nx-big: {}\r\n\r\n",
+                "a".repeat(100 * 1024)
+            )
+            .into_bytes(),
+            Some(431),
+        ),
+        (
+            "HTTP/2 preface",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            None,
+        ),
+        (
+            "binary",
+            (0..=255u8).rev().cycle().take(4096).collect(),
+            Some(400),
+        ),
+    ];
+    for (what, bytes, expected) in hyper_level {
+        // Hyper closes right after answering, possibly with part of a large
+        // request unread; the kernel may then reset the connection and drop
+        // the answer, so a closed connection is accepted too.
+        if let Some(r) = exchange(addr, &bytes).await {
+            assert_eq!(Some(r.status), expected, "{what}: {:?}", r.text());
+        }
+        expect_healthy(addr, what).await;
+    }
     server.stop().await.unwrap();
 }
