@@ -30,6 +30,31 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+    /// A well-formed number the API cannot represent (the store keeps
+    /// integers as i64, so anything above `i64::MAX` is refused here).
+    pub fn out_of_range(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "out_of_range", message)
+    }
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message)
+    }
+    pub fn uri_too_long(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::URI_TOO_LONG, "uri_too_long", message)
+    }
+    pub fn too_many_connections(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            message,
+        )
+    }
+
+    /// The JSON body every error carries. Public to the crate so that the
+    /// accept loop, which answers before any request exists, sends the very
+    /// same shape.
+    pub(crate) fn body(&self) -> serde_json::Value {
+        json!({ "error": self.code, "message": self.message })
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -38,11 +63,7 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
         metrics::counter!("depin_http_errors_total", "code" => self.code).increment(1);
-        (
-            self.status,
-            Json(json!({ "error": self.code, "message": self.message })),
-        )
-            .into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }
 

@@ -25,9 +25,9 @@
 //! operator registering a device that claims a high version; the alert is
 //! advisory, and publishing a version removes that influence.
 
-use crate::routes::{RawBody, parse_key};
+use crate::routes::{ApiPath, RawBody, parse_key};
 use crate::{ApiError, AppState, now_ms};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -185,7 +185,7 @@ fn settings_view(row: &OperatorSettingsRow) -> AppResult<Value> {
 
 async fn put_settings(
     State(st): St,
-    Path(operator): Path<String>,
+    ApiPath(operator): ApiPath<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> AppResult<Json<Value>> {
@@ -214,7 +214,7 @@ async fn put_settings(
     Ok(Json(settings_view(&row)?))
 }
 
-async fn get_settings(State(st): St, Path(operator): Path<String>) -> AppResult<Json<Value>> {
+async fn get_settings(State(st): St, ApiPath(operator): ApiPath<String>) -> AppResult<Json<Value>> {
     let op = parse_key(&operator, "operator")?;
     let row = st
         .coordinator
@@ -404,7 +404,7 @@ fn opt_sum(values: impl Iterator<Item = Option<f64>>) -> (f64, usize) {
 /// from the heartbeats' power draw, internet share and maintenance pro-rated
 /// since registration, straight-line hardware depreciation), net, payback
 /// progress and a projection from the observed rate; and the totals.
-async fn economics(State(st): St, Path(operator): Path<String>) -> AppResult<Json<Value>> {
+async fn economics(State(st): St, ApiPath(operator): ApiPath<String>) -> AppResult<Json<Value>> {
     let op = parse_key(&operator, "operator")?;
     let store = st.coordinator.store();
     let policy = st.coordinator.policy();
@@ -623,7 +623,7 @@ async fn newest_firmware(
 /// message and a suggested action. Thresholds are the named constants in
 /// `depin_economics::operator`.
 #[allow(clippy::collapsible_if)] // let chains need Rust 1.88; MSRV is 1.85
-async fn alerts(State(st): St, Path(operator): Path<String>) -> AppResult<Json<Value>> {
+async fn alerts(State(st): St, ApiPath(operator): ApiPath<String>) -> AppResult<Json<Value>> {
     let op = parse_key(&operator, "operator")?;
     let store = st.coordinator.store();
     let policy = st.coordinator.policy();

@@ -2,22 +2,48 @@
 //! and shape JSON; no rule lives here.
 
 use crate::{ApiError, AppState, now_ms};
+use axum::body::Body;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use depin_core::{PublicKey, Sector};
 use depin_store::DeviceRow;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::num::IntErrorKind;
 use std::sync::Arc;
+use std::time::Duration;
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
 
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+/// The whole application: the API routes behind the request-target length
+/// check and the request timeout.
+pub fn router(state: Arc<AppState>, config: &crate::ServerConfig) -> Router {
+    let max_uri_bytes = config.max_uri_bytes;
+    let request_timeout = config.request_timeout;
+    // The API sits in an outer router as its fallback service so that the
+    // limits run before any path matching or percent-decoding: an oversized
+    // target is refused without being looked at, whichever route it names.
+    // The last layer added runs first.
+    Router::new()
+        .fallback_service(api(state, config.max_body_bytes))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            limit_request_time(request_timeout, req, next)
+        }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            limit_uri_length(max_uri_bytes, req, next)
+        }))
+}
+
+fn api(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -59,6 +85,86 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// Answers `414 uri_too_long` for a request target longer than `max` bytes.
+/// Hyper refuses request heads beyond its 64 KiB limit with an empty `431`
+/// before any request exists (see `lib.rs`); every target short enough to
+/// fit reaches this check and gets our JSON shape.
+async fn limit_uri_length(max: usize, req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    // The target as the client sent it: origin form is the path and query,
+    // absolute form adds the authority (the scheme is a few bytes at most).
+    let len = uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if len > max {
+        return ApiError::uri_too_long(format!(
+            "the request target is {len} bytes; the server accepts at most {max}"
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Bounds the whole handling of a request, reading its body included, so a
+/// client that announces a body and never sends it (or a handler stuck on the
+/// store) cannot hold a connection and a task forever. On expiry the handler
+/// future is dropped and the client gets `408 request_timeout`; hyper then
+/// closes the connection if the body was not read to its end, since the
+/// framing of whatever follows is unknown.
+async fn limit_request_time(limit: Duration, req: Request<Body>, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::request_timeout(format!(
+            "the request was not received and answered within {} ms",
+            limit.as_millis()
+        ))
+        .into_response(),
+    }
+}
+
+/// `axum::extract::Path` whose rejections (text that is not UTF-8 once
+/// percent-decoded, a value that does not deserialize) come back as JSON
+/// errors like every other. Every handler takes its path parameters through
+/// this, never through `Path` itself.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(e) => Err(rejection(e.status(), "path", e.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Query` with JSON rejections; see [`ApiPath`].
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(rejection(e.status(), "query string", e.body_text())),
+        }
+    }
+}
+
+/// An extractor rejection as an [`ApiError`]. axum marks the ones caused by a
+/// mismatch between a route and its extractor (a programming error) as 5xx;
+/// everything else is the client's input.
+fn rejection(status: StatusCode, what: &str, text: String) -> ApiError {
+    if status.is_server_error() {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the server cannot read this {what}: {text}"),
+        )
+    } else {
+        ApiError::bad_request(format!("the request {what} is invalid: {text}"))
+    }
+}
+
 /// A raw request body whose rejections (too large, unreadable) come back as
 /// JSON errors like every other.
 pub struct RawBody(pub Bytes);
@@ -88,10 +194,32 @@ pub fn parse_key(s: &str, what: &str) -> AppResult<PublicKey> {
     })
 }
 
+/// The largest integer a path or query parameter may carry: the store keeps
+/// integers as i64, and a larger value would only fail deeper down (it used
+/// to reach a panic in the store's conversion).
+const MAX_PARAM: u64 = i64::MAX as u64;
+
+/// Parses a non-negative integer parameter in `0..=i64::MAX`: garbage and
+/// negative numbers are `bad_request`, well-formed numbers beyond the limit
+/// `out_of_range`, each naming the parameter.
+fn parse_index(s: &str, what: &str) -> AppResult<u64> {
+    let out_of_range = || {
+        ApiError::out_of_range(format!(
+            "{what} must be at most {MAX_PARAM} (i64::MAX), got {s:?}"
+        ))
+    };
+    match s.parse::<u64>() {
+        Ok(n) if n <= MAX_PARAM => Ok(n),
+        Ok(_) => Err(out_of_range()),
+        Err(e) if *e.kind() == IntErrorKind::PosOverflow => Err(out_of_range()),
+        Err(_) => Err(ApiError::bad_request(format!(
+            "{what} must be a non-negative integer, got {s:?}"
+        ))),
+    }
+}
+
 fn parse_epoch(s: &str) -> AppResult<u64> {
-    s.parse().map_err(|_| {
-        ApiError::bad_request(format!("epoch must be a non-negative integer, got {s:?}"))
-    })
+    parse_index(s, "epoch")
 }
 
 async fn metrics(State(st): St) -> Response {
@@ -167,7 +295,7 @@ async fn rotate(State(st): St, RawBody(body): RawBody) -> AppResult<Json<Value>>
     Ok(Json(device_view(&st, &row).await?))
 }
 
-async fn device(State(st): St, Path(device): Path<String>) -> AppResult<Json<Value>> {
+async fn device(State(st): St, ApiPath(device): ApiPath<String>) -> AppResult<Json<Value>> {
     let key = parse_key(&device, "device")?;
     let row = st
         .coordinator
@@ -178,7 +306,10 @@ async fn device(State(st): St, Path(device): Path<String>) -> AppResult<Json<Val
     Ok(Json(device_view(&st, &row).await?))
 }
 
-async fn operator_devices(State(st): St, Path(operator): Path<String>) -> AppResult<Json<Value>> {
+async fn operator_devices(
+    State(st): St,
+    ApiPath(operator): ApiPath<String>,
+) -> AppResult<Json<Value>> {
     let key = parse_key(&operator, "operator")?;
     let mut out = Vec::new();
     for d in st.coordinator.store().devices(Some(&key)).await? {
@@ -231,7 +362,7 @@ async fn epochs(State(st): St) -> AppResult<Json<Value>> {
     Ok(Json(Value::Array(out)))
 }
 
-async fn epoch(State(st): St, Path(epoch): Path<String>) -> AppResult<Json<Value>> {
+async fn epoch(State(st): St, ApiPath(epoch): ApiPath<String>) -> AppResult<Json<Value>> {
     let n = parse_epoch(&epoch)?;
     let row = st
         .coordinator
@@ -244,7 +375,7 @@ async fn epoch(State(st): St, Path(epoch): Path<String>) -> AppResult<Json<Value
 
 // ---------------------------------------------------------- money and claims
 
-async fn balance(State(st): St, Path(account): Path<String>) -> AppResult<Json<Value>> {
+async fn balance(State(st): St, ApiPath(account): ApiPath<String>) -> AppResult<Json<Value>> {
     let key = if account.len() == 64 && account.bytes().all(|b| b.is_ascii_hexdigit()) {
         format!("operator:{}", account.to_ascii_lowercase())
     } else {
@@ -276,14 +407,14 @@ async fn tree(st: &AppState, epoch: u64) -> AppResult<Arc<depin_merkle::Standard
     Ok(t)
 }
 
-async fn claims_dump(State(st): St, Path(epoch): Path<String>) -> AppResult<Response> {
+async fn claims_dump(State(st): St, ApiPath(epoch): ApiPath<String>) -> AppResult<Response> {
     let t = tree(&st, parse_epoch(&epoch)?).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], t.to_json()).into_response())
 }
 
 async fn claim(
     State(st): St,
-    Path((epoch, account)): Path<(String, String)>,
+    ApiPath((epoch, account)): ApiPath<(String, String)>,
 ) -> AppResult<Json<Value>> {
     let n = parse_epoch(&epoch)?;
     let key = parse_key(&account, "account")?;
@@ -304,14 +435,20 @@ async fn claim(
 
 // ---------------------------------------------------------------- economics
 
+/// The query of `GET /v1/economics/rates`. The window is taken as text and
+/// parsed by [`parse_index`] so that its errors name the parameter and the
+/// limit; other parameters are ignored, a repeated `window` is refused.
+#[derive(Deserialize)]
+struct RatesQuery {
+    window: Option<String>,
+}
+
 /// Current reward rates per sector and cell, from the last `window` closed
 /// epochs: what `depin estimate --coordinator` projects from.
-async fn rates(State(st): St, Query(q): Query<BTreeMap<String, String>>) -> AppResult<Json<Value>> {
-    let window = match q.get("window") {
+async fn rates(State(st): St, ApiQuery(q): ApiQuery<RatesQuery>) -> AppResult<Json<Value>> {
+    let window = match q.window.as_deref() {
         None => 24,
-        Some(w) => w.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!("window must be a number of epochs, got {w:?}"))
-        })?,
+        Some(w) => parse_index(w, "window (a number of epochs)")?,
     }
     .clamp(1, 24 * 30);
     let store = st.coordinator.store();

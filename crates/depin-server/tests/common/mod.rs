@@ -19,10 +19,19 @@ pub async fn start_with_body_limit(
     policy: RewardPolicy,
     max_body_bytes: usize,
 ) -> RunningServer {
+    start_with(dir, policy, |cfg| cfg.max_body_bytes = max_body_bytes).await
+}
+
+/// Like [`start`], with the configuration adjusted by `adjust` first.
+pub async fn start_with(
+    dir: &std::path::Path,
+    policy: RewardPolicy,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> RunningServer {
     let url = depin_store::sqlite_url(&dir.join("depin.sqlite"));
     let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap(), url, policy);
     cfg.close_tick = Duration::from_millis(100);
-    cfg.max_body_bytes = max_body_bytes;
+    adjust(&mut cfg);
     depin_server::start(cfg).await.unwrap()
 }
 
