@@ -29,7 +29,8 @@ pub struct ClaimsArgs {
     out: PathBuf,
 }
 
-/// Opens an existing store; refuses to create an empty one by accident.
+/// Opens an existing store read-only: an auditor needs no write access, and
+/// nothing can be created or changed by accident.
 async fn open_existing(url: &str) -> anyhow::Result<depin_store::Store> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or(path);
@@ -38,7 +39,7 @@ async fn open_existing(url: &str) -> anyhow::Result<depin_store::Store> {
             "--database-url: no store at {path}"
         );
     }
-    depin_store::Store::open(url)
+    depin_store::Store::open_read_only(url)
         .await
         .with_context(|| format!("--database-url: cannot open {url}"))
 }

@@ -25,6 +25,18 @@ pub struct ServeArgs {
     /// Override the network's genesis time (unix milliseconds).
     #[arg(long)]
     genesis_ms: Option<i64>,
+    /// Most client connections open at once; more are refused with a 503.
+    #[arg(long, default_value_t = depin_server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Seconds a client may take to send its request headers.
+    #[arg(long, default_value_t = depin_server::DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
+    header_timeout_seconds: u64,
+    /// Seconds a request may take, body included.
+    #[arg(long, default_value_t = depin_server::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    request_timeout_seconds: u64,
+    /// Unverifiable reports and registrations accepted per client address and minute.
+    #[arg(long, default_value_t = depin_server::DEFAULT_UNVERIFIED_PER_MINUTE)]
+    unverified_per_minute: u32,
 }
 
 pub fn load_policy(
@@ -66,10 +78,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             std::fs::create_dir_all(&args.data_dir).with_context(|| {
                 format!("--data-dir: cannot create {}", args.data_dir.display())
             })?;
+            // Say at once when the directory cannot take the store, rather
+            // than leaving it to SQLite's vaguer words.
+            let probe = args.data_dir.join(".depin-write-probe");
+            std::fs::write(&probe, b"").with_context(|| {
+                format!(
+                    "--data-dir: {} is not writable (read-only file system or permissions); \
+                     depin serve keeps its store there (to audit a read-only copy, use depin audit-epoch)",
+                    args.data_dir.display()
+                )
+            })?;
+            let _ = std::fs::remove_file(&probe);
             depin_store::sqlite_url(&args.data_dir.join("depin.sqlite"))
         }
     };
-    let config = depin_server::ServerConfig::new(args.listen, url.clone(), policy.clone());
+    let mut config = depin_server::ServerConfig::new(args.listen, url.clone(), policy.clone());
+    config.max_connections = args.max_connections;
+    config.header_read_timeout = std::time::Duration::from_secs(args.header_timeout_seconds);
+    config.request_timeout = std::time::Duration::from_secs(args.request_timeout_seconds);
+    config.unverified_per_minute = args.unverified_per_minute;
     let server = depin_server::start(config).await?;
     eprintln!(
         "depin coordinator on http://{} (store {}, policy {}, epochs of {} s)",

@@ -168,3 +168,74 @@ fn devnet_claims_load_in_the_javascript_library() {
         assert!(js["leaves"].as_u64().unwrap() > 0);
     }
 }
+
+/// An auditor with a read-only copy of a store can audit it and export
+/// claims; `serve` on a read-only directory fails at once and says why
+/// (it used to fail only after 30 s with "pool timed out").
+#[test]
+fn audit_works_on_a_read_only_copy_and_serve_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net");
+    let o = depin(&[
+        "devnet",
+        "--nodes",
+        "12",
+        "--epochs",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let Some(fs) = depin_store::testing::TestTmpfs::mount(64 << 20) else {
+        return;
+    };
+    std::fs::copy(out.join("depin.sqlite"), fs.path().join("depin.sqlite")).unwrap();
+    fs.remount_read_only();
+    let url = format!("sqlite://{}", fs.path().join("depin.sqlite").display());
+    for epoch in ["0", "1"] {
+        let o = depin(&["audit-epoch", "--database-url", &url, "--epoch", epoch]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("OK"), "{}", text(&o));
+    }
+    let claims = dir.path().join("c.json");
+    let o = depin(&[
+        "claims",
+        "--database-url",
+        &url,
+        "--epoch",
+        "1",
+        "--out",
+        claims.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_depin"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(fs.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded wait: it must have given up long before the old 30 s time-out.
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("serve on a read-only directory is still running after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let o = child.wait_with_output().unwrap();
+    assert!(!status.success());
+    let msg = text(&o);
+    assert!(
+        msg.contains("read-only") || msg.contains("readonly"),
+        "{msg}"
+    );
+    assert!(!msg.contains("pool timed out"), "{msg}");
+}

@@ -94,6 +94,11 @@ impl DeviceState {
 pub struct IngestOutcome {
     pub accepted: u32,
     pub rejected: Vec<RejectedReport>,
+    /// How many reports proved nothing about their sender (undecodable, badly
+    /// signed, or from an unregistered key): what a server charges to the
+    /// client's address, since nobody else can be held to account for them.
+    #[serde(skip)]
+    pub unverified: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -519,6 +524,7 @@ impl Coordinator {
                         index: i as u32,
                         reason,
                     });
+                    outcome.unverified += 1;
                     continue;
                 }
                 Checked::Valid(s, hb) => (s, hb),
@@ -529,6 +535,7 @@ impl Coordinator {
                     index: i as u32,
                     reason: Reason::UnknownSigner,
                 });
+                outcome.unverified += 1;
                 continue;
             };
             let mine = taken.get(&env.signer);

@@ -81,9 +81,21 @@ fn reason_status(reason: Reason) -> StatusCode {
     }
 }
 
+/// A storage failure: nothing was stored, and the client may retry. The
+/// agent treats every 5xx as retryable, so acknowledged means committed.
+fn unavailable(message: String) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        format!("the coordinator could not store this (nothing was kept; retry later): {message}"),
+    )
+}
+
 impl From<CoordError> for ApiError {
     fn from(e: CoordError) -> Self {
         match e {
+            CoordError::Unavailable(m) => unavailable(m),
+            CoordError::Store(e) if e.is_unavailable() => unavailable(e.to_string()),
             CoordError::Rejected { reason, message } => {
                 ApiError::new(reason_status(reason), reason.as_str(), message)
             }
@@ -102,6 +114,10 @@ impl From<CoordError> for ApiError {
 
 impl From<depin_store::StoreError> for ApiError {
     fn from(e: depin_store::StoreError) -> Self {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        if e.is_unavailable() {
+            unavailable(e.to_string())
+        } else {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        }
     }
 }

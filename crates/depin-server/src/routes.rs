@@ -4,7 +4,9 @@
 use crate::{ApiError, AppState, now_ms};
 use axum::body::Body;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
+};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -17,6 +19,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::num::IntErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +48,7 @@ pub fn router(state: Arc<AppState>, config: &crate::ServerConfig) -> Router {
 
 fn api(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route(
             "/v1/openapi.json",
@@ -280,7 +283,31 @@ async fn device_view(st: &AppState, d: &DeviceRow) -> AppResult<Value> {
     }))
 }
 
-async fn onboard(State(st): St, RawBody(body): RawBody) -> AppResult<(StatusCode, Json<Value>)> {
+/// Refuses a client that spent its budget for unaccountable work (see
+/// [`crate::budget`]) before the request costs anything.
+fn check_budget(st: &AppState, peer: SocketAddr) -> AppResult<()> {
+    if st.budget.allows(peer.ip()) {
+        return Ok(());
+    }
+    metrics::counter!("depin_unverified_budget_refusals_total").increment(1);
+    Err(ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "too many unverifiable messages or registrations from {}; wait a minute and send only signed reports of registered devices",
+            peer.ip()
+        ),
+    ))
+}
+
+async fn onboard(
+    State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawBody(body): RawBody,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    check_budget(&st, peer)?;
+    // Every registration costs a row whoever asks: charge it, taken or not.
+    st.budget.charge(peer.ip(), 1);
     let row = st.coordinator.onboard(now_ms(), &body).await?;
     Ok((StatusCode::CREATED, Json(device_view(&st, &row).await?)))
 }
@@ -320,11 +347,39 @@ async fn operator_devices(
 
 // ------------------------------------------------------------------ reports
 
-async fn reports(State(st): St, RawBody(body): RawBody) -> AppResult<Json<Value>> {
-    let outcome = st.coordinator.ingest(now_ms(), body.to_vec()).await?;
+async fn reports(
+    State(st): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawBody(body): RawBody,
+) -> AppResult<Json<Value>> {
+    check_budget(&st, peer)?;
+    let outcome = match st.coordinator.ingest(now_ms(), body.to_vec()).await {
+        Ok(o) => o,
+        Err(e) => {
+            if matches!(e, depin_coordinator::CoordError::Rejected { .. }) {
+                st.budget.charge(peer.ip(), 1);
+            }
+            return Err(e.into());
+        }
+    };
+    st.budget.charge(peer.ip(), outcome.unverified);
     Ok(Json(
         serde_json::to_value(outcome).expect("outcome serialises"),
     ))
+}
+
+async fn healthz(State(st): St) -> Response {
+    let problems = st.health.problems(st.coordinator.writer_alive());
+    if problems.is_empty() {
+        "ok".into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy",
+            problems.join("; "),
+        )
+        .into_response()
+    }
 }
 
 // ------------------------------------------------------------------- epochs

@@ -228,12 +228,7 @@ impl Store {
             sqlx::Connection::close(conn).await
         };
         if let Err(e) = probe.await {
-            return Err(StoreError::Open(open_error_message(
-                &redact_url(&url),
-                backend,
-                read_only,
-                &e,
-            )));
+            return Err(StoreError::Open(open_error_message(backend, read_only, &e)));
         }
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
@@ -417,17 +412,9 @@ fn sqlite_read_only_url(url: &str) -> String {
     }
 }
 
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
-            let user_end = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
-            format!("{}:***{}", &url[..user_end], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-fn open_error_message(url: &str, backend: Backend, read_only: bool, e: &sqlx::Error) -> String {
+/// The driver's words plus a hint; callers add which store (they know how to
+/// print its URL without a password).
+fn open_error_message(backend: Backend, read_only: bool, e: &sqlx::Error) -> String {
     let cause = match e {
         sqlx::Error::Database(d) => d.message().to_string(),
         other => other.to_string(),
@@ -447,7 +434,7 @@ fn open_error_message(url: &str, backend: Backend, read_only: bool, e: &sqlx::Er
         }
         _ => "",
     };
-    format!("cannot open the store at {url}: {cause}{hint}")
+    format!("{cause}{hint}")
 }
 
 /// A read-only open cannot migrate: the stored schema must be exactly what

@@ -222,3 +222,66 @@ fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// A small real file system (tmpfs) mounted in a temporary directory, for
+/// tests of a full disk and of a read-only store. Mounting needs root (CI runs
+/// as root); elsewhere the harness says so and the caller skips, unless
+/// `DEPIN_REQUIRE_TMPFS=1` (set by `.ci/run`) turns the skip into a failure.
+pub struct TestTmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl TestTmpfs {
+    /// Mounts a tmpfs of `bytes` bytes, or returns `None` after saying why.
+    pub fn mount(bytes: u64) -> Option<TestTmpfs> {
+        let required = std::env::var("DEPIN_REQUIRE_TMPFS").is_ok_and(|v| v == "1");
+        let dir = tempfile::Builder::new()
+            .prefix("depin-tmpfs-")
+            .tempdir()
+            .expect("temp dir");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes}"))
+            .arg("tmpfs")
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            assert!(
+                !required,
+                "DEPIN_REQUIRE_TMPFS=1 but mounting a tmpfs failed (run as root)"
+            );
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(TestTmpfs { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Remounts the file system read-only (root ignores permission bits, so
+    /// this is how a test running as root gets a truly read-only directory).
+    pub fn remount_read_only(&self) {
+        let ok = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(self.dir.path())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "remounting the tmpfs read-only failed");
+    }
+}
+
+impl Drop for TestTmpfs {
+    fn drop(&mut self) {
+        // Lazy unmount: a store still closing does not keep it mounted.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}

@@ -1,0 +1,133 @@
+//! A per-client-address budget for work nobody is accountable for.
+//!
+//! Reports that fail decoding or signature checks, or name an unregistered
+//! key, prove nothing about who sent them, so nothing is stored for them; but
+//! checking them still costs CPU. Registrations cost a device row each. Both
+//! are charged to the sending address here, and an address that spent its
+//! budget is refused (`429 rate_limited`) before any work is done, until its
+//! bucket refills. Verified reports from registered devices are never charged:
+//! a gateway forwarding thousands of honest devices is not slowed.
+//!
+//! The table of addresses is bounded: IPv6 clients are grouped by /64 (one
+//! subscriber's network), and when the table is full, addresses whose bucket
+//! has refilled completely are forgotten first.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Most client addresses tracked at once.
+const MAX_TRACKED: usize = 65_536;
+/// Buckets refill over this window.
+const WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct UnverifiedBudget {
+    per_window: u32,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    /// Tokens left, scaled by 1000 so refills in small steps stay exact enough.
+    milli_tokens: u64,
+    at: Instant,
+}
+
+impl UnverifiedBudget {
+    pub fn new(per_window: u32) -> Self {
+        UnverifiedBudget {
+            per_window,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn capacity(&self) -> u64 {
+        u64::from(self.per_window) * 1000
+    }
+
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            },
+        }
+    }
+
+    fn refill(&self, b: &mut Bucket, now: Instant) {
+        let elapsed = now.saturating_duration_since(b.at);
+        let add =
+            (u128::from(self.capacity()) * elapsed.as_millis() / WINDOW.as_millis().max(1)) as u64;
+        if add > 0 {
+            b.milli_tokens = (b.milli_tokens + add).min(self.capacity());
+            b.at = now;
+        }
+    }
+
+    /// Whether `ip` may still send unaccountable work. Checked before a
+    /// request does anything.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(&Self::key(ip)) {
+            None => true,
+            Some(b) => {
+                self.refill(b, now);
+                b.milli_tokens >= 1000
+            }
+        }
+    }
+
+    /// Charges `n` units of unaccountable work to `ip`.
+    pub fn charge(&self, ip: IpAddr, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let capacity = self.capacity();
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let key = Self::key(ip);
+        if !map.contains_key(&key) && map.len() >= MAX_TRACKED {
+            // Forget addresses that have been quiet long enough to be full.
+            let window = WINDOW;
+            map.retain(|_, b| now.saturating_duration_since(b.at) < window);
+            if map.len() >= MAX_TRACKED {
+                return;
+            }
+        }
+        let b = map.entry(key).or_insert(Bucket {
+            milli_tokens: capacity,
+            at: now,
+        });
+        self.refill(b, now);
+        b.milli_tokens = b.milli_tokens.saturating_sub(u64::from(n) * 1000);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spends_and_groups_ipv6_by_64() {
+        let b = UnverifiedBudget::new(10);
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let same_net: IpAddr = "2001:db8::ffff".parse().unwrap();
+        let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        assert!(b.allows(a));
+        b.charge(a, 10);
+        assert!(!b.allows(a));
+        assert!(!b.allows(same_net), "one /64 is one client");
+        assert!(b.allows(other));
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        b.charge(v4, u32::MAX);
+        assert!(!b.allows(v4), "an oversized charge empties, never wraps");
+        b.charge(v4, 0);
+    }
+}
