@@ -30,8 +30,11 @@ pub struct UnverifiedBudget {
 
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
-    /// Tokens left, scaled by 1000 so refills in small steps stay exact enough.
-    milli_tokens: u64,
+    /// Tokens left, scaled by 1000 so refills in small steps stay exact
+    /// enough. May go negative down to minus one window's worth: a request is
+    /// charged in full even when it overdraws, so a big batch cannot slip
+    /// through on the last token, and the debt is paid back in time.
+    milli_tokens: i64,
     at: Instant,
 }
 
@@ -43,8 +46,8 @@ impl UnverifiedBudget {
         }
     }
 
-    fn capacity(&self) -> u64 {
-        u64::from(self.per_window) * 1000
+    fn capacity(&self) -> i64 {
+        i64::from(self.per_window) * 1000
     }
 
     fn key(ip: IpAddr) -> IpAddr {
@@ -62,10 +65,10 @@ impl UnverifiedBudget {
 
     fn refill(&self, b: &mut Bucket, now: Instant) {
         let elapsed = now.saturating_duration_since(b.at);
-        let add =
-            (u128::from(self.capacity()) * elapsed.as_millis() / WINDOW.as_millis().max(1)) as u64;
+        let add = (self.capacity() as u128 * elapsed.as_millis() / WINDOW.as_millis().max(1))
+            .min(i64::MAX as u128) as i64;
         if add > 0 {
-            b.milli_tokens = (b.milli_tokens + add).min(self.capacity());
+            b.milli_tokens = b.milli_tokens.saturating_add(add).min(self.capacity());
             b.at = now;
         }
     }
@@ -79,7 +82,7 @@ impl UnverifiedBudget {
             None => true,
             Some(b) => {
                 self.refill(b, now);
-                b.milli_tokens >= 1000
+                b.milli_tokens > 0
             }
         }
     }
@@ -106,7 +109,10 @@ impl UnverifiedBudget {
             at: now,
         });
         self.refill(b, now);
-        b.milli_tokens = b.milli_tokens.saturating_sub(u64::from(n) * 1000);
+        b.milli_tokens = b
+            .milli_tokens
+            .saturating_sub(i64::from(n) * 1000)
+            .max(-capacity);
     }
 }
 
@@ -121,8 +127,10 @@ mod tests {
         let same_net: IpAddr = "2001:db8::ffff".parse().unwrap();
         let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();
         assert!(b.allows(a));
-        b.charge(a, 10);
-        assert!(!b.allows(a));
+        b.charge(a, 9);
+        assert!(b.allows(a), "one token left");
+        b.charge(a, 5);
+        assert!(!b.allows(a), "overdrawn: refused until repaid");
         assert!(!b.allows(same_net), "one /64 is one client");
         assert!(b.allows(other));
         let v4: IpAddr = "127.0.0.1".parse().unwrap();

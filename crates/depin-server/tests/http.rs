@@ -401,3 +401,80 @@ async fn garbage_gets_4xx_and_server_survives() {
     );
     server.stop().await.unwrap();
 }
+
+/// Unverifiable reports (random signer keys, bad signatures) are stored
+/// nowhere — the attack that added 200,000 rows in 6 s adds none — and a
+/// client address that keeps sending them is refused before any work, while
+/// registered devices' verified reports are never charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverifiable_reports_store_nothing_and_are_bounded_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = RewardPolicy {
+        genesis_unix_ms: now_ms() - 1_000,
+        max_reports_per_device_per_epoch: 10_000,
+        ..RewardPolicy::devnet(3_600)
+    };
+    let server = common::start_with(dir.path(), policy, |c| c.unverified_per_minute = 500).await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let op = device_keypair_from_seed([21; 32]);
+    let dev = device_keypair_from_seed([22; 32]);
+    let r = http
+        .post(format!("{base}/v1/devices"))
+        .body(cert(&op, &dev, "rtx-3060", "0.1.0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    // Verified reports of a registered device, many of them: never charged.
+    let honest: Vec<_> = (1..=600).map(|s| hb(&dev, s)).collect();
+    let r = http
+        .post(format!("{base}/v1/reports"))
+        .body(encode_batch(&honest))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["accepted"], 600, "{}", v["rejected"][0]);
+    // Batches of 150 reports from random keys against a budget of 500: the
+    // fourth overdraws it (charged in full), the fifth is refused.
+    let strangers = |from: u8| -> Vec<_> {
+        (0..150u32)
+            .map(|i| {
+                let mut seed = [from; 32];
+                seed[..4].copy_from_slice(&i.to_le_bytes());
+                hb(&device_keypair_from_seed(seed), 1)
+            })
+            .collect()
+    };
+    for from in [1u8, 2, 3, 4, 5] {
+        let r = http
+            .post(format!("{base}/v1/reports"))
+            .body(encode_batch(&strangers(from)))
+            .send()
+            .await
+            .unwrap();
+        if from <= 4 {
+            assert_eq!(r.status().as_u16(), 200, "request {from}");
+        } else {
+            expect_error(r, 429, "rate_limited").await;
+        }
+    }
+    // The limit is per address: even this honest device's next report from
+    // the same address waits (a shared NAT pays for its worst member).
+    let r = http
+        .post(format!("{base}/v1/reports"))
+        .body(encode_batch(&[hb(&dev, 601)]))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 429, "rate_limited").await;
+    server.stop().await.unwrap();
+    let store = depin_store::Store::open_in_dir(dir.path()).await.unwrap();
+    let counts = store.rejection_counts(None).await.unwrap();
+    assert!(
+        counts.is_empty(),
+        "nothing unverified is stored: {counts:?}"
+    );
+    assert_eq!(store.devices(None).await.unwrap().len(), 1);
+}
