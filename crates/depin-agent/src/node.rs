@@ -291,13 +291,15 @@ fn check_label(value: &str, flag: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// The operator-signed certificate for `device`. Pure apart from its inputs.
+/// The certificate for `device_key`, signed by the device key (it proves the
+/// registrant holds it) and then by the operator. Pure apart from its inputs.
 pub fn certificate(
     operator: &SigningKey,
-    device: PublicKey,
+    device_key: &SigningKey,
     p: &InitParams,
     now_ms: i64,
 ) -> Result<depin_protocol::Signed, NodeError> {
+    let device = public_key_of(device_key);
     check_label(&p.hardware_class, "hardware-class")?;
     check_label(&p.firmware_version, "firmware-version")?;
     if !p.declared_watts.is_finite()
@@ -324,7 +326,9 @@ pub fn certificate(
         firmware_version: p.firmware_version.clone(),
         location: location(p.lat, p.lon)?,
         issued_at_ms: now_ms,
-    };
+        device_signature: None,
+    }
+    .signed_by_device(device_key);
     // Operator messages are not sequenced by the coordinator (only their
     // clock is checked); the issue time keeps them distinct anyway.
     let seq = u64::try_from(now_ms).unwrap_or(0);
@@ -375,7 +379,7 @@ pub async fn init(
         (k, false)
     };
     let device = public_key_of(&device_key);
-    let signed = certificate(operator, device, p, now_ms)?;
+    let signed = certificate(operator, &device_key, p, now_ms)?;
     let register_err = |error| NodeError::Register {
         url: client.base_url().to_string(),
         error,
@@ -451,8 +455,9 @@ mod tests {
     #[test]
     fn certificate_is_signed_by_the_operator_and_validates() {
         let op = device_keypair_from_seed([1; 32]);
-        let dev = public_key_of(&device_keypair_from_seed([2; 32]));
-        let signed = certificate(&op, dev, &params(), 1_767_225_600_000).unwrap();
+        let dev_key = device_keypair_from_seed([2; 32]);
+        let dev = public_key_of(&dev_key);
+        let signed = certificate(&op, &dev_key, &params(), 1_767_225_600_000).unwrap();
         let back = decode_signed(&signed.encode()).unwrap();
         back.verify_signature().unwrap();
         let cert = DeviceCertificate::from_envelope(&back.envelope).unwrap();
@@ -464,7 +469,7 @@ mod tests {
     #[test]
     fn bad_inputs_are_refused_with_the_flag_name() {
         let op = device_keypair_from_seed([1; 32]);
-        let dev = public_key_of(&device_keypair_from_seed([2; 32]));
+        let dev = device_keypair_from_seed([2; 32]);
         let cases: Vec<(InitParams, &str)> = vec![
             (
                 InitParams {
@@ -503,7 +508,7 @@ mod tests {
             ),
         ];
         for (p, needle) in cases {
-            let e = certificate(&op, dev, &p, 0).unwrap_err().to_string();
+            let e = certificate(&op, &dev, &p, 0).unwrap_err().to_string();
             assert!(e.contains(needle), "{e}");
         }
     }

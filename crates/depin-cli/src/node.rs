@@ -204,7 +204,9 @@ async fn rotate(a: RotateArgs) -> anyhow::Result<()> {
         &depin_protocol::KeyRotation {
             old_device_key: config.device,
             new_device_key: new_pub,
-        },
+            new_key_signature: None,
+        }
+        .signed_by_new_key(&new_key),
     );
     if let Err(e) = client.rotate_device(&msg).await {
         // A rotation interrupted after the coordinator committed it (the

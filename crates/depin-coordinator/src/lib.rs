@@ -220,6 +220,12 @@ impl Coordinator {
                 message: "the certificate must be signed by the operator key it names".into(),
             });
         }
+        // Whoever registers a device must hold its key: otherwise anyone could
+        // register someone else's key (or an operator key) as their device.
+        cert.verify_possession().map_err(|reason| CoordError::Rejected {
+            reason,
+            message: "the device key did not sign its certificate: registering a device needs the device key".into(),
+        })?;
         let row = DeviceRow {
             device: cert.device_key,
             operator: cert.operator_key,
@@ -281,6 +287,10 @@ impl Coordinator {
             .envelope
             .decode_payload()
             .map_err(CoordError::rejected)?;
+        rot.verify_possession().map_err(|reason| CoordError::Rejected {
+            reason,
+            message: "the new key did not sign the rotation: the successor must prove it holds its key".into(),
+        })?;
         let old = self
             .owned_device(&rot.old_device_key, &signed.envelope.signer)
             .await?;

@@ -30,7 +30,9 @@ fn cert(op: &SigningKey, dev: &SigningKey, now: i64) -> Vec<u8> {
         firmware_version: "1.2.0".into(),
         location: None,
         issued_at_ms: now,
-    };
+        device_signature: None,
+    }
+    .signed_by_device(dev);
     sign(&Envelope::new(public_key_of(op), 0, now, &c), op).encode()
 }
 
@@ -81,7 +83,9 @@ async fn scenario(store: Store) {
             firmware_version: "1".into(),
             location: None,
             issued_at_ms: start,
-        };
+            device_signature: None,
+        }
+        .signed_by_device(&stranger);
         sign(
             &Envelope::new(public_key_of(&stranger), 0, start, &c),
             &stranger,
@@ -260,7 +264,9 @@ async fn scenario(store: Store) {
     let rot = KeyRotation {
         old_device_key: public_key_of(&honest),
         new_device_key: public_key_of(&new_key),
-    };
+        new_key_signature: None,
+    }
+    .signed_by_new_key(&new_key);
     let by_stranger = sign(
         &Envelope::new(public_key_of(&stranger), 1, close_at, &rot),
         &stranger,

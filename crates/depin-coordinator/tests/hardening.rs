@@ -39,8 +39,10 @@ fn cert_with(
         firmware_version: "1.0.0".into(),
         location: None,
         issued_at_ms: now,
+        device_signature: None,
     };
     f(&mut c);
+    let c = c.signed_by_device(dev);
     sign(&Envelope::new(public_key_of(op), 0, now, &c), op).encode()
 }
 
@@ -138,7 +140,9 @@ async fn replicas_agree(url: &str) {
     let rot = KeyRotation {
         old_device_key: public_key_of(&dev2),
         new_device_key: public_key_of(&new),
-    };
+        new_key_signature: None,
+    }
+    .signed_by_new_key(&new);
     a.rotate(
         t,
         &sign(&Envelope::new(public_key_of(&op), 1, t, &rot), &op).encode(),
@@ -325,7 +329,9 @@ async fn keys_have_one_role(store: Store) {
     let rot = KeyRotation {
         old_device_key: public_key_of(&dev),
         new_device_key: public_key_of(&op),
-    };
+        new_key_signature: None,
+    }
+    .signed_by_new_key(&op);
     let err = c
         .rotate(
             t,
@@ -350,6 +356,79 @@ async fn keys_have_one_role(store: Store) {
         .unwrap();
     assert_eq!(reasons(&out), vec![Reason::UnknownSigner]);
     assert!(store.device(&public_key_of(&x)).await.unwrap().is_none());
+
+    // Registering needs the device key: a certificate the device did not
+    // sign, or signed by another key, is refused and stores nothing.
+    let victim = device_keypair_from_seed([7; 32]);
+    let unsigned = {
+        let c = DeviceCertificate {
+            device_key: public_key_of(&victim),
+            operator_key: public_key_of(&op),
+            sector: Sector::Compute,
+            hardware_class: "rtx-3060".into(),
+            firmware_version: "1.0.0".into(),
+            location: None,
+            issued_at_ms: t,
+            device_signature: None,
+        };
+        let wrongly_signed = c.clone().signed_by_device(&other_op);
+        [c, wrongly_signed]
+    };
+    for certificate in unsigned {
+        let bytes = sign(&Envelope::new(public_key_of(&op), 0, t, &certificate), &op).encode();
+        let err = c.onboard(t, &bytes).await;
+        assert!(
+            matches!(
+                err,
+                Err(CoordError::Rejected {
+                    reason: Reason::BadCertificate,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+    }
+    assert!(
+        store
+            .device(&public_key_of(&victim))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A rotation the new key did not sign is refused too.
+    let dev3 = device_keypair_from_seed([8; 32]);
+    c.onboard(t, &cert(&op, &dev3, t)).await.unwrap();
+    let rot = KeyRotation {
+        old_device_key: public_key_of(&dev3),
+        new_device_key: public_key_of(&victim),
+        new_key_signature: None,
+    };
+    let err = c
+        .rotate(
+            t,
+            &sign(&Envelope::new(public_key_of(&op), 2, t, &rot), &op).encode(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CoordError::Rejected {
+                reason: Reason::BadCertificate,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        store
+            .device(&public_key_of(&dev3))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_ms,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,7 +709,9 @@ proptest! {
                                 firmware_version: "1".into(),
                                 location: Some(Location { lat_microdeg: lat, lon_microdeg: lon, h3_cell: h3 }),
                                 issued_at_ms: issued,
-                            };
+                                device_signature: None,
+                            }
+                            .signed_by_device(&d);
                             sign(&Envelope::new(public_key_of(&op), seq, ts, &c), &op).encode()
                         };
                         match c.onboard(t, &bytes).await {

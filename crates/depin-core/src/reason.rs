@@ -35,7 +35,8 @@ pub enum Reason {
     BadPayload,
     /// The device sent more than the rate limit allows.
     RateLimited,
-    /// A device certificate not signed by the operator it names.
+    /// A device certificate not signed by the operator it names, or a
+    /// certificate or rotation whose device key did not sign it.
     BadCertificate,
     /// The device key is already registered.
     AlreadyRegistered,
@@ -135,7 +136,7 @@ impl Reason {
             Reason::BadPayload => "the payload does not decode or is out of range",
             Reason::RateLimited => "too many reports; slow down",
             Reason::BadCertificate => {
-                "the device certificate is not signed by the operator it names"
+                "the device certificate or key rotation is not signed by both keys it names (the operator, and the device key it registers)"
             }
             Reason::AlreadyRegistered => "the device key is already registered",
             Reason::LateReport => "the report's epoch is already closed; send reports sooner",

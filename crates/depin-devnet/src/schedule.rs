@@ -169,7 +169,9 @@ impl<'w> Simulation<'w> {
                 firmware_version: d.firmware_version.clone(),
                 location: None,
                 issued_at_ms: at_ms,
-            };
+                device_signature: None,
+            }
+            .signed_by_device(&d.key);
             let seq = &mut per_operator[d.operator as usize];
             *seq += 1;
             certificates.push((

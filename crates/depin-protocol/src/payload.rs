@@ -146,6 +146,34 @@ pub struct DeviceCertificate {
     pub firmware_version: String,
     pub location: Option<Location>,
     pub issued_at_ms: i64,
+    /// The device key's signature over [`DeviceCertificate::possession_message`]:
+    /// without it anyone could register someone else's key as their device.
+    /// `None` decodes (old messages keep reading) but is refused at onboarding.
+    pub device_signature: Option<[u8; 64]>,
+}
+
+/// Domain tags keep a possession signature from being valid as anything else.
+const CERTIFICATE_POSSESSION_TAG: &[u8] = b"depin/v1/device-certificate\0";
+const ROTATION_POSSESSION_TAG: &[u8] = b"depin/v1/key-rotation\0";
+
+/// Strict ed25519 verification of a possession signature by `key`.
+fn verify_possession(
+    key: &PublicKey,
+    message: &[u8],
+    signature: Option<[u8; 64]>,
+) -> Result<(), Reason> {
+    let signature = signature.ok_or(Reason::BadCertificate)?;
+    let key = VerifyingKey::from_bytes(&key.0).map_err(|_| Reason::BadCertificate)?;
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature))
+        .map_err(|_| Reason::BadCertificate)
+}
+
+fn signature_field(bytes: &[u8]) -> Result<Option<[u8; 64]>, Reason> {
+    match bytes.len() {
+        0 => Ok(None),
+        64 => Ok(Some(bytes.try_into().map_err(|_| Reason::BadPayload)?)),
+        _ => Err(Reason::BadPayload),
+    }
 }
 
 impl DeviceCertificate {
@@ -158,8 +186,37 @@ impl DeviceCertificate {
             firmware_version: self.firmware_version.clone(),
             location: self.location.map(Location::to_wire),
             issued_at_ms: self.issued_at_ms,
+            device_signature: self.device_signature.map_or(Vec::new(), |s| s.to_vec()),
         }
         .encode_to_vec()
+    }
+
+    /// What the device key signs: a domain tag and the certificate encoded
+    /// without its device signature.
+    pub fn possession_message(&self) -> Vec<u8> {
+        let unsigned = DeviceCertificate {
+            device_signature: None,
+            ..self.clone()
+        };
+        [CERTIFICATE_POSSESSION_TAG, &unsigned.encode()].concat()
+    }
+
+    /// The certificate with the device key's possession signature; `device`
+    /// must be the key the certificate names (else verification fails later).
+    pub fn signed_by_device(mut self, device: &ed25519_dalek::SigningKey) -> Self {
+        use ed25519_dalek::Signer;
+        self.device_signature = Some(device.sign(&self.possession_message()).to_bytes());
+        self
+    }
+
+    /// [`Reason::BadCertificate`] unless the device key signed this
+    /// certificate: the registrant must hold the device key.
+    pub fn verify_possession(&self) -> Result<(), Reason> {
+        verify_possession(
+            &self.device_key,
+            &self.possession_message(),
+            self.device_signature,
+        )
     }
 
     /// Both keys must be prime-order curve points and differ: a device key
@@ -181,6 +238,7 @@ impl DeviceCertificate {
             firmware_version: w.firmware_version,
             location,
             issued_at_ms: w.issued_at_ms,
+            device_signature: signature_field(&w.device_signature)?,
         })
     }
 
@@ -271,6 +329,9 @@ impl Revocation {
 pub struct KeyRotation {
     pub old_device_key: PublicKey,
     pub new_device_key: PublicKey,
+    /// The new key's signature over [`KeyRotation::possession_message`].
+    /// `None` decodes but is refused by the coordinator.
+    pub new_key_signature: Option<[u8; 64]>,
 }
 
 impl KeyRotation {
@@ -278,8 +339,35 @@ impl KeyRotation {
         wire::KeyRotation {
             old_device_key: self.old_device_key.0.to_vec(),
             new_device_key: self.new_device_key.0.to_vec(),
+            new_key_signature: self.new_key_signature.map_or(Vec::new(), |s| s.to_vec()),
         }
         .encode_to_vec()
+    }
+
+    /// What the new key signs: a domain tag, the old key and the new key.
+    pub fn possession_message(&self) -> Vec<u8> {
+        [
+            ROTATION_POSSESSION_TAG,
+            &self.old_device_key.0,
+            &self.new_device_key.0,
+        ]
+        .concat()
+    }
+
+    /// The rotation with the new key's possession signature.
+    pub fn signed_by_new_key(mut self, new: &ed25519_dalek::SigningKey) -> Self {
+        use ed25519_dalek::Signer;
+        self.new_key_signature = Some(new.sign(&self.possession_message()).to_bytes());
+        self
+    }
+
+    /// [`Reason::BadCertificate`] unless the new key signed this rotation.
+    pub fn verify_possession(&self) -> Result<(), Reason> {
+        verify_possession(
+            &self.new_device_key,
+            &self.possession_message(),
+            self.new_key_signature,
+        )
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, Reason> {
@@ -290,6 +378,7 @@ impl KeyRotation {
         Ok(KeyRotation {
             old_device_key,
             new_device_key,
+            new_key_signature: signature_field(&w.new_key_signature)?,
         })
     }
 }

@@ -37,7 +37,15 @@ pub fn certificate() -> DeviceCertificate {
             h3_cell: Some(0x8928308280fffff),
         }),
         issued_at_ms: T0,
+        // Unsigned, so the first golden fixture keeps its original bytes;
+        // `signed_certificate` is the one onboarding accepts.
+        device_signature: None,
     }
+}
+
+/// [`certificate`] with the device key's possession signature.
+pub fn signed_certificate() -> DeviceCertificate {
+    certificate().signed_by_device(&device())
 }
 
 pub fn heartbeat_envelope(seq: u64, timestamp_ms: i64) -> Envelope {

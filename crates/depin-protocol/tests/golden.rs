@@ -90,8 +90,28 @@ fn golden_key_rotation() {
     let rot = KeyRotation {
         old_device_key: public_key_of(&device()),
         new_device_key: public_key_of(&new_device()),
+        new_key_signature: None,
     };
     check_envelope("envelope_key_rotation", &operator(), 3, &rot);
+}
+
+/// Possession signatures (added before the first release as new, optional
+/// fields: the unsigned fixtures above keep their bytes).
+#[test]
+fn golden_possession_signed_messages() {
+    check_envelope(
+        "envelope_device_certificate_signed",
+        &operator(),
+        1,
+        &signed_certificate(),
+    );
+    let rot = KeyRotation {
+        old_device_key: public_key_of(&device()),
+        new_device_key: public_key_of(&new_device()),
+        new_key_signature: None,
+    }
+    .signed_by_new_key(&new_device());
+    check_envelope("envelope_key_rotation_signed", &operator(), 3, &rot);
 }
 
 #[test]

@@ -336,8 +336,74 @@ fn payloads_round_trip() {
     let rot = KeyRotation {
         old_device_key: public_key_of(&device()),
         new_device_key: public_key_of(&new_device()),
+        new_key_signature: None,
     };
-    assert_eq!(KeyRotation::decode(&rot.encode()), Ok(rot));
+    assert_eq!(KeyRotation::decode(&rot.encode()), Ok(rot.clone()));
+    let signed = rot.signed_by_new_key(&new_device());
+    assert_eq!(KeyRotation::decode(&signed.encode()), Ok(signed));
+    let cert = signed_certificate();
+    assert_eq!(DeviceCertificate::decode(&cert.encode()), Ok(cert));
+}
+
+/// The device key proves possession: only its own signature over exactly
+/// this certificate (or rotation) verifies; a missing, foreign or stale one
+/// is `bad_certificate`, a malformed one `bad_payload`.
+#[test]
+fn possession_signatures_bind_the_key_to_the_message() {
+    let cert = signed_certificate();
+    assert_eq!(cert.verify_possession(), Ok(()));
+    assert_eq!(
+        certificate().verify_possession(),
+        Err(Reason::BadCertificate)
+    );
+    let by_other = certificate().signed_by_device(&new_device());
+    assert_eq!(by_other.verify_possession(), Err(Reason::BadCertificate));
+    let moved = DeviceCertificate {
+        hardware_class: "other".into(),
+        ..cert.clone()
+    };
+    assert_eq!(
+        moved.verify_possession(),
+        Err(Reason::BadCertificate),
+        "signature covers every field"
+    );
+    let rot = KeyRotation {
+        old_device_key: public_key_of(&device()),
+        new_device_key: public_key_of(&new_device()),
+        new_key_signature: None,
+    };
+    assert_eq!(rot.verify_possession(), Err(Reason::BadCertificate));
+    assert_eq!(
+        rot.clone()
+            .signed_by_new_key(&new_device())
+            .verify_possession(),
+        Ok(())
+    );
+    assert_eq!(
+        rot.clone().signed_by_new_key(&device()).verify_possession(),
+        Err(Reason::BadCertificate)
+    );
+    // A certificate signature does not verify as a rotation signature (domain tags).
+    let mut cross = rot.clone();
+    cross.new_key_signature = cert.device_signature;
+    assert_eq!(cross.verify_possession(), Err(Reason::BadCertificate));
+    // Wrong lengths do not decode: 0 < len < 64, 65.
+    for len in [1usize, 63, 65] {
+        let mut bytes = certificate().encode();
+        field_bytes(8, &vec![7u8; len], &mut bytes);
+        assert_eq!(
+            DeviceCertificate::decode(&bytes).err(),
+            Some(Reason::BadPayload),
+            "len {len}"
+        );
+        let mut bytes = rot.encode();
+        field_bytes(3, &vec![7u8; len], &mut bytes);
+        assert_eq!(
+            KeyRotation::decode(&bytes).err(),
+            Some(Reason::BadPayload),
+            "len {len}"
+        );
+    }
 }
 
 #[test]
@@ -475,6 +541,7 @@ fn payload_validation_rejects_out_of_range_values() {
     let rot = KeyRotation {
         old_device_key: public_key_of(&device()),
         new_device_key: public_key_of(&device()),
+        new_key_signature: None,
     };
     assert_eq!(
         KeyRotation::decode(&rot.encode()).err(),

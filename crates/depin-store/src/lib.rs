@@ -286,11 +286,9 @@ impl Store {
 
     /// Whether to run a failed write again: PostgreSQL rolled it back for a
     /// deadlock or a serialization failure (two replicas touching the same
-    /// rows). Gives up after a few tries; the caller pauses with
-    /// [`conflict_pause`] before the next one. A check inside each caller's
-    /// loop rather than a closure-taking helper, which would not be `Send`
-    /// over borrowed arguments.
-    pub(crate) fn should_retry(e: &StoreError, attempt: &mut u32) -> bool {
+    /// rows). Gives up after a few tries; used by [`retrying!`].
+    #[doc(hidden)]
+    pub fn should_retry(e: &StoreError, attempt: &mut u32) -> bool {
         const ATTEMPTS: u32 = 8;
         *attempt += 1;
         let retry = e.is_retryable_conflict() && *attempt < ATTEMPTS;
@@ -352,8 +350,29 @@ pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+/// Awaits `$call` (a future of a store `Result`), running it again after a
+/// PostgreSQL deadlock or serialization failure (see [`Store::should_retry`]).
+/// A macro because a closure-taking function would not be `Send` over the
+/// borrowed arguments the calls take.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! retrying {
+    ($call:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $call.await {
+                Err(e) if $crate::Store::should_retry(&e, &mut attempt) => {
+                    $crate::conflict_pause(attempt).await
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 /// A pause growing with the attempt number, so conflicting replicas drift apart.
-pub(crate) async fn conflict_pause(attempt: u32) {
+#[doc(hidden)]
+pub async fn conflict_pause(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt * attempt))).await;
 }
 

@@ -348,15 +348,7 @@ impl Store {
     /// and an operator key could sign heartbeats. The unique key table makes
     /// that hold across replicas racing on the same keys.
     pub async fn insert_device(&self, d: &DeviceRow) -> Result<Registration> {
-        let mut attempt = 0;
-        loop {
-            match self.insert_device_once(d).await {
-                Err(e) if Store::should_retry(&e, &mut attempt) => {
-                    crate::conflict_pause(attempt).await
-                }
-                other => return other,
-            }
-        }
+        crate::retrying!(self.insert_device_once(d))
     }
 
     async fn insert_device_once(&self, d: &DeviceRow) -> Result<Registration> {
@@ -380,15 +372,7 @@ impl Store {
         new: &DeviceRow,
         at_ms: i64,
     ) -> Result<Registration> {
-        let mut attempt = 0;
-        loop {
-            match self.rotate_device_once(old, new, at_ms).await {
-                Err(e) if Store::should_retry(&e, &mut attempt) => {
-                    crate::conflict_pause(attempt).await
-                }
-                other => return other,
-            }
-        }
+        crate::retrying!(self.rotate_device_once(old, new, at_ms))
     }
 
     async fn rotate_device_once(
@@ -460,15 +444,7 @@ impl Store {
         at_ms: i64,
         replaced_by: Option<&PublicKey>,
     ) -> Result<bool> {
-        let mut attempt = 0;
-        loop {
-            match self.revoke_device_once(device, at_ms, replaced_by).await {
-                Err(e) if Store::should_retry(&e, &mut attempt) => {
-                    crate::conflict_pause(attempt).await
-                }
-                other => return other,
-            }
-        }
+        crate::retrying!(self.revoke_device_once(device, at_ms, replaced_by))
     }
 
     async fn revoke_device_once(
@@ -519,15 +495,7 @@ impl Store {
         for r in reports {
             check_report_range(&r.row)?;
         }
-        let mut attempt = 0;
-        loop {
-            match self.append_once(reports, rejections, rules).await {
-                Err(e) if Store::should_retry(&e, &mut attempt) => {
-                    crate::conflict_pause(attempt).await
-                }
-                other => return other,
-            }
-        }
+        crate::retrying!(self.append_once(reports, rejections, rules))
     }
 
     async fn append_once(
@@ -769,15 +737,7 @@ impl Store {
         if rejections.is_empty() {
             return Ok(());
         }
-        let mut attempt = 0;
-        loop {
-            match self.count_rejections_once(rejections).await {
-                Err(e) if Store::should_retry(&e, &mut attempt) => {
-                    crate::conflict_pause(attempt).await
-                }
-                other => return other,
-            }
-        }
+        crate::retrying!(self.count_rejections_once(rejections))
     }
 
     /// Rejection counts by reason code, over all epochs (or one device).

@@ -45,6 +45,8 @@ pub fn cert(op: &SigningKey, dev: &SigningKey, class: &str, firmware: &str) -> V
         firmware_version: firmware.into(),
         location: None,
         issued_at_ms: now_ms(),
-    };
+        device_signature: None,
+    }
+    .signed_by_device(dev);
     sign(&Envelope::new(public_key_of(op), 0, now_ms(), &c), op).encode()
 }
