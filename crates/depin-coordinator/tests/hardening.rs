@@ -517,6 +517,37 @@ async fn faults_at_every_step(store: Store) {
     c.check_ledger().await.unwrap();
 }
 
+/// A panic deep inside an append (a driver bug, say) fails that group's
+/// requests with a storage error and nothing else: the writer keeps running
+/// and the next report is stored. (A panic there once ended ingest for
+/// everyone until a restart, behind a green health check.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_an_append_does_not_stop_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    let p = policy();
+    let c = Coordinator::open(store.clone(), p.clone()).await.unwrap();
+    let t = p.epoch_start_ms(0) + 1_000;
+    let op = device_keypair_from_seed([1; 32]);
+    let dev = device_keypair_from_seed([2; 32]);
+    c.onboard(t, &cert(&op, &dev, t)).await.unwrap();
+    for step in 1..=4 {
+        store.faults().panic_at(step);
+        let err = c
+            .ingest(t, encode_batch(&[heartbeat(&dev, step, t)]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CoordError::Unavailable(_)), "{err}");
+        store.faults().disarm();
+        assert!(c.writer_alive());
+        let out = c
+            .ingest(t, encode_batch(&[heartbeat(&dev, step, t)]))
+            .await
+            .unwrap();
+        assert_eq!(out.accepted, 1, "{out:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_faults_at_every_step() {
     let dir = tempfile::tempdir().unwrap();

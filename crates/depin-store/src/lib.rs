@@ -596,6 +596,9 @@ fn discard(mut conn: sqlx::pool::PoolConnection<Any>) {
 pub struct Faults {
     /// 0: disarmed. n > 0: the n-th point passed from now fails.
     countdown: std::sync::atomic::AtomicU64,
+    /// Whether the armed point panics instead of returning an error (to
+    /// check that no panic below a background task can end it).
+    panics: std::sync::atomic::AtomicBool,
     recording: std::sync::atomic::AtomicBool,
     seen: std::sync::Mutex<Vec<&'static str>>,
 }
@@ -615,6 +618,9 @@ impl Faults {
         }
         if n == 1 {
             self.countdown.store(0, Ordering::Relaxed);
+            if self.panics.swap(false, Ordering::Relaxed) {
+                panic!("injected panic at step {point}");
+            }
             return Err(StoreError::Injected(point));
         }
         self.countdown.store(n - 1, Ordering::Relaxed);
@@ -627,7 +633,16 @@ impl Faults {
             .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Makes the `n`-th fault point passed from now on panic.
+    pub fn panic_at(&self, n: u64) {
+        self.panics
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.fail_at(n);
+    }
+
     pub fn disarm(&self) {
+        self.panics
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         self.fail_at(0);
     }
 
