@@ -469,7 +469,7 @@ impl Coordinator {
                 });
             }
         }
-        self.refresh_cache(&appended.devices);
+        self.refresh_cache(&appended.devices, &sent);
         if !rejections.is_empty() {
             self.store.count_rejections(&rejections).await?;
         }
@@ -485,9 +485,18 @@ impl Coordinator {
     /// Brings the cache up to the store's committed state. Values only move
     /// forward, so a cache is at worst behind the store, never ahead of it:
     /// whatever it refuses, the store would refuse too.
-    fn refresh_cache(&self, devices: &[DeviceAdmission]) {
+    /// `devices` is the whole group's committed state, sorted by key; only
+    /// the devices this request `sent` are looked at.
+    fn refresh_cache(&self, devices: &[DeviceAdmission], sent: &[(PublicKey, EpochIndex)]) {
+        let mut mine: Vec<PublicKey> = sent.iter().map(|(d, _)| *d).collect();
+        mine.sort();
+        mine.dedup();
         let mut reg = self.registry.lock().expect("registry lock");
-        for d in devices {
+        for key in mine {
+            let Ok(i) = devices.binary_search_by_key(&key, |d| d.device) else {
+                continue;
+            };
+            let d = &devices[i];
             let Some(s) = reg.get_mut(&d.device) else {
                 continue;
             };

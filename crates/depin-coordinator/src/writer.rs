@@ -8,7 +8,7 @@
 //! group, not the end of ingest for everyone; and if the writer loop itself
 //! ever ends, [`Writer::is_alive`] says so and `/healthz` fails.
 
-use depin_store::{AppendRules, Appended, NewReport, RejectionRow, Store};
+use depin_store::{AppendRules, DeviceAdmission, NewReport, NotStored, RejectionRow, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -26,10 +26,19 @@ pub(crate) struct WriteFailure {
     pub unavailable: bool,
 }
 
+/// One request's share of a group's append.
+pub(crate) struct JobResult {
+    /// Index for index with the request's reports.
+    pub verdicts: Vec<Option<NotStored>>,
+    /// The committed state of every device of the whole group, sorted by key;
+    /// shared, not copied, between the group's requests.
+    pub devices: Arc<Vec<DeviceAdmission>>,
+}
+
 struct Job {
     reports: Vec<NewReport>,
     rejections: Vec<RejectionRow>,
-    done: oneshot::Sender<Result<Appended, WriteFailure>>,
+    done: oneshot::Sender<Result<JobResult, WriteFailure>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
@@ -108,11 +117,12 @@ impl Writer {
                     Ok(appended) => {
                         c.fetch_add(1, Ordering::Relaxed);
                         r.fetch_add(count, Ordering::Relaxed);
+                        let devices = Arc::new(appended.devices);
                         let mut verdicts = appended.verdicts.into_iter();
                         for (j, len) in jobs.into_iter().zip(lens) {
-                            let _ = j.done.send(Ok(Appended {
+                            let _ = j.done.send(Ok(JobResult {
                                 verdicts: verdicts.by_ref().take(len).collect(),
-                                devices: appended.devices.clone(),
+                                devices: devices.clone(),
                             }));
                         }
                     }
@@ -140,9 +150,12 @@ impl Writer {
         &self,
         reports: Vec<NewReport>,
         rejections: Vec<RejectionRow>,
-    ) -> Result<Appended, WriteFailure> {
+    ) -> Result<JobResult, WriteFailure> {
         if reports.is_empty() && rejections.is_empty() {
-            return Ok(Appended::default());
+            return Ok(JobResult {
+                verdicts: Vec::new(),
+                devices: Arc::default(),
+            });
         }
         let (done, rx) = oneshot::channel();
         let gone = || WriteFailure {
