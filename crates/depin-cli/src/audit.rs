@@ -41,7 +41,12 @@ async fn open_existing(url: &str) -> anyhow::Result<depin_store::Store> {
     }
     depin_store::Store::open_read_only(url)
         .await
-        .with_context(|| format!("--database-url: cannot open {url}"))
+        .with_context(|| {
+            format!(
+                "--database-url: cannot open {}",
+                depin_store::redact_url(url)
+            )
+        })
 }
 
 pub async fn run_audit(a: AuditArgs) -> anyhow::Result<()> {

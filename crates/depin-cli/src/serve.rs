@@ -128,13 +128,7 @@ async fn shutdown_signal() {
 
 /// Hides a password in a database URL before printing it.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
-            let user_end = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
-            format!("{}:***{}", &url[..user_end], &url[at..])
-        }
-        _ => url.to_string(),
-    }
+    depin_store::redact_url(url)
 }
 
 pub fn init_tracing() {

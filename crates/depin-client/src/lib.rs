@@ -208,6 +208,10 @@ impl Client {
         let base = normalize_base(base_url)?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            // The coordinator closes idle keep-alive connections after its
+            // header-read timeout (10 s by default); letting go of them sooner
+            // avoids sending a request on a connection being closed.
+            .pool_idle_timeout(Duration::from_secs(5))
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("depin-client/", env!("CARGO_PKG_VERSION")))
             .build()

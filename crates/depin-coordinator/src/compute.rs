@@ -134,10 +134,13 @@ pub fn reasons_to_string(reasons: &[Reason]) -> String {
         .join(",")
 }
 
-pub fn reasons_from_string(s: &str) -> Vec<Reason> {
+/// The reason codes of a stored reward line. An unknown code is an error:
+/// mapping it to some other reason would let an audit pass over a line that
+/// says something this build cannot read.
+pub fn reasons_from_string(s: &str) -> Result<Vec<Reason>, String> {
     s.split(',')
         .filter(|x| !x.is_empty())
-        .map(|x| Reason::parse(x).unwrap_or(Reason::Malformed))
+        .map(|x| Reason::parse(x).ok_or_else(|| format!("unknown stored reason code {x:?}")))
         .collect()
 }
 
@@ -223,7 +226,7 @@ pub fn stored_sheet(
                 weight: l.weight,
                 reward: l.reward,
                 fees: l.fees,
-                reasons: reasons_from_string(&l.reasons),
+                reasons: reasons_from_string(&l.reasons)?,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -237,4 +240,18 @@ pub fn stored_sheet(
         per_sector,
         lines,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_reason_codes_round_trip_and_unknown_ones_are_errors() {
+        let all: Vec<Reason> = Reason::ALL.to_vec();
+        assert_eq!(reasons_from_string(&reasons_to_string(&all)), Ok(all));
+        assert_eq!(reasons_from_string(""), Ok(vec![]));
+        let err = reasons_from_string("low_uptime,made_up").unwrap_err();
+        assert!(err.contains("made_up"), "{err}");
+    }
 }

@@ -564,10 +564,7 @@ async fn postgres_faults_at_every_step() {
 
 // ------------------------------------------------------------- extremes
 
-#[tokio::test]
-async fn the_store_refuses_out_of_range_integers_without_panicking() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_in_dir(dir.path()).await.unwrap();
+async fn out_of_range_integers_are_refused(store: Store) {
     let r = NewReport {
         row: ReportRow {
             device: public_key_of(&device_keypair_from_seed([2; 32])),
@@ -585,6 +582,22 @@ async fn the_store_refuses_out_of_range_integers_without_panicking() {
     };
     let err = store.append_reports(&[r], &[], rules).await.unwrap_err();
     assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");
+    // and the store goes on working
+    assert_eq!(store.report_count(0).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn sqlite_store_refuses_out_of_range_integers_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    out_of_range_integers_are_refused(Store::open_in_dir(dir.path()).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_store_refuses_out_of_range_integers_without_panicking() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    out_of_range_integers_are_refused(Store::open(&pg.url("range")).await.unwrap()).await;
 }
 
 fn extreme_u64() -> impl Strategy<Value = u64> {

@@ -208,9 +208,12 @@ fn metrics_handle() -> PrometheusHandle {
 /// Opens the store, binds the listener and starts serving and closing epochs.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     config.check_http_limits()?;
-    let store = Store::open(&config.database_url)
-        .await
-        .with_context(|| format!("opening the store at {}", config.database_url))?;
+    let store = Store::open(&config.database_url).await.with_context(|| {
+        format!(
+            "opening the store at {}",
+            depin_store::redact_url(&config.database_url)
+        )
+    })?;
     let coordinator = Coordinator::open(store, config.policy.clone())
         .await
         .context("starting the coordinator")?;
