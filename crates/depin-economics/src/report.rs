@@ -2,7 +2,9 @@
 //!
 //! JSON: every simulated figure is an object `{ "p10", "p50", "p90" }` under a key that
 //! names the figure and its unit; `null` inside it means "never" (payback), "no price is
-//! enough" (break-even) or "undefined" (a ratio over zero revenue). The document echoes
+//! enough" (break-even) or "undefined" (a ratio over zero revenue). Every row reads the
+//! same way: p10 is the bad case and p90 the good case, so for payback months p10 is the
+//! slow case (or `null`, never) and for costs and the break-even price p10 is the high one. The document echoes
 //! its inputs and carries warnings as `{ "code", "message" }`. Its `schema` key names the
 //! shape (`depin.estimate.device.v1`, `…rank.v1`, `…portfolio.v1`).
 
@@ -155,8 +157,17 @@ fn opt_row(out: &mut String, label: &str, s: &OptSpread, none: &str) {
     );
 }
 
+/// The legend printed under every table of quantiles.
+pub const QUANTILE_LEGEND: &str = "p10 is the bad case and p90 the good case on every row (1 path in 10 does worse than p10): for costs, payback and the break-even price p10 is the high value; \"never\" means the running cash total does not stay at or above zero within the horizon.";
+
 fn figures_table(out: &mut String, f: &Figures, window: u32) {
-    row(out, "", "p10".into(), "p50".into(), "p90".into());
+    row(
+        out,
+        "",
+        "p10 (bad)".into(),
+        "p50".into(),
+        "p90 (good)".into(),
+    );
     spread_row(out, "revenue, tokens/month", &f.revenue_tokens_per_month);
     spread_row(out, "revenue, USD/month", &f.revenue_usd_per_month);
     spread_row(out, "electricity, USD/month", &f.electricity_usd_per_month);
@@ -198,6 +209,7 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
         &format!("token price after {window} months, USD"),
         &f.token_price_usd_at_window_end,
     );
+    let _ = writeln!(out, "  ({QUANTILE_LEGEND})");
 }
 
 fn warnings_text(out: &mut String, w: &[Warning]) {
@@ -252,7 +264,7 @@ pub fn device_table(e: &Estimate) -> String {
     figures_table(&mut out, &e.figures, e.months);
     let _ = writeln!(
         out,
-        "\npays back within the {}-month lifetime on {:.0}% of paths",
+        "\npays back (cash stays at or above zero) within the {}-month lifetime on {:.0}% of paths",
         h.lifetime_months,
         e.figures.payback_within_lifetime_probability * 100.0
     );
@@ -334,12 +346,12 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
         "sector",
         "price USD",
         "net USD/mo p50",
-        "payback p10/p50/p90",
+        "payback bad/p50/good",
         "pays back"
     );
     for r in rows {
         let pb = &r.payback_months;
-        let payback = if pb.p10.is_none() {
+        let payback = if pb.p90.is_none() {
             "never".to_string()
         } else {
             format!(
@@ -366,6 +378,10 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
             }
         );
     }
+    let _ = writeln!(
+        out,
+        "\npayback in months: p10 (bad, slow) / p50 / p90 (good, fast); {QUANTILE_LEGEND}"
+    );
     out
 }
 
@@ -408,7 +424,7 @@ pub fn portfolio_table(p: &PortfolioEstimate) -> String {
     figures_table(&mut out, &p.combined, p.months);
     let _ = writeln!(
         out,
-        "\npays back within the longest lifetime on {:.0}% of paths",
+        "\npays back (cash stays at or above zero) within the longest lifetime on {:.0}% of paths",
         p.combined.payback_within_lifetime_probability * 100.0
     );
     let d = &p.diversification;

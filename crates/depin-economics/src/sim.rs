@@ -15,7 +15,15 @@
 //!
 //! Month 1 (t = 0) is at today's price and rates exactly; a device earns and costs only
 //! during its lifetime; the hardware is paid at month 0. Percentiles are nearest-rank over
-//! paths, of the figure itself: p10 is the low value (for payback months, the fast case).
+//! paths, oriented so that every row reads the same way: **p10 is the bad case, p90 the
+//! good case**. For figures where more is better (revenue, net, cash, ROI, token price) p10
+//! is the low value; for figures where more is worse (costs, payback months, break-even
+//! price, electricity share) p10 is the high value (payback p10 is the slow case, and
+//! "never" when more than one path in ten never pays back).
+//!
+//! Payback on a path is the first month after which the running cash total stays ≥ 0 up
+//! to the horizon ([`payback_month`]); a path that touches zero and falls back below it
+//! has not paid back then, and a path that ends below zero never pays back.
 
 use crate::model::EstimateInputs;
 use crate::report::{Warning, warnings_for};
@@ -88,6 +96,15 @@ impl Spread {
             p90: q(0.9),
         }
     }
+    /// For a figure where more is worse (a cost): p10 is the high value.
+    pub(crate) fn of_cost(v: Vec<f64>) -> Spread {
+        let s = Spread::of(v);
+        Spread {
+            p10: s.p90,
+            p50: s.p50,
+            p90: s.p10,
+        }
+    }
     /// p90 − p10: the width the figure can swing.
     pub fn width(&self) -> f64 {
         self.p90 - self.p10
@@ -95,6 +112,16 @@ impl Spread {
 }
 
 impl OptSpread {
+    /// For a figure where more is worse and `None` is the worst (payback months, "never";
+    /// break-even price, "no price is enough"): p10 is the high value or `None`.
+    pub(crate) fn of_cost(v: Vec<Option<f64>>) -> OptSpread {
+        let s = OptSpread::of(v);
+        OptSpread {
+            p10: s.p90,
+            p50: s.p50,
+            p90: s.p10,
+        }
+    }
     fn of(v: Vec<Option<f64>>) -> OptSpread {
         // Sort numbers, then append the Nones (they rank above every number).
         let mut nums: Vec<f64> = v.iter().flatten().copied().collect();
@@ -157,7 +184,8 @@ pub struct Figures {
     pub roi_12_months_pct: OptSpread,
     pub roi_24_months_pct: OptSpread,
     pub token_price_usd_at_window_end: Spread,
-    /// Share of paths whose cumulative cash turns positive within the hardware lifetime.
+    /// Share of paths that pay back ([`payback_month`]): their running cash total is ≥ 0
+    /// from some month on and stays so to the end of the hardware lifetime.
     pub payback_within_lifetime_probability: f64,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub cumulative_net_usd_by_month: Vec<MonthSpread>,
@@ -182,6 +210,18 @@ pub struct Observed {
     pub months_elapsed: u32,
     pub revenue_usd_so_far: f64,
     pub running_costs_usd_so_far: f64,
+}
+
+/// Payback on one cash path: `cash[m]` is the running cash total after month `m`
+/// (`cash[0]` right after the purchase, hardware included), up to the horizon. The payback
+/// month is the first `m` from which every later total stays ≥ 0; `None` ("never within
+/// the horizon") when the last total is below zero.
+pub fn payback_month(cash: &[f64]) -> Option<u32> {
+    match cash.iter().rposition(|c| *c < 0.0) {
+        None => Some(0),
+        Some(last) if last + 1 < cash.len() => Some(last as u32 + 1),
+        Some(_) => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -416,6 +456,7 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         Vec::new()
     };
     let mut monthly_net = vec![0.0f64; h];
+    let mut cash_path: Vec<f64> = Vec::with_capacity(h + 1);
     let roi_at = |months_from_purchase: u32| {
         months_from_purchase
             .checked_sub(book.months_elapsed)
@@ -449,19 +490,13 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
             }
         }
         let mut cum = book.cash_so_far_usd - total_price;
-        let mut pb = if cum >= 0.0 {
-            Some(book.months_elapsed as f64)
-        } else {
-            None
-        };
+        cash_path.clear();
+        cash_path.push(cum);
         let (mut r12, mut r24, mut cwin) = (None, None, cum);
-        let life = book.max_lifetime() as usize;
         for (t, net) in monthly_net.iter().enumerate() {
             cum += net;
+            cash_path.push(cum);
             let month = t as u32 + 1;
-            if pb.is_none() && cum >= 0.0 && t < life {
-                pb = Some((book.months_elapsed + month) as f64);
-            }
             if Some(month) == roi12_t {
                 r12 = Some(cum);
             }
@@ -475,6 +510,8 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
                 }
             }
         }
+        // Every device has stopped by the horizon, so the path's last total is final.
+        let pb = payback_month(&cash_path).map(|m| (book.months_elapsed + m) as f64);
         if pb.is_some() {
             paid_back_in_life += 1;
         }
@@ -511,9 +548,9 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         net_operating_usd_per_month: Spread::of(net_op),
         net_profit_usd_per_month: Spread::of(net_profit),
         cumulative_net_usd: Spread::of(cum_w),
-        electricity_share_of_revenue_pct: OptSpread::of(elec_share),
-        break_even_token_price_usd: OptSpread::of(break_even),
-        payback_months: OptSpread::of(payback),
+        electricity_share_of_revenue_pct: OptSpread::of_cost(elec_share),
+        break_even_token_price_usd: OptSpread::of_cost(break_even),
+        payback_months: OptSpread::of_cost(payback),
         roi_12_months_pct: OptSpread::of(roi12),
         roi_24_months_pct: OptSpread::of(roi24),
         token_price_usd_at_window_end: Spread::of(price_end),

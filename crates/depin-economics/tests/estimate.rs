@@ -252,6 +252,114 @@ fn observed_projection_continues_from_cash_so_far() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Payback: the cash must stay at or above zero
+
+#[test]
+fn payback_is_when_the_cash_stays_non_negative() {
+    use depin_economics::sim::payback_month;
+    // Touches zero in month 2, dips to −5 and −20, ends negative: never.
+    assert_eq!(payback_month(&[-100.0, -40.0, 0.0, -5.0, -20.0]), None);
+    // Touches zero in month 2, dips in month 3, then −5 → 10 → 30 and stays: month 4.
+    assert_eq!(
+        payback_month(&[-100.0, -40.0, 0.0, -5.0, 10.0, 30.0]),
+        Some(4)
+    );
+    // Crosses in month 2 and stays: month 2.
+    assert_eq!(payback_month(&[-100.0, -40.0, 10.0, 30.0]), Some(2));
+    // Already at or above zero after the purchase (nothing paid): month 0.
+    assert_eq!(payback_month(&[0.0, 5.0]), Some(0));
+    assert_eq!(payback_month(&[0.0, -1.0]), None);
+}
+
+/// A device whose rewards halve every month (network growth 100%/month, no volatility):
+/// revenue 40 tokens × USD 0.50 = 20, then 10, 5, 2.5, 1.25, 0.625 over a 6-month life;
+/// running costs USD 4 (maintenance only). Net per month: 16, 6, 1, −1.5, −2.75, −3.375.
+fn halving_inputs(price: f64) -> EstimateInputs {
+    let mut i = golden_inputs();
+    i.hardware.price_usd = price;
+    i.hardware.watts = 0.0;
+    i.hardware.lifetime_months = 6;
+    i.costs.maintenance_usd_per_month = 4.0;
+    i.market.network_growth_per_month = 1.0;
+    i.months = 6;
+    i
+}
+
+#[test]
+fn a_path_that_touches_zero_and_falls_back_never_pays_back() {
+    // Price 20: cash −20, −4, 2, 3, 1.5, −1.25, −4.625. It is ≥ 0 in months 2–4 (the old
+    // rule said "month 2"), but ends at −4.625: never, on every path.
+    let e = estimate(&halving_inputs(20.0), sim(3)).unwrap();
+    let f = &e.figures;
+    assert!(
+        close(f.cumulative_net_usd.p50, -4.625),
+        "{:?}",
+        f.cumulative_net_usd
+    );
+    assert_eq!(f.payback_months.p10, None);
+    assert_eq!(f.payback_months.p50, None);
+    assert_eq!(f.payback_months.p90, None);
+    assert_eq!(f.payback_within_lifetime_probability, 0.0);
+    let v = device_json(&e);
+    assert!(v["payback_months"]["p10"].is_null() && v["payback_months"]["p90"].is_null());
+    // Price 10: cash −10, 6, 12, 13, 11.5, 8.75, 5.375: crosses in month 1 and stays.
+    let e = estimate(&halving_inputs(10.0), sim(3)).unwrap();
+    assert_eq!(e.figures.payback_months.p50, Some(1.0));
+    assert!(close(e.figures.cumulative_net_usd.p50, 5.375));
+    assert_eq!(e.figures.payback_within_lifetime_probability, 1.0);
+    // Price 20 with a 3-month life: cash −20, −4, 2, 3: crosses in month 2 and stays.
+    let mut short = halving_inputs(20.0);
+    short.hardware.lifetime_months = 3;
+    short.months = 3;
+    let e = estimate(&short, sim(3)).unwrap();
+    assert_eq!(e.figures.payback_months.p50, Some(2.0));
+    assert!(close(e.figures.cumulative_net_usd.p50, 3.0));
+}
+
+#[test]
+fn payback_p10_is_the_slow_case_and_never_shows_as_never() {
+    // The golden hotspot at USD 600 needs 600 / 18.2695 = 32.8 months of its 36 at today's
+    // price; with a 90%/year token volatility some paths pay back and many never do.
+    let mut i = golden_inputs();
+    i.hardware.price_usd = 600.0;
+    i.market.token_volatility_per_year = 0.9;
+    let e = estimate(
+        &i,
+        Simulation {
+            seed: 5,
+            paths: 1000,
+        },
+    )
+    .unwrap();
+    let pb = e.figures.payback_months;
+    let p = e.figures.payback_within_lifetime_probability;
+    assert!(p > 0.1 && p < 0.9, "{p}");
+    // More than 10% of paths never pay back, so the bad case (p10) is never …
+    assert_eq!(pb.p10, None, "{pb:?}");
+    // … and the good case (p90) is a month, earlier than the median when the median has one.
+    let fast = pb.p90.expect("the good case pays back");
+    assert!(fast <= 36.0 && pb.p50.is_none_or(|m| fast <= m), "{pb:?}");
+    // Revenue still has p10 low: every row's p10 is the bad case.
+    let r = e.figures.revenue_usd_per_month;
+    assert!(r.p10 <= r.p50 && r.p50 <= r.p90);
+    let v = device_json(&e);
+    assert!(v["payback_months"]["p10"].is_null());
+    assert!(v["payback_months"]["p90"].is_number());
+    let table = device_table(&e);
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("payback, months"))
+        .unwrap();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[2], "never", "{line}");
+    assert!(
+        table.contains("p10 (bad)") && table.contains("p90 (good)"),
+        "{table}"
+    );
+    assert!(table.contains("p10 is the bad case"), "{table}");
+}
+
+// ---------------------------------------------------------------------------------------
 // Properties
 
 fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
@@ -334,16 +442,19 @@ proptest! {
     }
 
     #[test]
-    fn longer_lifetime_never_shortens_payback(i in any_inputs(), more in 0u32..48, seed in 0u64..1000) {
-        let mut long = i.clone();
-        long.hardware.lifetime_months += more;
+    fn dearer_hardware_never_shortens_payback(i in any_inputs(), more in 0.0f64..2000.0, seed in 0u64..1000) {
+        // (A longer lifetime may now lengthen payback: months at a loss after the cash
+        // turned positive can pull it below zero again, so that property no longer holds.)
+        let mut dear = i.clone();
+        dear.hardware.price_usd += more;
         let s = Simulation { seed, paths: 200 };
-        let (a, b) = (estimate(&i, s).unwrap().figures, estimate(&long, s).unwrap().figures);
-        // A longer life can only turn "never" into a month; a month it had stays the same.
-        prop_assert!(le(b.payback_months.p10, a.payback_months.p10));
-        prop_assert!(le(b.payback_months.p50, a.payback_months.p50));
-        prop_assert!(le(b.payback_months.p90, a.payback_months.p90));
-        prop_assert!(b.payback_within_lifetime_probability >= a.payback_within_lifetime_probability);
+        let (a, b) = (estimate(&i, s).unwrap().figures, estimate(&dear, s).unwrap().figures);
+        prop_assert!(le(a.payback_months.p10, b.payback_months.p10));
+        prop_assert!(le(a.payback_months.p50, b.payback_months.p50));
+        prop_assert!(le(a.payback_months.p90, b.payback_months.p90));
+        prop_assert!(b.payback_within_lifetime_probability <= a.payback_within_lifetime_probability);
+        // p10 is the bad (slow) case: p90 ≤ p50 ≤ p10 with "never" above every month.
+        prop_assert!(le(a.payback_months.p90, a.payback_months.p50) && le(a.payback_months.p50, a.payback_months.p10));
     }
 
     #[test]
