@@ -35,10 +35,11 @@ pub(crate) fn warnings_for(i: &EstimateInputs, f: &Figures, today: &TodayFigures
     let mut w = Vec::new();
     let life = i.hardware.lifetime_months;
     let price = i.market.token_price_usd;
+    w.extend(i.plausibility_warnings());
     if let Some(cat) = i
         .hardware
         .catalogue_price_usd
-        .filter(|c| *c > 0.0 && i.hardware.price_usd > 1.2 * c)
+        .filter(|c| !i.hardware.already_owned && *c > 0.0 && i.hardware.price_usd > 1.2 * c)
     {
         w.push(warn(
             "overpriced_hardware",
@@ -49,7 +50,7 @@ pub(crate) fn warnings_for(i: &EstimateInputs, f: &Figures, today: &TodayFigures
             ),
         ));
     }
-    if today.revenue_tokens_per_month <= 0.0 {
+    if today.revenue_tokens_per_month <= 0.0 && today.revenue_usd_per_month <= 0.0 {
         w.push(warn(
             "no_rewards",
             "the device earns no tokens at these rates".into(),
@@ -140,7 +141,7 @@ fn months(v: Option<f64>) -> String {
 }
 
 fn row(out: &mut String, label: &str, a: String, b: String, c: String) {
-    let _ = writeln!(out, "  {label:<34}{a:>11}{b:>11}{c:>11}");
+    let _ = writeln!(out, "  {label:<34}{a:>12}{b:>12}{c:>12}");
 }
 
 fn spread_row(out: &mut String, label: &str, s: &Spread) {
@@ -168,6 +169,15 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
         "p50".into(),
         "p90 (good)".into(),
     );
+    if let Some(u) = &f.utilisation {
+        row(
+            out,
+            "rented, % of hours",
+            format!("{:.0}", u.p10 * 100.0),
+            format!("{:.0}", u.p50 * 100.0),
+            format!("{:.0}", u.p90 * 100.0),
+        );
+    }
     spread_row(out, "revenue, tokens/month", &f.revenue_tokens_per_month);
     spread_row(out, "revenue, USD/month", &f.revenue_usd_per_month);
     spread_row(out, "electricity, USD/month", &f.electricity_usd_per_month);
@@ -189,11 +199,13 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
         &format!("cash after {window} months, USD"),
         &f.cumulative_net_usd,
     );
+    // Without token revenue (a rented GPU) no token price matters: n/a, not "none".
+    let no_tokens = f.revenue_tokens_per_month.p90 <= 0.0;
     opt_row(
         out,
         "break-even token price, USD",
         &f.break_even_token_price_usd,
-        "none",
+        if no_tokens { "n/a" } else { "none" },
     );
     row(
         out,
@@ -252,6 +264,15 @@ pub fn device_table(e: &Estimate) -> String {
         e.simulation.seed
     );
     let _ = writeln!(out, "rate: {}", i.rewards.source);
+    if h.already_owned {
+        let _ = writeln!(
+            out,
+            "already owned: no cash outlay; selling it would fetch USD {} ({:.0}% of USD {}), the opportunity cost payback is measured against",
+            num(h.capital_usd()),
+            h.resale_fraction * 100.0,
+            num(h.price_usd)
+        );
+    }
     market_line(&mut out, i);
     let _ = writeln!(
         out,

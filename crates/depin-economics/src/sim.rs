@@ -173,6 +173,10 @@ pub struct Figures {
     pub maintenance_usd_per_month: Spread,
     pub hardware_depreciation_usd_per_month: Spread,
     pub total_cost_usd_per_month: Spread,
+    /// Share of hours rented, for compute devices on a rental market (p10 the low, bad
+    /// value); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub utilisation: Option<Spread>,
     /// Revenue minus running costs (electricity, internet, maintenance).
     pub net_operating_usd_per_month: Spread,
     /// Revenue minus running costs minus hardware depreciation.
@@ -236,13 +240,26 @@ pub(crate) struct Draws {
     /// Index `(p * months + t) * 5 + k`, k = 0 price, 1..=4 sectors in `Sector::ALL` order;
     /// the value is the sum of the first `t` normals (0 at t = 0).
     cum: Vec<f64>,
+    /// One uniform in [0, 1) per path from a stream of its own (so the monthly draws are
+    /// unchanged): the path's rental utilisation level.
+    level: Vec<f64>,
 }
+
+/// Streams at and above this carry the per-path levels (paths stay below `MAX_PATHS`).
+const LEVEL_STREAM: u64 = 1 << 32;
 
 impl Draws {
     pub(crate) fn generate(sim: Simulation, months: u32) -> Draws {
         let (paths, months) = (sim.paths as usize, months as usize);
         let mut cum = vec![0.0; paths * months * 5];
         let mut z = [0.0f64; NORMALS_PER_MONTH];
+        let level = (0..paths)
+            .map(|p| {
+                let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
+                rng.set_stream(LEVEL_STREAM + p as u64);
+                rng.r#gen::<f64>()
+            })
+            .collect();
         for p in 0..paths {
             let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
             rng.set_stream(p as u64);
@@ -263,7 +280,12 @@ impl Draws {
                 }
             }
         }
-        Draws { paths, months, cum }
+        Draws {
+            paths,
+            months,
+            cum,
+            level,
+        }
     }
 }
 
@@ -273,6 +295,7 @@ pub(crate) struct Factors {
     months: usize,
     price: Vec<f64>,
     dilution: [Vec<f64>; 4],
+    level: Vec<f64>,
 }
 
 pub(crate) fn sector_index(s: Sector) -> usize {
@@ -314,6 +337,7 @@ impl Factors {
             months: d.months,
             price,
             dilution,
+            level: d.level.clone(),
         }
     }
 }
@@ -334,9 +358,45 @@ pub(crate) struct DeviceModel {
     pub maintenance_usd: f64,
     pub running_usd: f64,
     pub price_usd: f64,
-    /// Hardware price spread over the full lifetime (not the remaining one).
+    /// Hardware capital spread over the full lifetime (not the remaining one).
     pub depreciation_usd: f64,
     pub lifetime: u32,
+    pub rental: Option<crate::model::Rental>,
+    pub kwh_price_usd: f64,
+    /// How many identical devices (rental figures are per device).
+    pub count: f64,
+}
+
+/// One device's month on one path: rental revenue, electricity and running costs.
+struct MonthLines {
+    rental_usd: f64,
+    electricity_kwh: f64,
+    electricity_usd: f64,
+    running_usd: f64,
+}
+
+impl DeviceModel {
+    fn lines(&self, level: f64) -> MonthLines {
+        match &self.rental {
+            None => MonthLines {
+                rental_usd: 0.0,
+                electricity_kwh: self.electricity_kwh,
+                electricity_usd: self.electricity_usd,
+                running_usd: self.running_usd,
+            },
+            Some(r) => {
+                let u = r.utilisation_at(level);
+                let kwh = r.electricity_kwh_per_month(u) * self.count;
+                let usd = kwh * self.kwh_price_usd;
+                MonthLines {
+                    rental_usd: r.revenue_usd_per_month(u) * self.count,
+                    electricity_kwh: kwh,
+                    electricity_usd: usd,
+                    running_usd: usd + self.internet_usd + self.maintenance_usd,
+                }
+            }
+        }
+    }
 }
 
 impl DeviceModel {
@@ -351,9 +411,12 @@ impl DeviceModel {
             internet_usd: i.costs.internet_charged_usd_per_month(),
             maintenance_usd: i.costs.maintenance_usd_per_month,
             running_usd: i.running_costs_usd_per_month(),
-            price_usd: i.hardware.price_usd,
+            price_usd: i.hardware.capital_usd(),
             depreciation_usd: i.depreciation_usd_per_month(),
             lifetime,
+            rental: i.rental.clone(),
+            kwh_price_usd: i.costs.kwh_price_usd,
+            count: 1.0,
         }
     }
 
@@ -372,6 +435,7 @@ impl DeviceModel {
         ] {
             *v *= c;
         }
+        self.count *= c;
         self
     }
 }
@@ -412,23 +476,21 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     let months_avg = (book.max_lifetime() as usize).min(w).max(1) as f64;
     let total_price: f64 = book.devices.iter().map(|d| d.price_usd).sum();
 
-    // Deterministic lines over the window.
+    // Lines that do not depend on the path.
     let sum_line = |g: &dyn Fn(&DeviceModel) -> f64| {
         book.devices
             .iter()
             .map(|d| g(d) * alive_window(d))
             .sum::<f64>()
     };
-    let electricity_kwh_w = sum_line(&|d| d.electricity_kwh);
-    let electricity_w = sum_line(&|d| d.electricity_usd);
     let internet_w = sum_line(&|d| d.internet_usd);
     let maintenance_w = sum_line(&|d| d.maintenance_usd);
-    let running_w = sum_line(&|d| d.running_usd);
     let depreciation_w = sum_line(&|d| d.depreciation_usd);
-    let lifetime_running: f64 = book
+    let rented_count: f64 = book
         .devices
         .iter()
-        .map(|d| d.running_usd * (d.lifetime as usize).min(h) as f64)
+        .filter(|d| d.rental.is_some())
+        .map(|d| d.count)
         .sum();
     let decay: Vec<Vec<f64>> = book
         .devices
@@ -450,6 +512,10 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     let mut roi12 = Vec::with_capacity(n);
     let mut roi24 = Vec::with_capacity(n);
     let mut price_end = Vec::with_capacity(n);
+    let mut kwh_avg = Vec::with_capacity(n);
+    let mut elec_avg = Vec::with_capacity(n);
+    let mut running_avg = Vec::with_capacity(n);
+    let mut utilisation = Vec::with_capacity(n);
     let mut series: Vec<Vec<f64>> = if book.monthly_series {
         vec![Vec::with_capacity(n); w]
     } else {
@@ -474,20 +540,38 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         let row = p * f.months;
         monthly_net.iter_mut().for_each(|x| *x = 0.0);
         let (mut tok_w, mut usd_w, mut tok_life) = (0.0, 0.0, 0.0);
+        let (mut kwh_w, mut elec_w, mut running_w) = (0.0, 0.0, 0.0);
+        let (mut running_life, mut rental_life, mut used) = (0.0, 0.0, 0.0);
         for (d, dec) in book.devices.iter().zip(&decay) {
             let dil = &f.dilution[d.sector][row..row + h];
             let pr = &f.price[row..row + h];
             let alive = (d.lifetime as usize).min(h);
+            let lines = d.lines(f.level[p]);
+            if let Some(r) = &d.rental {
+                used += r.utilisation_at(f.level[p]) * d.count;
+            }
+            let in_window = alive_window(d);
+            kwh_w += lines.electricity_kwh * in_window;
+            elec_w += lines.electricity_usd * in_window;
+            running_w += lines.running_usd * in_window;
+            running_life += lines.running_usd * alive as f64;
+            rental_life += lines.rental_usd * alive as f64;
             for t in 0..alive {
                 let tok = d.tokens_first_month * dec[t] * dil[t];
-                let usd = tok * d.token_price_usd * pr[t];
+                let usd = tok * d.token_price_usd * pr[t] + lines.rental_usd;
                 tok_life += tok;
                 if t < w {
                     tok_w += tok;
                     usd_w += usd;
                 }
-                monthly_net[t] += usd - d.running_usd;
+                monthly_net[t] += usd - lines.running_usd;
             }
+        }
+        kwh_avg.push(kwh_w / months_avg);
+        elec_avg.push(elec_w / months_avg);
+        running_avg.push(running_w / months_avg);
+        if rented_count > 0.0 {
+            utilisation.push(used / rented_count);
         }
         let mut cum = book.cash_so_far_usd - total_price;
         cash_path.clear();
@@ -522,8 +606,12 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         tokens_w.push(tok_w / months_avg);
         revenue_w.push(usd_w / months_avg);
         cum_w.push(cwin);
-        elec_share.push((usd_w > 0.0).then(|| electricity_w / usd_w * 100.0));
-        break_even.push((tok_life > 0.0).then(|| (total_price + lifetime_running) / tok_life));
+        elec_share.push((usd_w > 0.0).then(|| elec_w / usd_w * 100.0));
+        // The token price at which token revenue covers what rental revenue does not.
+        break_even.push(
+            (tok_life > 0.0)
+                .then(|| ((total_price + running_life - rental_life) / tok_life).max(0.0)),
+        );
         payback.push(pb);
         roi12.push(roi(r12));
         roi24.push(roi(r24));
@@ -531,20 +619,25 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     }
 
     let revenue = Spread::of(revenue_w.clone());
-    let running_avg = running_w / months_avg;
     let depreciation_avg = depreciation_w / months_avg;
-    let net_op: Vec<f64> = revenue_w.iter().map(|r| r - running_avg).collect();
+    let net_op: Vec<f64> = revenue_w
+        .iter()
+        .zip(&running_avg)
+        .map(|(r, c)| r - c)
+        .collect();
+    let total_cost: Vec<f64> = running_avg.iter().map(|c| c + depreciation_avg).collect();
     let net_profit: Vec<f64> = net_op.iter().map(|r| r - depreciation_avg).collect();
     let cum_raw = cum_w.clone();
     let figures = Figures {
         revenue_tokens_per_month: Spread::of(tokens_w),
         revenue_usd_per_month: revenue,
-        electricity_kwh_per_month: Spread::constant(electricity_kwh_w / months_avg),
-        electricity_usd_per_month: Spread::constant(electricity_w / months_avg),
+        electricity_kwh_per_month: Spread::of_cost(kwh_avg),
+        electricity_usd_per_month: Spread::of_cost(elec_avg),
         internet_usd_per_month: Spread::constant(internet_w / months_avg),
         maintenance_usd_per_month: Spread::constant(maintenance_w / months_avg),
         hardware_depreciation_usd_per_month: Spread::constant(depreciation_avg),
-        total_cost_usd_per_month: Spread::constant(running_avg + depreciation_avg),
+        total_cost_usd_per_month: Spread::of_cost(total_cost),
+        utilisation: (!utilisation.is_empty()).then(|| Spread::of(utilisation)),
         net_operating_usd_per_month: Spread::of(net_op),
         net_profit_usd_per_month: Spread::of(net_profit),
         cumulative_net_usd: Spread::of(cum_w),
@@ -587,7 +680,8 @@ pub(crate) fn check_size(sim: Simulation, horizon: u32) -> Result<(), EconomicsE
 
 fn today(i: &EstimateInputs) -> TodayFigures {
     let tokens = i.tokens_first_month();
-    let revenue = tokens * i.market.token_price_usd;
+    let rental = i.rental_usd_per_month_p50();
+    let revenue = tokens * i.market.token_price_usd + rental;
     let running = i.running_costs_usd_per_month();
     let net = revenue - running;
     TodayFigures {
@@ -595,9 +689,9 @@ fn today(i: &EstimateInputs) -> TodayFigures {
         revenue_usd_per_month: revenue,
         running_costs_usd_per_month: running,
         net_operating_usd_per_month: net,
-        payback_months: (net > 0.0).then(|| i.hardware.price_usd / net),
+        payback_months: (net > 0.0).then(|| i.hardware.capital_usd() / net),
         break_even_token_price_usd: (tokens > 0.0)
-            .then(|| (running + i.depreciation_usd_per_month()) / tokens),
+            .then(|| ((running + i.depreciation_usd_per_month() - rental) / tokens).max(0.0)),
     }
 }
 
