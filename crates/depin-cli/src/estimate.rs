@@ -12,7 +12,7 @@ use depin_economics::report;
 use depin_economics::{
     Catalogue, Defaults, EconomicsError, EstimateInputs, Holding, Market, NetworkRates,
     OperatorSettings, PortfolioFile, Simulation, estimate, estimate_many, estimate_portfolio,
-    inputs_for_profile,
+    inputs_for_estimate,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,6 +43,14 @@ pub struct EstimateArgs {
     /// Tokens per month the device earns at full uptime, instead of the network's rate.
     #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub tokens_per_month: Option<f64>,
+    /// You own the hardware already: its price is no outlay, but its resale value (the
+    /// catalogue's resale_fraction × price) is the opportunity cost payback must recover.
+    #[arg(long)]
+    pub already_own: bool,
+    /// Share of hours a compute device is rented, 0–1, on every path [default: the
+    /// catalogue's range, e.g. 10/30/60% for p10/p50/p90].
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
+    pub utilisation: Option<f64>,
     /// Electricity price in USD per kWh [default: 0.17].
     #[arg(long, value_name = "USD", allow_negative_numbers = true)]
     pub kwh_price: Option<f64>,
@@ -188,6 +196,8 @@ fn flag_of(field: &str) -> &'static str {
         "paths" => "--paths",
         "sector" => "--sector",
         "h3_cell" => "--h3",
+        "utilisation" => "--utilisation",
+        "load_watts" => "--watts",
         _ => "input",
     }
 }
@@ -238,6 +248,7 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         ("--growth-volatility", args.growth_volatility),
         ("--uptime", args.uptime),
         ("--emission-decay", args.emission_decay),
+        ("--utilisation", args.utilisation),
     ] {
         non_negative(flag, v)?;
     }
@@ -292,6 +303,7 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         ("--capacity", args.capacity.is_some()),
         ("--tokens-per-month", args.tokens_per_month.is_some()),
         ("--device", args.device.is_some()),
+        ("--already-own", args.already_own),
     ];
     let json =
         |v: serde_json::Value| serde_json::to_string_pretty(&v).expect("JSON values print") + "\n";
@@ -313,7 +325,10 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
             .devices()
             .iter()
             .filter(|d| sector.is_none_or(|s| d.sector == s))
-            .map(|d| inputs_for_profile(d, None, &settings, rates, args.h3.as_deref()))
+            .map(|d| {
+                let u = args.utilisation.filter(|_| d.rental.is_some());
+                inputs_for_estimate(d, None, &settings, rates, args.h3.as_deref(), u)
+            })
             .collect::<Result<Vec<EstimateInputs>, _>>()
             .map_err(flag_error)?;
         let est = estimate_many(&inputs, sim).map_err(flag_error)?;
@@ -343,7 +358,8 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
                 p.price_usd = price;
             }
             let cell = h.h3_cell.as_deref().or(args.h3.as_deref());
-            let inputs = inputs_for_profile(&p, Some(catalogue_price), &settings, rates, cell)
+            let u = args.utilisation.filter(|_| p.rental.is_some());
+            let inputs = inputs_for_estimate(&p, Some(catalogue_price), &settings, rates, cell, u)
                 .map_err(flag_error)?;
             holdings.push(Holding {
                 inputs,
@@ -411,6 +427,8 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
                 internet_share: 0.0,
                 maintenance_usd_per_month: 0.0,
                 max_temperature_c: None,
+                resale_fraction: None,
+                rental: None,
                 assumption: "given on the command line".into(),
             };
             (p, None)
@@ -421,6 +439,10 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
     }
     if let Some(v) = args.watts {
         profile.watts = v;
+        // For a rented GPU the flag gives the draw under load.
+        if let Some(r) = profile.rental.as_mut() {
+            r.load_watts = v;
+        }
     }
     if let Some(v) = lifetime {
         profile.lifetime_months = v;
@@ -428,14 +450,16 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
     if let Some(v) = args.capacity {
         profile.capacity_units = v;
     }
-    let mut inputs = inputs_for_profile(
+    let mut inputs = inputs_for_estimate(
         &profile,
         catalogue_price,
         &settings,
         rates,
         args.h3.as_deref(),
+        args.utilisation,
     )
     .map_err(flag_error)?;
+    inputs.hardware.already_owned = args.already_own;
     if let Some(t) = args.tokens_per_month {
         inputs.rewards.tokens_per_month = t;
         inputs.rewards.source = format!("{t} tokens/month given with --tokens-per-month");
@@ -454,21 +478,32 @@ fn list_devices(c: &Catalogue, as_json: bool) -> String {
             .expect("JSON values print")
             + "\n";
     }
-    let mut out = format!(
-        "{:<24}{:<10}{:>10}{:>8}{:>8}{:>10}  {}\n",
-        "device", "sector", "price USD", "watts", "months", "capacity", "label"
-    );
+    // Every column is followed by two spaces, so wide values never run together.
+    let line = |c: [&str; 7]| {
+        format!(
+            "{:<24}  {:<8}  {:>9}  {:>7}  {:>6}  {:<14}  {}\n",
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+        )
+    };
+    let mut out = line([
+        "device",
+        "sector",
+        "price USD",
+        "watts",
+        "months",
+        "capacity",
+        "label",
+    ]);
     for d in c.devices() {
-        out += &format!(
-            "{:<24}{:<10}{:>10}{:>8}{:>8}{:>10}  {}\n",
-            d.name,
+        out += &line([
+            &d.name,
             d.sector.as_str(),
-            report::num(d.price_usd),
-            d.watts,
-            d.lifetime_months,
-            format!("{} {}", d.capacity_units, d.capacity_unit),
-            d.label
-        );
+            &report::num(d.price_usd),
+            &format!("{}", d.watts),
+            &d.lifetime_months.to_string(),
+            &format!("{} {}", d.capacity_units, d.capacity_unit),
+            &d.label,
+        ]);
     }
     out += "\nEvery figure is an assumption (see `--list-devices --json` for the source notes); add your own with --catalogue FILE.\n";
     out

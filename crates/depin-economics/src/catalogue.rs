@@ -33,12 +33,55 @@ pub struct DeviceProfile {
     /// The hardware class's temperature limit, for operator alerts.
     #[serde(default)]
     pub max_temperature_c: Option<f64>,
+    /// Share of the new price the hardware fetches used (about two years old), 0–1: the
+    /// opportunity cost of hardware the operator already owns (`--already-own`). Absent:
+    /// the sector's default ([`default_resale_fraction`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resale_fraction: Option<f64>,
+    /// For compute devices rented by the hour: the market rate and utilisation. Without
+    /// it a device earns token rewards only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rental: Option<RentalProfile>,
     /// Where the figures come from; they are assumptions, not quotes.
     #[serde(default)]
     pub assumption: String,
 }
 
+/// How a compute device earns on a rental market: USD per rented hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RentalProfile {
+    /// What the market pays per rented hour, USD.
+    pub usd_per_hour: f64,
+    /// Share of all hours the device is rented: p10 (bad), p50 (the default), p90 (good).
+    pub utilisation_p10: f64,
+    pub utilisation_p50: f64,
+    pub utilisation_p90: f64,
+    /// Draw from the grid while rented (GPU under load plus the host), W.
+    pub load_watts: f64,
+    /// Draw while waiting for a renter, W.
+    pub idle_watts: f64,
+}
+
+/// Resale fraction by device class when a catalogue entry gives none (ASSUMPTIONS):
+/// GPUs keep about half their price after two years (they resell well, even above launch
+/// price in shortages: xda-developers on the RTX 4090), storage disks about 30%, hotspots
+/// and sensors about 20% (single-purpose hardware whose rewards fall).
+pub fn default_resale_fraction(sector: Sector) -> f64 {
+    match sector {
+        Sector::Compute => 0.5,
+        Sector::Storage => 0.3,
+        Sector::Wireless | Sector::Sensor => 0.2,
+    }
+}
+
 impl DeviceProfile {
+    /// The entry's resale fraction, or its sector's default.
+    pub fn resale_fraction(&self) -> f64 {
+        self.resale_fraction
+            .unwrap_or_else(|| default_resale_fraction(self.sector))
+    }
+
     fn validate(&self) -> Result<(), EconomicsError> {
         let finite_non_negative = |field: &'static str, v: f64| {
             if v.is_finite() && v >= 0.0 {
@@ -59,6 +102,17 @@ impl DeviceProfile {
                 "internet_share",
                 format!("must be between 0 and 1, got {}", self.internet_share),
             ));
+        }
+        if let Some(r) = self.resale_fraction
+            && !(r.is_finite() && (0.0..=1.0).contains(&r))
+        {
+            return Err(invalid(
+                "resale_fraction",
+                format!("must be between 0 and 1, got {r}"),
+            ));
+        }
+        if let Some(r) = &self.rental {
+            crate::model::Rental::from_profile(r, None).validate()?;
         }
         if self.lifetime_months == 0 || self.lifetime_months > crate::MAX_MONTHS {
             return Err(invalid(

@@ -36,10 +36,10 @@ pub mod rates;
 pub mod report;
 pub mod sim;
 
-pub use catalogue::{Catalogue, DeviceProfile};
+pub use catalogue::{Catalogue, DeviceProfile, RentalProfile};
 pub use model::{
-    Defaults, EstimateInputs, Hardware, Market, OperatorCosts, OperatorSettings, RewardAssumptions,
-    inputs_for_profile,
+    Defaults, EstimateInputs, Hardware, Market, OperatorCosts, OperatorSettings, Rental,
+    RewardAssumptions, inputs_for_estimate, inputs_for_profile,
 };
 pub use portfolio::{Holding, PortfolioEstimate, PortfolioFile, estimate_portfolio};
 pub use rates::{CellRates, DeviceWindowReward, NetworkRates, SectorRates, rates_from_rewards};

@@ -46,6 +46,155 @@ pub struct Hardware {
     pub watts: f64,
     pub lifetime_months: u32,
     pub capacity_units: f64,
+    /// The operator owns the hardware already (`--already-own`): its price is no cash
+    /// outlay, but selling it instead would fetch `price_usd × resale_fraction`, and that
+    /// is the opportunity cost payback is measured against.
+    #[serde(default)]
+    pub already_owned: bool,
+    /// Share of the price the hardware fetches used, 0–1 (see the catalogue).
+    #[serde(default)]
+    pub resale_fraction: f64,
+}
+
+impl Hardware {
+    /// What the estimate charges for the hardware at month 0: the price, or for hardware
+    /// already owned the resale value given up by keeping it.
+    pub fn capital_usd(&self) -> f64 {
+        if self.already_owned {
+            self.price_usd * self.resale_fraction
+        } else {
+            self.price_usd
+        }
+    }
+}
+
+/// A compute device on a rental market: revenue is rented hours × the USD rate, and the
+/// load draw is paid only for rented hours (the idle draw for the others). Utilisation is
+/// the share of all hours actually rented (downtime lowers it; uptime does not apply on
+/// top). Each simulated path draws one utilisation level from the p10/p50/p90 range
+/// (piecewise linear between them); the token price does not move rental revenue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rental {
+    pub usd_per_hour: f64,
+    pub utilisation_p10: f64,
+    pub utilisation_p50: f64,
+    pub utilisation_p90: f64,
+    pub load_watts: f64,
+    pub idle_watts: f64,
+}
+
+/// A rental rate above this is refused as a typo (an H100 rents for USD 2–3 an hour).
+pub const MAX_RENTAL_USD_PER_HOUR: f64 = 50.0;
+
+impl Rental {
+    /// From a catalogue entry; `utilisation` fixes the level on every path.
+    pub fn from_profile(r: &crate::catalogue::RentalProfile, utilisation: Option<f64>) -> Rental {
+        let (p10, p50, p90) = match utilisation {
+            Some(u) => (u, u, u),
+            None => (r.utilisation_p10, r.utilisation_p50, r.utilisation_p90),
+        };
+        Rental {
+            usd_per_hour: r.usd_per_hour,
+            utilisation_p10: p10,
+            utilisation_p50: p50,
+            utilisation_p90: p90,
+            load_watts: r.load_watts,
+            idle_watts: r.idle_watts,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), EconomicsError> {
+        non_negative("rental_usd_per_hour", self.usd_per_hour)?;
+        if self.usd_per_hour > MAX_RENTAL_USD_PER_HOUR {
+            return Err(invalid(
+                "rental_usd_per_hour",
+                format!(
+                    "USD {}/h is above USD {MAX_RENTAL_USD_PER_HOUR}/h; data-centre GPUs rent for USD 2–3/h",
+                    self.usd_per_hour
+                ),
+            ));
+        }
+        for v in [
+            self.utilisation_p10,
+            self.utilisation_p50,
+            self.utilisation_p90,
+        ] {
+            fraction("utilisation", v)?;
+        }
+        if !(self.utilisation_p10 <= self.utilisation_p50
+            && self.utilisation_p50 <= self.utilisation_p90)
+        {
+            return Err(invalid(
+                "utilisation",
+                "the range must have p10 ≤ p50 ≤ p90",
+            ));
+        }
+        non_negative("load_watts", self.load_watts)?;
+        non_negative("idle_watts", self.idle_watts)?;
+        for (field, w) in [
+            ("load_watts", self.load_watts),
+            ("idle_watts", self.idle_watts),
+        ] {
+            if w > MAX_WATTS {
+                return Err(invalid(field, format!("{w} W is above {MAX_WATTS} W")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The utilisation of a path whose level is `u` ∈ [0, 1): piecewise linear through
+    /// (0.1, p10), (0.5, p50), (0.9, p90), extended with the same slopes to 0 and 1.
+    pub fn utilisation_at(&self, u: f64) -> f64 {
+        let (a, b, c) = (
+            self.utilisation_p10,
+            self.utilisation_p50,
+            self.utilisation_p90,
+        );
+        let lo = a - (b - a) / 4.0;
+        let hi = c + (c - b) / 4.0;
+        let pts = [(0.0, lo), (0.1, a), (0.5, b), (0.9, c), (1.0, hi)];
+        let mut v = hi;
+        for w in pts.windows(2) {
+            let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+            if u <= x1 {
+                v = y0 + (y1 - y0) * (u - x0) / (x1 - x0);
+                break;
+            }
+        }
+        v.clamp(0.0, 1.0)
+    }
+
+    /// Rented hours in a month at utilisation `u`.
+    pub fn rented_hours(u: f64) -> f64 {
+        u * HOURS_PER_MONTH
+    }
+
+    /// Revenue in USD for a month at utilisation `u`.
+    pub fn revenue_usd_per_month(&self, u: f64) -> f64 {
+        Rental::rented_hours(u) * self.usd_per_hour
+    }
+
+    /// Grid draw in kWh for a month at utilisation `u`.
+    pub fn electricity_kwh_per_month(&self, u: f64) -> f64 {
+        (u * self.load_watts + (1.0 - u) * self.idle_watts) * HOURS_PER_MONTH / 1000.0
+    }
+}
+
+/// Above this electricity price (USD/kWh) an input is refused as a typo: European
+/// residential prices peak around 0.40 (Germany 0.394 EUR/kWh, Eurostat H2 2024).
+pub const MAX_KWH_PRICE_USD: f64 = 2.0;
+/// Above this draw (W) a device is refused as a typo: a whole GPU server draws a few kW.
+pub const MAX_WATTS: f64 = 20_000.0;
+
+/// Typical upper draw per sector (W): above it an estimate warns that the figure looks
+/// wrong for the sector (the catalogue's devices draw 0–20 W outside compute).
+pub fn plausible_max_watts(sector: Sector) -> f64 {
+    match sector {
+        Sector::Wireless => 60.0,
+        Sector::Sensor => 60.0,
+        Sector::Storage => 300.0,
+        Sector::Compute => 3000.0,
+    }
 }
 
 /// What running the device costs the operator besides the hardware.
@@ -160,6 +309,9 @@ pub struct EstimateInputs {
     pub market: Market,
     /// Window for per-month averages and the cumulative figure; default the lifetime.
     pub months: u32,
+    /// A compute device's rental market; `None` means token rewards only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rental: Option<Rental>,
 }
 
 pub(crate) fn non_negative(field: &'static str, v: f64) -> Result<(), EconomicsError> {
@@ -183,6 +335,19 @@ impl EstimateInputs {
         let h = &self.hardware;
         non_negative("price_usd", h.price_usd)?;
         non_negative("watts", h.watts)?;
+        if h.watts > MAX_WATTS {
+            return Err(invalid(
+                "watts",
+                format!(
+                    "{} W is above {MAX_WATTS} W; give the average draw in watts",
+                    h.watts
+                ),
+            ));
+        }
+        fraction("resale_fraction", h.resale_fraction)?;
+        if let Some(r) = &self.rental {
+            r.validate()?;
+        }
         non_negative("capacity_units", h.capacity_units)?;
         if h.lifetime_months == 0 || h.lifetime_months > MAX_MONTHS {
             return Err(invalid(
@@ -192,6 +357,15 @@ impl EstimateInputs {
         }
         let c = &self.costs;
         non_negative("kwh_price_usd", c.kwh_price_usd)?;
+        if c.kwh_price_usd > MAX_KWH_PRICE_USD {
+            return Err(invalid(
+                "kwh_price_usd",
+                format!(
+                    "USD {}/kWh is above USD {MAX_KWH_PRICE_USD}/kWh; residential prices are 0.10–0.40 (give USD per kWh, not cents)",
+                    c.kwh_price_usd
+                ),
+            ));
+        }
         non_negative("internet_usd_per_month", c.internet_usd_per_month)?;
         fraction("internet_share", c.internet_share)?;
         non_negative("maintenance_usd_per_month", c.maintenance_usd_per_month)?;
@@ -216,8 +390,55 @@ impl EstimateInputs {
         Ok(())
     }
 
+    /// Grid draw in a month; for a rented device, at its p50 utilisation.
     pub fn electricity_kwh_per_month(&self) -> f64 {
-        self.hardware.watts * HOURS_PER_MONTH / 1000.0
+        match &self.rental {
+            Some(r) => r.electricity_kwh_per_month(r.utilisation_p50),
+            None => self.hardware.watts * HOURS_PER_MONTH / 1000.0,
+        }
+    }
+
+    /// Rental revenue in a month at the p50 utilisation (0 without a rental market).
+    pub fn rental_usd_per_month_p50(&self) -> f64 {
+        self.rental
+            .as_ref()
+            .map_or(0.0, |r| r.revenue_usd_per_month(r.utilisation_p50))
+    }
+
+    /// Inputs that are valid but look wrong, as warnings naming the field.
+    pub fn plausibility_warnings(&self) -> Vec<crate::Warning> {
+        let mut w = Vec::new();
+        let h = &self.hardware;
+        let max = plausible_max_watts(h.sector);
+        let watts = self.rental.as_ref().map_or(h.watts, |r| r.load_watts);
+        if watts > max {
+            w.push(crate::Warning {
+                code: "implausible_input".into(),
+                message: format!(
+                    "watts: {watts} W is far above what a {} device draws (up to about {max} W); check the figure",
+                    h.sector
+                ),
+            });
+        }
+        if self.costs.kwh_price_usd > 1.0 {
+            w.push(crate::Warning {
+                code: "implausible_input".into(),
+                message: format!(
+                    "kwh_price_usd: USD {}/kWh is more than twice the dearest residential prices (about 0.40)",
+                    self.costs.kwh_price_usd
+                ),
+            });
+        }
+        if self.costs.internet_usd_per_month > 500.0 {
+            w.push(crate::Warning {
+                code: "implausible_input".into(),
+                message: format!(
+                    "internet_usd_per_month: USD {}/month is far above a home line (30–100)",
+                    self.costs.internet_usd_per_month
+                ),
+            });
+        }
+        w
     }
 
     pub fn electricity_usd_per_month(&self) -> f64 {
@@ -231,8 +452,9 @@ impl EstimateInputs {
             + self.costs.maintenance_usd_per_month
     }
 
+    /// The hardware's month-0 charge ([`Hardware::capital_usd`]) spread over its lifetime.
     pub fn depreciation_usd_per_month(&self) -> f64 {
-        self.hardware.price_usd / self.hardware.lifetime_months as f64
+        self.hardware.capital_usd() / self.hardware.lifetime_months as f64
     }
 
     /// Tokens in the first month: today's rate × uptime.
@@ -292,6 +514,8 @@ pub fn inputs_for_profile(
             watts: profile.watts,
             lifetime_months: profile.lifetime_months,
             capacity_units: profile.capacity_units,
+            already_owned: false,
+            resale_fraction: profile.resale_fraction(),
         },
         costs: OperatorCosts {
             kwh_price_usd: settings.kwh_price_usd,
@@ -309,7 +533,64 @@ pub fn inputs_for_profile(
         },
         market: settings.market.clone(),
         months: settings.months.unwrap_or(profile.lifetime_months),
+        rental: None,
     };
+    inputs.validate()?;
+    Ok(inputs)
+}
+
+/// What `depin estimate` uses: [`inputs_for_profile`], and for a profile with a rental
+/// market (compute) revenue from rented hours at the profile's USD rate, at `utilisation`
+/// on every path when given, else over the catalogue's utilisation range.
+///
+/// With the built-in rates the compute sector's token rate was only a stand-in for rental
+/// income, so it is dropped (no double counting); a network's own compute rate is real
+/// and is kept on top. (The live operator view keeps using [`inputs_for_profile`] with the
+/// device's observed token rate.)
+pub fn inputs_for_estimate(
+    profile: &crate::DeviceProfile,
+    catalogue_price_usd: Option<f64>,
+    settings: &OperatorSettings,
+    rates: &crate::NetworkRates,
+    h3_cell: Option<&str>,
+    utilisation: Option<f64>,
+) -> Result<EstimateInputs, EconomicsError> {
+    let mut inputs = inputs_for_profile(profile, catalogue_price_usd, settings, rates, h3_cell)?;
+    let Some(r) = &profile.rental else {
+        if utilisation.is_some() {
+            return Err(invalid(
+                "utilisation",
+                format!(
+                    "{} is a {} device without a rental market; utilisation applies to compute devices rented by the hour",
+                    profile.name, profile.sector
+                ),
+            ));
+        }
+        return Ok(inputs);
+    };
+    let rental = Rental::from_profile(r, utilisation);
+    let how = match utilisation {
+        Some(u) => format!("{:.0}% of hours", u * 100.0),
+        None => format!(
+            "{:.0}–{:.0}% of hours (p10–p90, p50 {:.0}%)",
+            rental.utilisation_p10 * 100.0,
+            rental.utilisation_p90 * 100.0,
+            rental.utilisation_p50 * 100.0
+        ),
+    };
+    if rates.policy_id == crate::rates::BUILTIN_POLICY_ID {
+        inputs.rewards.tokens_per_month = 0.0;
+        inputs.rewards.source = format!(
+            "rented at USD {}/h for {how}; no token rewards assumed",
+            rental.usd_per_hour
+        );
+    } else {
+        inputs.rewards.source = format!(
+            "rented at USD {}/h for {how}, plus the network's rate: {}",
+            rental.usd_per_hour, inputs.rewards.source
+        );
+    }
+    inputs.rental = Some(rental);
     inputs.validate()?;
     Ok(inputs)
 }

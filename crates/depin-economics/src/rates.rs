@@ -101,6 +101,9 @@ pub const BUILTIN_SECTOR_DEFAULTS: [(Sector, f64, f64, &str); 4] = [
 /// uptime and quality spread operators widely (assumption).
 const BUILTIN_SPREAD: (f64, f64) = (0.3, 2.0);
 
+/// The `policy_id` of [`NetworkRates::builtin`].
+pub const BUILTIN_POLICY_ID: &str = "builtin-defaults";
+
 impl NetworkRates {
     /// Rates to use when no network is given.
     pub fn builtin() -> NetworkRates {
@@ -122,7 +125,7 @@ impl NetworkRates {
             })
             .collect();
         NetworkRates {
-            policy_id: "builtin-defaults".into(),
+            policy_id: BUILTIN_POLICY_ID.into(),
             epoch_seconds: 86_400,
             window_epochs: 0,
             token_price_usd: None,

@@ -2,7 +2,9 @@
 //!
 //! JSON: every simulated figure is an object `{ "p10", "p50", "p90" }` under a key that
 //! names the figure and its unit; `null` inside it means "never" (payback), "no price is
-//! enough" (break-even) or "undefined" (a ratio over zero revenue). The document echoes
+//! enough" (break-even) or "undefined" (a ratio over zero revenue). Every row reads the
+//! same way: p10 is the bad case and p90 the good case, so for payback months p10 is the
+//! slow case (or `null`, never) and for costs and the break-even price p10 is the high one. The document echoes
 //! its inputs and carries warnings as `{ "code", "message" }`. Its `schema` key names the
 //! shape (`depin.estimate.device.v1`, `…rank.v1`, `…portfolio.v1`).
 
@@ -33,10 +35,11 @@ pub(crate) fn warnings_for(i: &EstimateInputs, f: &Figures, today: &TodayFigures
     let mut w = Vec::new();
     let life = i.hardware.lifetime_months;
     let price = i.market.token_price_usd;
+    w.extend(i.plausibility_warnings());
     if let Some(cat) = i
         .hardware
         .catalogue_price_usd
-        .filter(|c| *c > 0.0 && i.hardware.price_usd > 1.2 * c)
+        .filter(|c| !i.hardware.already_owned && *c > 0.0 && i.hardware.price_usd > 1.2 * c)
     {
         w.push(warn(
             "overpriced_hardware",
@@ -47,7 +50,7 @@ pub(crate) fn warnings_for(i: &EstimateInputs, f: &Figures, today: &TodayFigures
             ),
         ));
     }
-    if today.revenue_tokens_per_month <= 0.0 {
+    if today.revenue_tokens_per_month <= 0.0 && today.revenue_usd_per_month <= 0.0 {
         w.push(warn(
             "no_rewards",
             "the device earns no tokens at these rates".into(),
@@ -138,7 +141,7 @@ fn months(v: Option<f64>) -> String {
 }
 
 fn row(out: &mut String, label: &str, a: String, b: String, c: String) {
-    let _ = writeln!(out, "  {label:<34}{a:>11}{b:>11}{c:>11}");
+    let _ = writeln!(out, "  {label:<34}{a:>12}{b:>12}{c:>12}");
 }
 
 fn spread_row(out: &mut String, label: &str, s: &Spread) {
@@ -155,8 +158,26 @@ fn opt_row(out: &mut String, label: &str, s: &OptSpread, none: &str) {
     );
 }
 
+/// The legend printed under every table of quantiles.
+pub const QUANTILE_LEGEND: &str = "p10 is the bad case and p90 the good case on every row (1 path in 10 does worse than p10): for costs, payback and the break-even price p10 is the high value; \"never\" means the running cash total does not stay at or above zero within the horizon.";
+
 fn figures_table(out: &mut String, f: &Figures, window: u32) {
-    row(out, "", "p10".into(), "p50".into(), "p90".into());
+    row(
+        out,
+        "",
+        "p10 (bad)".into(),
+        "p50".into(),
+        "p90 (good)".into(),
+    );
+    if let Some(u) = &f.utilisation {
+        row(
+            out,
+            "rented, % of hours",
+            format!("{:.0}", u.p10 * 100.0),
+            format!("{:.0}", u.p50 * 100.0),
+            format!("{:.0}", u.p90 * 100.0),
+        );
+    }
     spread_row(out, "revenue, tokens/month", &f.revenue_tokens_per_month);
     spread_row(out, "revenue, USD/month", &f.revenue_usd_per_month);
     spread_row(out, "electricity, USD/month", &f.electricity_usd_per_month);
@@ -178,11 +199,13 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
         &format!("cash after {window} months, USD"),
         &f.cumulative_net_usd,
     );
+    // Without token revenue (a rented GPU) no token price matters: n/a, not "none".
+    let no_tokens = f.revenue_tokens_per_month.p90 <= 0.0;
     opt_row(
         out,
         "break-even token price, USD",
         &f.break_even_token_price_usd,
-        "none",
+        if no_tokens { "n/a" } else { "none" },
     );
     row(
         out,
@@ -198,6 +221,7 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
         &format!("token price after {window} months, USD"),
         &f.token_price_usd_at_window_end,
     );
+    let _ = writeln!(out, "  ({QUANTILE_LEGEND})");
 }
 
 fn warnings_text(out: &mut String, w: &[Warning]) {
@@ -240,6 +264,15 @@ pub fn device_table(e: &Estimate) -> String {
         e.simulation.seed
     );
     let _ = writeln!(out, "rate: {}", i.rewards.source);
+    if h.already_owned {
+        let _ = writeln!(
+            out,
+            "already owned: no cash outlay; selling it would fetch USD {} ({:.0}% of USD {}), the opportunity cost payback is measured against",
+            num(h.capital_usd()),
+            h.resale_fraction * 100.0,
+            num(h.price_usd)
+        );
+    }
     market_line(&mut out, i);
     let _ = writeln!(
         out,
@@ -252,7 +285,7 @@ pub fn device_table(e: &Estimate) -> String {
     figures_table(&mut out, &e.figures, e.months);
     let _ = writeln!(
         out,
-        "\npays back within the {}-month lifetime on {:.0}% of paths",
+        "\npays back (cash stays at or above zero) within the {}-month lifetime on {:.0}% of paths",
         h.lifetime_months,
         e.figures.payback_within_lifetime_probability * 100.0
     );
@@ -334,12 +367,12 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
         "sector",
         "price USD",
         "net USD/mo p50",
-        "payback p10/p50/p90",
+        "payback bad/p50/good",
         "pays back"
     );
     for r in rows {
         let pb = &r.payback_months;
-        let payback = if pb.p10.is_none() {
+        let payback = if pb.p90.is_none() {
             "never".to_string()
         } else {
             format!(
@@ -366,6 +399,10 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
             }
         );
     }
+    let _ = writeln!(
+        out,
+        "\npayback in months: p10 (bad, slow) / p50 / p90 (good, fast); {QUANTILE_LEGEND}"
+    );
     out
 }
 
@@ -408,7 +445,7 @@ pub fn portfolio_table(p: &PortfolioEstimate) -> String {
     figures_table(&mut out, &p.combined, p.months);
     let _ = writeln!(
         out,
-        "\npays back within the longest lifetime on {:.0}% of paths",
+        "\npays back (cash stays at or above zero) within the longest lifetime on {:.0}% of paths",
         p.combined.payback_within_lifetime_probability * 100.0
     );
     let d = &p.diversification;

@@ -15,7 +15,15 @@
 //!
 //! Month 1 (t = 0) is at today's price and rates exactly; a device earns and costs only
 //! during its lifetime; the hardware is paid at month 0. Percentiles are nearest-rank over
-//! paths, of the figure itself: p10 is the low value (for payback months, the fast case).
+//! paths, oriented so that every row reads the same way: **p10 is the bad case, p90 the
+//! good case**. For figures where more is better (revenue, net, cash, ROI, token price) p10
+//! is the low value; for figures where more is worse (costs, payback months, break-even
+//! price, electricity share) p10 is the high value (payback p10 is the slow case, and
+//! "never" when more than one path in ten never pays back).
+//!
+//! Payback on a path is the first month after which the running cash total stays ≥ 0 up
+//! to the horizon ([`payback_month`]); a path that touches zero and falls back below it
+//! has not paid back then, and a path that ends below zero never pays back.
 
 use crate::model::EstimateInputs;
 use crate::report::{Warning, warnings_for};
@@ -88,6 +96,15 @@ impl Spread {
             p90: q(0.9),
         }
     }
+    /// For a figure where more is worse (a cost): p10 is the high value.
+    pub(crate) fn of_cost(v: Vec<f64>) -> Spread {
+        let s = Spread::of(v);
+        Spread {
+            p10: s.p90,
+            p50: s.p50,
+            p90: s.p10,
+        }
+    }
     /// p90 − p10: the width the figure can swing.
     pub fn width(&self) -> f64 {
         self.p90 - self.p10
@@ -95,6 +112,16 @@ impl Spread {
 }
 
 impl OptSpread {
+    /// For a figure where more is worse and `None` is the worst (payback months, "never";
+    /// break-even price, "no price is enough"): p10 is the high value or `None`.
+    pub(crate) fn of_cost(v: Vec<Option<f64>>) -> OptSpread {
+        let s = OptSpread::of(v);
+        OptSpread {
+            p10: s.p90,
+            p50: s.p50,
+            p90: s.p10,
+        }
+    }
     fn of(v: Vec<Option<f64>>) -> OptSpread {
         // Sort numbers, then append the Nones (they rank above every number).
         let mut nums: Vec<f64> = v.iter().flatten().copied().collect();
@@ -146,6 +173,10 @@ pub struct Figures {
     pub maintenance_usd_per_month: Spread,
     pub hardware_depreciation_usd_per_month: Spread,
     pub total_cost_usd_per_month: Spread,
+    /// Share of hours rented, for compute devices on a rental market (p10 the low, bad
+    /// value); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub utilisation: Option<Spread>,
     /// Revenue minus running costs (electricity, internet, maintenance).
     pub net_operating_usd_per_month: Spread,
     /// Revenue minus running costs minus hardware depreciation.
@@ -157,7 +188,8 @@ pub struct Figures {
     pub roi_12_months_pct: OptSpread,
     pub roi_24_months_pct: OptSpread,
     pub token_price_usd_at_window_end: Spread,
-    /// Share of paths whose cumulative cash turns positive within the hardware lifetime.
+    /// Share of paths that pay back ([`payback_month`]): their running cash total is ≥ 0
+    /// from some month on and stays so to the end of the hardware lifetime.
     pub payback_within_lifetime_probability: f64,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub cumulative_net_usd_by_month: Vec<MonthSpread>,
@@ -184,6 +216,18 @@ pub struct Observed {
     pub running_costs_usd_so_far: f64,
 }
 
+/// Payback on one cash path: `cash[m]` is the running cash total after month `m`
+/// (`cash[0]` right after the purchase, hardware included), up to the horizon. The payback
+/// month is the first `m` from which every later total stays ≥ 0; `None` ("never within
+/// the horizon") when the last total is below zero.
+pub fn payback_month(cash: &[f64]) -> Option<u32> {
+    match cash.iter().rposition(|c| *c < 0.0) {
+        None => Some(0),
+        Some(last) if last + 1 < cash.len() => Some(last as u32 + 1),
+        Some(_) => None,
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Draws and factors
 
@@ -196,13 +240,26 @@ pub(crate) struct Draws {
     /// Index `(p * months + t) * 5 + k`, k = 0 price, 1..=4 sectors in `Sector::ALL` order;
     /// the value is the sum of the first `t` normals (0 at t = 0).
     cum: Vec<f64>,
+    /// One uniform in [0, 1) per path from a stream of its own (so the monthly draws are
+    /// unchanged): the path's rental utilisation level.
+    level: Vec<f64>,
 }
+
+/// Streams at and above this carry the per-path levels (paths stay below `MAX_PATHS`).
+const LEVEL_STREAM: u64 = 1 << 32;
 
 impl Draws {
     pub(crate) fn generate(sim: Simulation, months: u32) -> Draws {
         let (paths, months) = (sim.paths as usize, months as usize);
         let mut cum = vec![0.0; paths * months * 5];
         let mut z = [0.0f64; NORMALS_PER_MONTH];
+        let level = (0..paths)
+            .map(|p| {
+                let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
+                rng.set_stream(LEVEL_STREAM + p as u64);
+                rng.r#gen::<f64>()
+            })
+            .collect();
         for p in 0..paths {
             let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
             rng.set_stream(p as u64);
@@ -223,7 +280,12 @@ impl Draws {
                 }
             }
         }
-        Draws { paths, months, cum }
+        Draws {
+            paths,
+            months,
+            cum,
+            level,
+        }
     }
 }
 
@@ -233,6 +295,7 @@ pub(crate) struct Factors {
     months: usize,
     price: Vec<f64>,
     dilution: [Vec<f64>; 4],
+    level: Vec<f64>,
 }
 
 pub(crate) fn sector_index(s: Sector) -> usize {
@@ -274,6 +337,7 @@ impl Factors {
             months: d.months,
             price,
             dilution,
+            level: d.level.clone(),
         }
     }
 }
@@ -294,9 +358,45 @@ pub(crate) struct DeviceModel {
     pub maintenance_usd: f64,
     pub running_usd: f64,
     pub price_usd: f64,
-    /// Hardware price spread over the full lifetime (not the remaining one).
+    /// Hardware capital spread over the full lifetime (not the remaining one).
     pub depreciation_usd: f64,
     pub lifetime: u32,
+    pub rental: Option<crate::model::Rental>,
+    pub kwh_price_usd: f64,
+    /// How many identical devices (rental figures are per device).
+    pub count: f64,
+}
+
+/// One device's month on one path: rental revenue, electricity and running costs.
+struct MonthLines {
+    rental_usd: f64,
+    electricity_kwh: f64,
+    electricity_usd: f64,
+    running_usd: f64,
+}
+
+impl DeviceModel {
+    fn lines(&self, level: f64) -> MonthLines {
+        match &self.rental {
+            None => MonthLines {
+                rental_usd: 0.0,
+                electricity_kwh: self.electricity_kwh,
+                electricity_usd: self.electricity_usd,
+                running_usd: self.running_usd,
+            },
+            Some(r) => {
+                let u = r.utilisation_at(level);
+                let kwh = r.electricity_kwh_per_month(u) * self.count;
+                let usd = kwh * self.kwh_price_usd;
+                MonthLines {
+                    rental_usd: r.revenue_usd_per_month(u) * self.count,
+                    electricity_kwh: kwh,
+                    electricity_usd: usd,
+                    running_usd: usd + self.internet_usd + self.maintenance_usd,
+                }
+            }
+        }
+    }
 }
 
 impl DeviceModel {
@@ -311,9 +411,12 @@ impl DeviceModel {
             internet_usd: i.costs.internet_charged_usd_per_month(),
             maintenance_usd: i.costs.maintenance_usd_per_month,
             running_usd: i.running_costs_usd_per_month(),
-            price_usd: i.hardware.price_usd,
+            price_usd: i.hardware.capital_usd(),
             depreciation_usd: i.depreciation_usd_per_month(),
             lifetime,
+            rental: i.rental.clone(),
+            kwh_price_usd: i.costs.kwh_price_usd,
+            count: 1.0,
         }
     }
 
@@ -332,6 +435,7 @@ impl DeviceModel {
         ] {
             *v *= c;
         }
+        self.count *= c;
         self
     }
 }
@@ -372,23 +476,21 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     let months_avg = (book.max_lifetime() as usize).min(w).max(1) as f64;
     let total_price: f64 = book.devices.iter().map(|d| d.price_usd).sum();
 
-    // Deterministic lines over the window.
+    // Lines that do not depend on the path.
     let sum_line = |g: &dyn Fn(&DeviceModel) -> f64| {
         book.devices
             .iter()
             .map(|d| g(d) * alive_window(d))
             .sum::<f64>()
     };
-    let electricity_kwh_w = sum_line(&|d| d.electricity_kwh);
-    let electricity_w = sum_line(&|d| d.electricity_usd);
     let internet_w = sum_line(&|d| d.internet_usd);
     let maintenance_w = sum_line(&|d| d.maintenance_usd);
-    let running_w = sum_line(&|d| d.running_usd);
     let depreciation_w = sum_line(&|d| d.depreciation_usd);
-    let lifetime_running: f64 = book
+    let rented_count: f64 = book
         .devices
         .iter()
-        .map(|d| d.running_usd * (d.lifetime as usize).min(h) as f64)
+        .filter(|d| d.rental.is_some())
+        .map(|d| d.count)
         .sum();
     let decay: Vec<Vec<f64>> = book
         .devices
@@ -410,12 +512,17 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     let mut roi12 = Vec::with_capacity(n);
     let mut roi24 = Vec::with_capacity(n);
     let mut price_end = Vec::with_capacity(n);
+    let mut kwh_avg = Vec::with_capacity(n);
+    let mut elec_avg = Vec::with_capacity(n);
+    let mut running_avg = Vec::with_capacity(n);
+    let mut utilisation = Vec::with_capacity(n);
     let mut series: Vec<Vec<f64>> = if book.monthly_series {
         vec![Vec::with_capacity(n); w]
     } else {
         Vec::new()
     };
     let mut monthly_net = vec![0.0f64; h];
+    let mut cash_path: Vec<f64> = Vec::with_capacity(h + 1);
     let roi_at = |months_from_purchase: u32| {
         months_from_purchase
             .checked_sub(book.months_elapsed)
@@ -433,35 +540,47 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         let row = p * f.months;
         monthly_net.iter_mut().for_each(|x| *x = 0.0);
         let (mut tok_w, mut usd_w, mut tok_life) = (0.0, 0.0, 0.0);
+        let (mut kwh_w, mut elec_w, mut running_w) = (0.0, 0.0, 0.0);
+        let (mut running_life, mut rental_life, mut used) = (0.0, 0.0, 0.0);
         for (d, dec) in book.devices.iter().zip(&decay) {
             let dil = &f.dilution[d.sector][row..row + h];
             let pr = &f.price[row..row + h];
             let alive = (d.lifetime as usize).min(h);
+            let lines = d.lines(f.level[p]);
+            if let Some(r) = &d.rental {
+                used += r.utilisation_at(f.level[p]) * d.count;
+            }
+            let in_window = alive_window(d);
+            kwh_w += lines.electricity_kwh * in_window;
+            elec_w += lines.electricity_usd * in_window;
+            running_w += lines.running_usd * in_window;
+            running_life += lines.running_usd * alive as f64;
+            rental_life += lines.rental_usd * alive as f64;
             for t in 0..alive {
                 let tok = d.tokens_first_month * dec[t] * dil[t];
-                let usd = tok * d.token_price_usd * pr[t];
+                let usd = tok * d.token_price_usd * pr[t] + lines.rental_usd;
                 tok_life += tok;
                 if t < w {
                     tok_w += tok;
                     usd_w += usd;
                 }
-                monthly_net[t] += usd - d.running_usd;
+                monthly_net[t] += usd - lines.running_usd;
             }
         }
+        kwh_avg.push(kwh_w / months_avg);
+        elec_avg.push(elec_w / months_avg);
+        running_avg.push(running_w / months_avg);
+        if rented_count > 0.0 {
+            utilisation.push(used / rented_count);
+        }
         let mut cum = book.cash_so_far_usd - total_price;
-        let mut pb = if cum >= 0.0 {
-            Some(book.months_elapsed as f64)
-        } else {
-            None
-        };
+        cash_path.clear();
+        cash_path.push(cum);
         let (mut r12, mut r24, mut cwin) = (None, None, cum);
-        let life = book.max_lifetime() as usize;
         for (t, net) in monthly_net.iter().enumerate() {
             cum += net;
+            cash_path.push(cum);
             let month = t as u32 + 1;
-            if pb.is_none() && cum >= 0.0 && t < life {
-                pb = Some((book.months_elapsed + month) as f64);
-            }
             if Some(month) == roi12_t {
                 r12 = Some(cum);
             }
@@ -475,6 +594,8 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
                 }
             }
         }
+        // Every device has stopped by the horizon, so the path's last total is final.
+        let pb = payback_month(&cash_path).map(|m| (book.months_elapsed + m) as f64);
         if pb.is_some() {
             paid_back_in_life += 1;
         }
@@ -485,8 +606,12 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         tokens_w.push(tok_w / months_avg);
         revenue_w.push(usd_w / months_avg);
         cum_w.push(cwin);
-        elec_share.push((usd_w > 0.0).then(|| electricity_w / usd_w * 100.0));
-        break_even.push((tok_life > 0.0).then(|| (total_price + lifetime_running) / tok_life));
+        elec_share.push((usd_w > 0.0).then(|| elec_w / usd_w * 100.0));
+        // The token price at which token revenue covers what rental revenue does not.
+        break_even.push(
+            (tok_life > 0.0)
+                .then(|| ((total_price + running_life - rental_life) / tok_life).max(0.0)),
+        );
         payback.push(pb);
         roi12.push(roi(r12));
         roi24.push(roi(r24));
@@ -494,26 +619,31 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     }
 
     let revenue = Spread::of(revenue_w.clone());
-    let running_avg = running_w / months_avg;
     let depreciation_avg = depreciation_w / months_avg;
-    let net_op: Vec<f64> = revenue_w.iter().map(|r| r - running_avg).collect();
+    let net_op: Vec<f64> = revenue_w
+        .iter()
+        .zip(&running_avg)
+        .map(|(r, c)| r - c)
+        .collect();
+    let total_cost: Vec<f64> = running_avg.iter().map(|c| c + depreciation_avg).collect();
     let net_profit: Vec<f64> = net_op.iter().map(|r| r - depreciation_avg).collect();
     let cum_raw = cum_w.clone();
     let figures = Figures {
         revenue_tokens_per_month: Spread::of(tokens_w),
         revenue_usd_per_month: revenue,
-        electricity_kwh_per_month: Spread::constant(electricity_kwh_w / months_avg),
-        electricity_usd_per_month: Spread::constant(electricity_w / months_avg),
+        electricity_kwh_per_month: Spread::of_cost(kwh_avg),
+        electricity_usd_per_month: Spread::of_cost(elec_avg),
         internet_usd_per_month: Spread::constant(internet_w / months_avg),
         maintenance_usd_per_month: Spread::constant(maintenance_w / months_avg),
         hardware_depreciation_usd_per_month: Spread::constant(depreciation_avg),
-        total_cost_usd_per_month: Spread::constant(running_avg + depreciation_avg),
+        total_cost_usd_per_month: Spread::of_cost(total_cost),
+        utilisation: (!utilisation.is_empty()).then(|| Spread::of(utilisation)),
         net_operating_usd_per_month: Spread::of(net_op),
         net_profit_usd_per_month: Spread::of(net_profit),
         cumulative_net_usd: Spread::of(cum_w),
-        electricity_share_of_revenue_pct: OptSpread::of(elec_share),
-        break_even_token_price_usd: OptSpread::of(break_even),
-        payback_months: OptSpread::of(payback),
+        electricity_share_of_revenue_pct: OptSpread::of_cost(elec_share),
+        break_even_token_price_usd: OptSpread::of_cost(break_even),
+        payback_months: OptSpread::of_cost(payback),
         roi_12_months_pct: OptSpread::of(roi12),
         roi_24_months_pct: OptSpread::of(roi24),
         token_price_usd_at_window_end: Spread::of(price_end),
@@ -550,7 +680,8 @@ pub(crate) fn check_size(sim: Simulation, horizon: u32) -> Result<(), EconomicsE
 
 fn today(i: &EstimateInputs) -> TodayFigures {
     let tokens = i.tokens_first_month();
-    let revenue = tokens * i.market.token_price_usd;
+    let rental = i.rental_usd_per_month_p50();
+    let revenue = tokens * i.market.token_price_usd + rental;
     let running = i.running_costs_usd_per_month();
     let net = revenue - running;
     TodayFigures {
@@ -558,9 +689,9 @@ fn today(i: &EstimateInputs) -> TodayFigures {
         revenue_usd_per_month: revenue,
         running_costs_usd_per_month: running,
         net_operating_usd_per_month: net,
-        payback_months: (net > 0.0).then(|| i.hardware.price_usd / net),
+        payback_months: (net > 0.0).then(|| i.hardware.capital_usd() / net),
         break_even_token_price_usd: (tokens > 0.0)
-            .then(|| (running + i.depreciation_usd_per_month()) / tokens),
+            .then(|| ((running + i.depreciation_usd_per_month() - rental) / tokens).max(0.0)),
     }
 }
 

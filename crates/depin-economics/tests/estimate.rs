@@ -37,6 +37,8 @@ fn golden_inputs() -> EstimateInputs {
             watts: 5.0,
             lifetime_months: 36,
             capacity_units: 1.0,
+            already_owned: false,
+            resale_fraction: 0.2,
         },
         costs: OperatorCosts {
             kwh_price_usd: 0.20,
@@ -52,6 +54,7 @@ fn golden_inputs() -> EstimateInputs {
         },
         market: still_market(0.50),
         months: 36,
+        rental: None,
     }
 }
 
@@ -123,6 +126,8 @@ fn golden_gpu_that_never_pays_back_warns_in_words() {
         watts: 300.0,
         lifetime_months: 48,
         capacity_units: 1.0,
+        already_owned: false,
+        resale_fraction: 0.5,
     };
     i.costs = OperatorCosts {
         kwh_price_usd: 0.40,
@@ -252,6 +257,309 @@ fn observed_projection_continues_from_cash_so_far() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Payback: the cash must stay at or above zero
+
+#[test]
+fn payback_is_when_the_cash_stays_non_negative() {
+    use depin_economics::sim::payback_month;
+    // Touches zero in month 2, dips to −5 and −20, ends negative: never.
+    assert_eq!(payback_month(&[-100.0, -40.0, 0.0, -5.0, -20.0]), None);
+    // Touches zero in month 2, dips in month 3, then −5 → 10 → 30 and stays: month 4.
+    assert_eq!(
+        payback_month(&[-100.0, -40.0, 0.0, -5.0, 10.0, 30.0]),
+        Some(4)
+    );
+    // Crosses in month 2 and stays: month 2.
+    assert_eq!(payback_month(&[-100.0, -40.0, 10.0, 30.0]), Some(2));
+    // Already at or above zero after the purchase (nothing paid): month 0.
+    assert_eq!(payback_month(&[0.0, 5.0]), Some(0));
+    assert_eq!(payback_month(&[0.0, -1.0]), None);
+}
+
+/// A device whose rewards halve every month (network growth 100%/month, no volatility):
+/// revenue 40 tokens × USD 0.50 = 20, then 10, 5, 2.5, 1.25, 0.625 over a 6-month life;
+/// running costs USD 4 (maintenance only). Net per month: 16, 6, 1, −1.5, −2.75, −3.375.
+fn halving_inputs(price: f64) -> EstimateInputs {
+    let mut i = golden_inputs();
+    i.hardware.price_usd = price;
+    i.hardware.watts = 0.0;
+    i.hardware.lifetime_months = 6;
+    i.costs.maintenance_usd_per_month = 4.0;
+    i.market.network_growth_per_month = 1.0;
+    i.months = 6;
+    i
+}
+
+#[test]
+fn a_path_that_touches_zero_and_falls_back_never_pays_back() {
+    // Price 20: cash −20, −4, 2, 3, 1.5, −1.25, −4.625. It is ≥ 0 in months 2–4 (the old
+    // rule said "month 2"), but ends at −4.625: never, on every path.
+    let e = estimate(&halving_inputs(20.0), sim(3)).unwrap();
+    let f = &e.figures;
+    assert!(
+        close(f.cumulative_net_usd.p50, -4.625),
+        "{:?}",
+        f.cumulative_net_usd
+    );
+    assert_eq!(f.payback_months.p10, None);
+    assert_eq!(f.payback_months.p50, None);
+    assert_eq!(f.payback_months.p90, None);
+    assert_eq!(f.payback_within_lifetime_probability, 0.0);
+    let v = device_json(&e);
+    assert!(v["payback_months"]["p10"].is_null() && v["payback_months"]["p90"].is_null());
+    // Price 10: cash −10, 6, 12, 13, 11.5, 8.75, 5.375: crosses in month 1 and stays.
+    let e = estimate(&halving_inputs(10.0), sim(3)).unwrap();
+    assert_eq!(e.figures.payback_months.p50, Some(1.0));
+    assert!(close(e.figures.cumulative_net_usd.p50, 5.375));
+    assert_eq!(e.figures.payback_within_lifetime_probability, 1.0);
+    // Price 20 with a 3-month life: cash −20, −4, 2, 3: crosses in month 2 and stays.
+    let mut short = halving_inputs(20.0);
+    short.hardware.lifetime_months = 3;
+    short.months = 3;
+    let e = estimate(&short, sim(3)).unwrap();
+    assert_eq!(e.figures.payback_months.p50, Some(2.0));
+    assert!(close(e.figures.cumulative_net_usd.p50, 3.0));
+}
+
+#[test]
+fn payback_p10_is_the_slow_case_and_never_shows_as_never() {
+    // The golden hotspot at USD 600 needs 600 / 18.2695 = 32.8 months of its 36 at today's
+    // price; with a 90%/year token volatility some paths pay back and many never do.
+    let mut i = golden_inputs();
+    i.hardware.price_usd = 600.0;
+    i.market.token_volatility_per_year = 0.9;
+    let e = estimate(
+        &i,
+        Simulation {
+            seed: 5,
+            paths: 1000,
+        },
+    )
+    .unwrap();
+    let pb = e.figures.payback_months;
+    let p = e.figures.payback_within_lifetime_probability;
+    assert!(p > 0.1 && p < 0.9, "{p}");
+    // More than 10% of paths never pay back, so the bad case (p10) is never …
+    assert_eq!(pb.p10, None, "{pb:?}");
+    // … and the good case (p90) is a month, earlier than the median when the median has one.
+    let fast = pb.p90.expect("the good case pays back");
+    assert!(fast <= 36.0 && pb.p50.is_none_or(|m| fast <= m), "{pb:?}");
+    // Revenue still has p10 low: every row's p10 is the bad case.
+    let r = e.figures.revenue_usd_per_month;
+    assert!(r.p10 <= r.p50 && r.p50 <= r.p90);
+    let v = device_json(&e);
+    assert!(v["payback_months"]["p10"].is_null());
+    assert!(v["payback_months"]["p90"].is_number());
+    let table = device_table(&e);
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("payback, months"))
+        .unwrap();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[2], "never", "{line}");
+    assert!(
+        table.contains("p10 (bad)") && table.contains("p90 (good)"),
+        "{table}"
+    );
+    assert!(table.contains("p10 is the bad case"), "{table}");
+}
+
+// ---------------------------------------------------------------------------------------
+// GPU rental and hardware already owned
+
+/// A GPU rented 30% of the time at USD 0.40/h: price 1000, 24 months, load 400 W, idle
+/// 50 W, electricity USD 0.20/kWh, no internet or maintenance, no token rewards.
+fn rented_gpu(kwh_price: f64) -> EstimateInputs {
+    let mut i = golden_inputs();
+    i.hardware = Hardware {
+        name: "gpu".into(),
+        sector: Sector::Compute,
+        price_usd: 1000.0,
+        catalogue_price_usd: None,
+        watts: 250.0,
+        lifetime_months: 24,
+        capacity_units: 1.0,
+        already_owned: false,
+        resale_fraction: 0.5,
+    };
+    i.costs = OperatorCosts {
+        kwh_price_usd: kwh_price,
+        internet_usd_per_month: 50.0,
+        internet_share: 0.0,
+        maintenance_usd_per_month: 0.0,
+    };
+    i.rewards.tokens_per_month = 0.0;
+    // The token price swings, but rental revenue is in USD: it must not matter.
+    i.market.token_volatility_per_year = 0.9;
+    i.months = 24;
+    i.rental = Some(depin_economics::Rental {
+        usd_per_hour: 0.40,
+        utilisation_p10: 0.3,
+        utilisation_p50: 0.3,
+        utilisation_p90: 0.3,
+        load_watts: 400.0,
+        idle_watts: 50.0,
+    });
+    i
+}
+
+#[test]
+fn a_gpu_rented_30_percent_of_the_time_by_hand() {
+    // rented hours: 0.3 × 730.5 = 219.15 h; revenue 219.15 × 0.40 = USD 87.66/month
+    // electricity: 219.15 h × 0.4 kW = 87.66 kWh under load + 511.35 h × 0.05 kW = 25.5675
+    //   kWh idle = 113.2275 kWh × USD 0.20 = USD 22.6455/month
+    // net before hardware 87.66 − 22.6455 = 65.0145; depreciation 1000/24 = 41.6667
+    // cash after 24 months 24 × 65.0145 − 1000 = 560.348; payback 1000/65.0145 = 15.4 → 16
+    let e = estimate(&rented_gpu(0.20), sim(4)).unwrap();
+    let f = &e.figures;
+    for (s, v) in [
+        (f.revenue_usd_per_month, 87.66),
+        (f.electricity_kwh_per_month, 113.2275),
+        (f.electricity_usd_per_month, 22.6455),
+        (f.net_operating_usd_per_month, 65.0145),
+        (f.net_profit_usd_per_month, 65.0145 - 1000.0 / 24.0),
+        (f.cumulative_net_usd, 24.0 * 65.0145 - 1000.0),
+    ] {
+        assert!(
+            close(s.p10, v) && close(s.p50, v) && close(s.p90, v),
+            "{s:?} vs {v}"
+        );
+    }
+    assert_eq!(f.revenue_tokens_per_month.p50, 0.0);
+    assert_eq!(f.payback_months.p10, Some(16.0));
+    assert_eq!(f.payback_months.p90, Some(16.0));
+    assert_eq!(f.payback_within_lifetime_probability, 1.0);
+    assert!(close(f.utilisation.unwrap().p50, 0.3));
+    assert!(close(e.today.payback_months.unwrap(), 1000.0 / 65.0145));
+    assert!(
+        !e.warnings.iter().any(|w| w.code == "no_rewards"),
+        "{:?}",
+        e.warnings
+    );
+}
+
+#[test]
+fn rtx_4090_rental_stays_below_full_time_at_the_top_rate() {
+    // 100% rented at the top market rate USD 0.45/h: 730.5 × 0.45 = USD 328.725/month.
+    let ceiling = 730.5 * 0.45;
+    let cat = Catalogue::builtin();
+    let p = cat.get("rtx-4090").unwrap();
+    let s = OperatorSettings::default();
+    let r = NetworkRates::builtin();
+    let i = depin_economics::inputs_for_estimate(p, None, &s, &r, None, None).unwrap();
+    assert_eq!(
+        i.rewards.tokens_per_month, 0.0,
+        "the built-in token proxy is dropped"
+    );
+    let f = estimate(&i, Simulation::default()).unwrap().figures;
+    let rev = f.revenue_usd_per_month;
+    assert!(
+        rev.p90 <= ceiling && rev.p10 < rev.p50 && rev.p50 < rev.p90,
+        "{rev:?}"
+    );
+    // The spread is utilisation's: p50 ≈ 0.30 × 730.5 × 0.35 = 76.70, p90 ≈ 0.60 → 153.4.
+    let u = f.utilisation.unwrap();
+    assert!(
+        (u.p10 - 0.10).abs() < 0.03 && (u.p50 - 0.30).abs() < 0.03 && (u.p90 - 0.60).abs() < 0.03,
+        "{u:?}"
+    );
+    assert!(
+        (rev.p50 - 76.70).abs() < 8.0 && (rev.p90 - 153.4).abs() < 12.0,
+        "{rev:?}"
+    );
+    // Rented all the time: 730.5 × 0.35 = 255.675, still below the ceiling.
+    let full = depin_economics::inputs_for_estimate(p, None, &s, &r, None, Some(1.0)).unwrap();
+    let rev = estimate(&full, sim(1))
+        .unwrap()
+        .figures
+        .revenue_usd_per_month;
+    assert!(close(rev.p90, 255.675) && rev.p90 <= ceiling, "{rev:?}");
+    // Utilisation is for rented devices only, and a fraction.
+    let hotspot = cat.get("lorawan-indoor-hotspot").unwrap();
+    assert!(matches!(
+        depin_economics::inputs_for_estimate(hotspot, None, &s, &r, None, Some(0.3)),
+        Err(EconomicsError::Invalid {
+            field: "utilisation",
+            ..
+        })
+    ));
+    assert!(matches!(
+        depin_economics::inputs_for_estimate(p, None, &s, &r, None, Some(1.5)),
+        Err(EconomicsError::Invalid {
+            field: "utilisation",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn hardware_already_owned_pays_back_against_its_resale_value() {
+    // The rented GPU above, already owned: no outlay, but selling it would fetch
+    // 1000 × 0.5 = USD 500. Cash starts at −500; +65.0145 a month → 500/65.0145 = 7.7, so
+    // payback in month 8; cash after 24 months 24 × 65.0145 − 500 = 1060.348.
+    let mut i = rented_gpu(0.20);
+    i.hardware.already_owned = true;
+    let e = estimate(&i, sim(4)).unwrap();
+    assert_eq!(e.figures.payback_months.p50, Some(8.0));
+    assert!(close(
+        e.figures.cumulative_net_usd.p50,
+        24.0 * 65.0145 - 500.0
+    ));
+    assert!(close(
+        e.figures.hardware_depreciation_usd_per_month.p50,
+        500.0 / 24.0
+    ));
+    assert!(device_table(&e).contains("already owned"));
+    // At USD 0.80/kWh electricity is 113.2275 × 0.8 = 90.582 > 87.66 revenue: −2.922 a
+    // month, cash −500 − 24 × 2.922 = −570.128. The old `--price 0` said "month 0 on 100%
+    // of paths"; now it never pays back, on every path.
+    let mut dear = rented_gpu(0.80);
+    dear.hardware.already_owned = true;
+    let f = estimate(&dear, sim(4)).unwrap().figures;
+    assert!(close(f.cumulative_net_usd.p50, -500.0 - 24.0 * 2.922));
+    assert_eq!(f.payback_months.p50, None);
+    assert_eq!(f.payback_within_lifetime_probability, 0.0);
+    // Even at price 0 (nothing to recover) a path that ends negative never pays back.
+    let mut free = rented_gpu(0.80);
+    free.hardware.price_usd = 0.0;
+    let f = estimate(&free, sim(4)).unwrap().figures;
+    assert_eq!(f.payback_months.p90, None);
+    assert_eq!(f.payback_within_lifetime_probability, 0.0);
+}
+
+#[test]
+fn absurd_inputs_are_refused_or_warned_about_by_name() {
+    // 5 USD/kWh: refused, naming kwh_price_usd.
+    let mut i = golden_inputs();
+    i.costs.kwh_price_usd = 5.0;
+    assert!(matches!(
+        estimate(&i, sim(1)),
+        Err(EconomicsError::Invalid {
+            field: "kwh_price_usd",
+            ..
+        })
+    ));
+    // A 500 W hotspot: allowed, but a warning names watts.
+    let mut i = golden_inputs();
+    i.hardware.watts = 500.0;
+    let e = estimate(&i, sim(1)).unwrap();
+    assert!(
+        e.warnings
+            .iter()
+            .any(|w| w.code == "implausible_input" && w.message.starts_with("watts: 500 W")),
+        "{:?}",
+        e.warnings
+    );
+    // A million watts: refused.
+    let mut i = golden_inputs();
+    i.hardware.watts = 1e6;
+    assert!(matches!(
+        estimate(&i, sim(1)),
+        Err(EconomicsError::Invalid { field: "watts", .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------
 // Properties
 
 fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
@@ -283,6 +591,8 @@ fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
                     watts,
                     lifetime_months: life,
                     capacity_units: 1.0,
+                    already_owned: false,
+                    resale_fraction: 0.5,
                 },
                 costs: OperatorCosts {
                     kwh_price_usd: kwh,
@@ -304,6 +614,7 @@ fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
                     network_growth_volatility_per_month: gv,
                 },
                 months,
+                rental: None,
             },
         )
 }
@@ -334,16 +645,19 @@ proptest! {
     }
 
     #[test]
-    fn longer_lifetime_never_shortens_payback(i in any_inputs(), more in 0u32..48, seed in 0u64..1000) {
-        let mut long = i.clone();
-        long.hardware.lifetime_months += more;
+    fn dearer_hardware_never_shortens_payback(i in any_inputs(), more in 0.0f64..2000.0, seed in 0u64..1000) {
+        // (A longer lifetime may now lengthen payback: months at a loss after the cash
+        // turned positive can pull it below zero again, so that property no longer holds.)
+        let mut dear = i.clone();
+        dear.hardware.price_usd += more;
         let s = Simulation { seed, paths: 200 };
-        let (a, b) = (estimate(&i, s).unwrap().figures, estimate(&long, s).unwrap().figures);
-        // A longer life can only turn "never" into a month; a month it had stays the same.
-        prop_assert!(le(b.payback_months.p10, a.payback_months.p10));
-        prop_assert!(le(b.payback_months.p50, a.payback_months.p50));
-        prop_assert!(le(b.payback_months.p90, a.payback_months.p90));
-        prop_assert!(b.payback_within_lifetime_probability >= a.payback_within_lifetime_probability);
+        let (a, b) = (estimate(&i, s).unwrap().figures, estimate(&dear, s).unwrap().figures);
+        prop_assert!(le(a.payback_months.p10, b.payback_months.p10));
+        prop_assert!(le(a.payback_months.p50, b.payback_months.p50));
+        prop_assert!(le(a.payback_months.p90, b.payback_months.p90));
+        prop_assert!(b.payback_within_lifetime_probability <= a.payback_within_lifetime_probability);
+        // p10 is the bad (slow) case: p90 ≤ p50 ≤ p10 with "never" above every month.
+        prop_assert!(le(a.payback_months.p90, a.payback_months.p50) && le(a.payback_months.p50, a.payback_months.p10));
     }
 
     #[test]

@@ -1,0 +1,115 @@
+//! `depin estimate` end to end: the flags added in economics v2 and the output layout.
+
+use std::process::Command;
+
+fn run(args: &str) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_depin"))
+        .arg("estimate")
+        .args(args.split_whitespace())
+        .output()
+        .expect("depin runs");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &str) -> String {
+    let (success, out, err) = run(args);
+    assert!(success, "{args}: {err}");
+    out
+}
+
+fn fails(args: &str) -> String {
+    let (success, out, err) = run(args);
+    assert!(!success, "{args} should fail: {out}");
+    err
+}
+
+#[test]
+fn list_devices_keeps_its_columns_apart() {
+    let out = ok("--list-devices");
+    // lorawan-indoor-hotspot: 48 months and "1 coverage" were printed as "481 coverage".
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("lorawan-indoor-hotspot"))
+        .unwrap();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        &cells[..7],
+        [
+            "lorawan-indoor-hotspot",
+            "wireless",
+            "150.00",
+            "5",
+            "48",
+            "1",
+            "coverage"
+        ],
+        "{line}"
+    );
+    let header = out.lines().next().unwrap();
+    assert!(header.contains("months  capacity"), "{header}");
+}
+
+#[test]
+fn payback_legend_never_and_null() {
+    // A 4090 rented 10% of the time never pays back: "never" in the table, null in JSON.
+    let out = ok("--device rtx-4090 --utilisation 0.1 --paths 200");
+    assert!(
+        out.contains("p10 (bad)") && out.contains("p10 is the bad case"),
+        "{out}"
+    );
+    let line = out.lines().find(|l| l.contains("payback, months")).unwrap();
+    assert!(line.contains("never"), "{line}");
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        "--device rtx-4090 --utilisation 0.1 --paths 200 --json",
+    ))
+    .unwrap();
+    assert!(
+        v["payback_months"]["p10"].is_null(),
+        "{}",
+        v["payback_months"]
+    );
+    assert_eq!(v["inputs"]["rental"]["utilisation_p50"], 0.1);
+    assert_eq!(v["inputs"]["hardware"]["already_owned"], false);
+}
+
+#[test]
+fn already_own_and_utilisation_flags() {
+    // 100% rented: 730.5 h × USD 0.35 = 255.675 a month, below 329 (100% at 0.45).
+    let v: serde_json::Value =
+        serde_json::from_str(&ok("--device rtx-4090 --utilisation 1 --json --paths 100")).unwrap();
+    let p90 = v["revenue_usd_per_month"]["p90"].as_f64().unwrap();
+    assert!((p90 - 255.675).abs() < 1e-6 && p90 <= 730.5 * 0.45, "{p90}");
+    // Already owned: the opportunity cost is 1800 × 0.5 = 900.
+    let out = ok("--device rtx-4090 --already-own --paths 100");
+    assert!(
+        out.contains("selling it would fetch USD 900.00 (50% of USD 1800)"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok("--device rtx-4090 --already-own --json --paths 100")).unwrap();
+    assert_eq!(v["inputs"]["hardware"]["already_owned"], true);
+    assert!(fails("--rank --already-own").contains("--already-own describes one device"));
+    assert!(
+        fails("--device dashcam --utilisation 0.3")
+            .contains("--utilisation: dashcam is a sensor device")
+    );
+    assert!(fails("--device rtx-4090 --utilisation 1.5").contains("--utilisation:"));
+}
+
+#[test]
+fn bad_input_names_the_flag_or_field() {
+    assert!(fails("--device rtx-4090 --kwh-price 5").contains("--kwh-price: USD 5/kWh is above"));
+    assert!(fails("--device rtx-4090 --kwh-price NaN").contains("--kwh-price: must be a number"));
+    assert!(fails("--device rtx-4090 --watts -3").contains("--watts:"));
+    assert!(fails("--device rtx-4090 --utilisation -0.2").contains("--utilisation:"));
+    // A 500 W hotspot is allowed, with a warning that names the field.
+    let out = ok("--device lorawan-indoor-hotspot --watts 500 --paths 100");
+    assert!(
+        out.contains("watts: 500 W is far above what a wireless device draws"),
+        "{out}"
+    );
+}
