@@ -25,12 +25,12 @@
 //! operator registering a device that claims a high version; the alert is
 //! advisory, and publishing a version removes that influence.
 
-use crate::routes::{ApiPath, RawBody, parse_key};
+use crate::routes::{ApiPath, Endpoint, RawBody, parse_key};
 use crate::{ApiError, AppState, now_ms};
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, put};
 use depin_core::{PublicKey, Sector};
 use depin_economics::operator::{
     self as rules, Alert, CostBasis, EnergyAccumulator, FirmwareSource, OperatorCostSettings,
@@ -58,14 +58,33 @@ const PROJECTION_PATHS: u32 = 500;
 /// Heartbeats decoded per store read while integrating energy.
 const ENERGY_BATCH: u32 = 5000;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(
+            "get",
             "/v1/operators/{operator}/settings",
-            get(get_settings).put(put_settings),
-        )
-        .route("/v1/operators/{operator}/economics", get(economics))
-        .route("/v1/operators/{operator}/alerts", get(alerts))
+            "An operator's stored cost settings, with the signature they were stored under.",
+            get(get_settings),
+        ),
+        Endpoint::new(
+            "put",
+            "/v1/operators/{operator}/settings",
+            "Store an operator's cost settings (JSON). Signed: X-Depin-Timestamp (unix ms) and X-Depin-Signature (hex ed25519 by the operator key over depin_economics::operator::settings_signing_message).",
+            put(put_settings),
+        ),
+        Endpoint::new(
+            "get",
+            "/v1/operators/{operator}/economics",
+            "Per device and total: earnings and costs so far, net, payback progress and a projection.",
+            get(economics),
+        ),
+        Endpoint::new(
+            "get",
+            "/v1/operators/{operator}/alerts",
+            "Alerts per device: offline, low_uptime, overheating, outdated_firmware, earnings_below_median, unknown_hardware.",
+            get(alerts),
+        ),
+    ]
 }
 
 fn catalogue() -> &'static Catalogue {

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use depin_core::{PublicKey, Sector};
 use depin_store::DeviceRow;
@@ -46,28 +46,156 @@ pub fn router(state: Arc<AppState>, config: &crate::ServerConfig) -> Router {
         }))
 }
 
+/// One endpoint: the router mounts it and the OpenAPI document lists it, from
+/// this one value, so no route can be missing from the document.
+pub struct Endpoint {
+    pub doc: crate::openapi::Doc,
+    pub handler: MethodRouter<Arc<AppState>>,
+}
+
+impl Endpoint {
+    pub fn new(
+        method: &'static str,
+        path: &'static str,
+        summary: &'static str,
+        handler: MethodRouter<Arc<AppState>>,
+    ) -> Endpoint {
+        Endpoint {
+            doc: crate::openapi::Doc {
+                path,
+                method,
+                summary,
+            },
+            handler,
+        }
+    }
+}
+
+/// The backbone's endpoints; `operator::endpoints` adds the operator view.
+fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(
+            "get",
+            "/healthz",
+            "Liveness: `ok`, or 503 with what is wrong (writer, closer, storage).",
+            get(healthz),
+        ),
+        Endpoint::new(
+            "get",
+            "/metrics",
+            "Prometheus metrics in text format.",
+            get(metrics),
+        ),
+        Endpoint::new(
+            "get",
+            "/v1/policy",
+            "The reward policy in force, with its id.",
+            get(policy),
+        ),
+        Endpoint::new(
+            "post",
+            "/v1/devices",
+            "Register a device: body is a DeviceCertificate envelope signed by the operator key, carrying the device key's possession signature.",
+            post(onboard),
+        ),
+        Endpoint::new(
+            "post",
+            "/v1/devices/revoke",
+            "Revoke a device key: body is a Revocation envelope signed by its operator.",
+            post(revoke),
+        ),
+        Endpoint::new(
+            "post",
+            "/v1/devices/rotate",
+            "Replace a device key: body is a KeyRotation envelope signed by its operator and, inside, by the new key.",
+            post(rotate),
+        ),
+        Endpoint::new(
+            "get",
+            "/v1/devices/{device}",
+            "A device: registration, latest telemetry, rewards and reason counts.",
+            get(device),
+        ),
+        Endpoint::new(
+            "get",
+            "/v1/operators/{operator}/devices",
+            "An operator's devices.",
+            get(operator_devices),
+        ),
+        Endpoint::new(
+            "post",
+            "/v1/reports",
+            "Submit a ReportBatch of device-signed envelopes; returns a verdict per report. 503 storage_unavailable: nothing was stored, send again.",
+            post(reports),
+        ),
+        Endpoint::new("get", "/v1/epochs", "Closed epochs.", get(epochs)),
+        Endpoint::new(
+            "get",
+            "/v1/epochs/{epoch}",
+            "One closed epoch: emission, minted, per-sector totals, claim root.",
+            get(epoch),
+        ),
+        Endpoint::new(
+            "get",
+            "/v1/balances/{account}",
+            "Ledger balance of an account (operator hex key or ledger account key).",
+            get(balance),
+        ),
+        Endpoint::new(
+            "get",
+            "/v1/claims/{epoch}",
+            "The epoch's claim tree as an OpenZeppelin StandardMerkleTree dump.",
+            get(claims_dump),
+        ),
+        Endpoint::new(
+            "get",
+            "/v1/claims/{epoch}/{account}",
+            "An account's cumulative claim with its Merkle proof.",
+            get(claim),
+        ),
+        Endpoint::new(
+            "get",
+            "/v1/economics/rates",
+            "Current reward rates per sector and H3 cell from recent epochs.",
+            get(rates),
+        ),
+    ]
+}
+
+const OPENAPI_DOC: crate::openapi::Doc = crate::openapi::Doc {
+    path: "/v1/openapi.json",
+    method: "get",
+    summary: "This document.",
+};
+
 fn api(state: Arc<AppState>, max_body_bytes: usize) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route(
-            "/v1/openapi.json",
-            get(|| async { Json(crate::openapi::document()) }),
-        )
-        .route("/v1/policy", get(policy))
-        .route("/v1/devices", post(onboard))
-        .route("/v1/devices/revoke", post(revoke))
-        .route("/v1/devices/rotate", post(rotate))
-        .route("/v1/devices/{device}", get(device))
-        .route("/v1/operators/{operator}/devices", get(operator_devices))
-        .route("/v1/reports", post(reports))
-        .route("/v1/epochs", get(epochs))
-        .route("/v1/epochs/{epoch}", get(epoch))
-        .route("/v1/balances/{account}", get(balance))
-        .route("/v1/claims/{epoch}", get(claims_dump))
-        .route("/v1/claims/{epoch}/{account}", get(claim))
-        .route("/v1/economics/rates", get(rates))
-        .merge(crate::operator::routes())
+    let table: Vec<Endpoint> = endpoints()
+        .into_iter()
+        .chain(crate::operator::endpoints())
+        .collect();
+    let mut docs: Vec<crate::openapi::Doc> = table.iter().map(|e| e.doc).collect();
+    docs.push(OPENAPI_DOC);
+    let document = Arc::new(crate::openapi::document(&docs));
+    // Several methods on one path share one MethodRouter.
+    let mut by_path: BTreeMap<&'static str, MethodRouter<Arc<AppState>>> = BTreeMap::new();
+    for e in table {
+        let merged = match by_path.remove(e.doc.path) {
+            Some(existing) => existing.merge(e.handler),
+            None => e.handler,
+        };
+        by_path.insert(e.doc.path, merged);
+    }
+    let mut router = Router::new().route(
+        OPENAPI_DOC.path,
+        get(move || {
+            let document = document.clone();
+            async move { Json((*document).clone()) }
+        }),
+    );
+    for (path, handler) in by_path {
+        router = router.route(path, handler);
+    }
+    router
         .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
