@@ -14,6 +14,7 @@
 
 mod operator;
 pub(crate) mod rows;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use operator::*;
