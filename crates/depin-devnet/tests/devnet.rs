@@ -279,3 +279,27 @@ async fn refuses_a_directory_that_is_not_devnet_output() {
     let err = "chaos".parse::<Scenario>().unwrap_err();
     assert!(err.to_string().contains("mixed, honest, cheaters"), "{err}");
 }
+
+/// The summary of a fixed small run, frozen: any change to what the devnet
+/// produces for a seed (rewards, rejections, economics, roots) shows up here
+/// between commits, not only within one run. When a change is intended,
+/// rerun with `UPDATE_DEVNET_HASH=1` and commit the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_for_a_fixed_seed_is_frozen() {
+    const FROZEN: &str = include_str!("golden/summary_seed7.blake3");
+    let dir = tempfile::tempdir().unwrap();
+    run(&small(7), dir.path(), &mut ()).await.unwrap();
+    let summary = std::fs::read(dir.path().join("summary.json")).unwrap();
+    let hash = blake3::hash(&summary).to_hex().to_string();
+    if std::env::var_os("UPDATE_DEVNET_HASH").is_some() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/summary_seed7.blake3");
+        std::fs::write(&path, format!("{hash}\n")).unwrap();
+        return;
+    }
+    assert_eq!(
+        hash,
+        FROZEN.trim(),
+        "the devnet summary for seed 7 changed; if intended, rerun with UPDATE_DEVNET_HASH=1:\n{}",
+        String::from_utf8_lossy(&summary[..summary.len().min(2_000)])
+    );
+}
