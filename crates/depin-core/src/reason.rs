@@ -42,6 +42,8 @@ pub enum Reason {
     AlreadyRegistered,
     /// The report belongs to an epoch that is already closed.
     LateReport,
+    /// The envelope's payload kind is not one this build knows.
+    UnknownPayloadKind,
     /// A number in the envelope lies outside the range the network stores
     /// (for example a sequence number above 2^63 − 1).
     OutOfRange,
@@ -62,7 +64,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Malformed,
         Reason::NonCanonical,
         Reason::UnsupportedVersion,
@@ -79,6 +81,7 @@ impl Reason {
         Reason::AlreadyRegistered,
         Reason::LateReport,
         Reason::OutOfRange,
+        Reason::UnknownPayloadKind,
         Reason::NoReports,
         Reason::LowUptime,
         Reason::PartialUptime,
@@ -104,6 +107,7 @@ impl Reason {
             Reason::AlreadyRegistered => "already_registered",
             Reason::LateReport => "late_report",
             Reason::OutOfRange => "out_of_range",
+            Reason::UnknownPayloadKind => "unknown_payload_kind",
             Reason::NoReports => "no_reports",
             Reason::LowUptime => "low_uptime",
             Reason::PartialUptime => "partial_uptime",
@@ -140,6 +144,9 @@ impl Reason {
             }
             Reason::AlreadyRegistered => "the device key is already registered",
             Reason::LateReport => "the report's epoch is already closed; send reports sooner",
+            Reason::UnknownPayloadKind => {
+                "the payload kind is not one this coordinator knows; update the coordinator or the agent"
+            }
             Reason::OutOfRange => {
                 "a number in the message is outside the range the network accepts (sequence numbers stop at 2^63 - 1)"
             }

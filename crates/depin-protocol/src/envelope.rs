@@ -49,8 +49,16 @@ impl PayloadKind {
 
     /// Whether this kind must be signed by an operator key rather than a device
     /// key. Operator messages change who owns what; device messages only report.
+    ///
+    /// An explicit match on purpose: a new kind must say who signs it, or the
+    /// build breaks, instead of silently falling into one side.
     pub fn is_operator_signed(self) -> bool {
-        !matches!(self, PayloadKind::Heartbeat)
+        match self {
+            PayloadKind::DeviceCertificate | PayloadKind::Revocation | PayloadKind::KeyRotation => {
+                true
+            }
+            PayloadKind::Heartbeat => false,
+        }
     }
 }
 
@@ -207,7 +215,7 @@ pub(crate) fn is_canonical<M: Message>(msg: &M, bytes: &[u8]) -> bool {
 ///   so a future version with new fields is reported as what it is);
 /// - [`Reason::NonCanonical`]: the envelope has unknown fields or is not in
 ///   canonical encoding;
-/// - [`Reason::WrongPayloadKind`]: the kind is not a [`PayloadKind`];
+/// - [`Reason::UnknownPayloadKind`]: the kind is not a [`PayloadKind`];
 /// - [`Reason::OutOfRange`]: the sequence number is above
 ///   [`crate::limits::MAX_SEQ`].
 pub fn decode_signed(bytes: &[u8]) -> Result<Signed, Reason> {
@@ -229,7 +237,7 @@ pub fn decode_signed(bytes: &[u8]) -> Result<Signed, Reason> {
         return Err(Reason::NonCanonical);
     }
     let signer = PublicKey::from_slice(&inner.signer).map_err(|_| Reason::Malformed)?;
-    let kind = PayloadKind::from_u32(inner.kind).ok_or(Reason::WrongPayloadKind)?;
+    let kind = PayloadKind::from_u32(inner.kind).ok_or(Reason::UnknownPayloadKind)?;
     if inner.seq > crate::limits::MAX_SEQ {
         return Err(Reason::OutOfRange);
     }

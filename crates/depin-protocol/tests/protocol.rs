@@ -157,11 +157,11 @@ fn other_versions_are_unsupported() {
 }
 
 #[test]
-fn unknown_kinds_are_wrong_payload_kind() {
+fn unknown_kinds_are_unknown_payload_kind() {
     let signer = public_key_of(&device()).0;
-    for kind in [0, 5, 99] {
+    for kind in [0, 5, 99, u64::from(u32::MAX)] {
         let body = raw_body(1, &signer, 1, T0, kind, &[1, 2, 3]);
-        check_decode(&wrap(&body, &device()), Err(Reason::WrongPayloadKind));
+        check_decode(&wrap(&body, &device()), Err(Reason::UnknownPayloadKind));
     }
     // A known kind that is not the one asked for.
     let env = heartbeat_envelope(1, T0);
@@ -590,6 +590,8 @@ fn certificates_must_be_signed_by_their_operator() {
         Err(Reason::WrongPayloadKind)
     );
     assert!(PayloadKind::DeviceCertificate.is_operator_signed());
+    assert!(PayloadKind::Revocation.is_operator_signed());
+    assert!(PayloadKind::KeyRotation.is_operator_signed());
     assert!(!PayloadKind::Heartbeat.is_operator_signed());
 }
 
