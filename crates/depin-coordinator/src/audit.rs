@@ -6,7 +6,6 @@
 use crate::CoordError;
 use crate::compute::{self, ComputedEpoch};
 use depin_core::EpochIndex;
-use depin_protocol::PayloadKind;
 use depin_rewards::RewardPolicy;
 use depin_store::Store;
 use serde::Serialize;
@@ -56,39 +55,11 @@ pub async fn audit_epoch(store: &Store, epoch: EpochIndex) -> Result<AuditReport
         ));
     }
 
-    // Recompute from the inputs.
-    let devices = compute::device_info(
-        &store
-            .devices_registered_before(policy.epoch_end_ms(epoch))
-            .await?,
-    )?;
-    let heartbeats = store
-        .report_counts(
-            epoch,
-            PayloadKind::Heartbeat.as_u32(),
-            policy.max_heartbeat_delay_ms(),
-        )
+    // Recompute from the inputs, read by the close's own loader.
+    let inputs = store
+        .epoch_inputs(&compute::input_query(&policy, epoch))
         .await?;
-    let (prior, previous) = if epoch > 0 {
-        (
-            store
-                .sector_state(depin_rewards::Availability::NAME, epoch - 1)
-                .await?
-                .unwrap_or_default(),
-            store.claims_as_of(epoch - 1).await?,
-        )
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let fresh: ComputedEpoch = compute::compute_epoch(
-        &policy,
-        epoch,
-        &devices,
-        &heartbeats,
-        &prior,
-        &previous,
-        &[],
-    )?;
+    let fresh: ComputedEpoch = compute::compute_from_inputs(&policy, epoch, &inputs, &[])?;
 
     // The stored sheet, rebuilt from its rows.
     let stored = compute::stored_sheet(

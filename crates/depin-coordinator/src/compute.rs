@@ -35,6 +35,41 @@ pub enum ComputeError {
     Overflow(PublicKey),
 }
 
+/// What the close and the audit read for `epoch` under `policy`: one
+/// description, one loader (`depin_store::EpochInputRows`).
+pub fn input_query(
+    policy: &RewardPolicy,
+    epoch: EpochIndex,
+) -> depin_store::EpochInputQuery<'static> {
+    depin_store::EpochInputQuery {
+        epoch,
+        registered_before_ms: policy.epoch_end_ms(epoch),
+        report_kind: depin_protocol::PayloadKind::Heartbeat.as_u32(),
+        max_delay_ms: policy.max_heartbeat_delay_ms(),
+        sector: Availability::NAME,
+    }
+}
+
+/// Computes an epoch from its loaded inputs: the one entry point of both the
+/// close and the audit.
+pub fn compute_from_inputs(
+    policy: &RewardPolicy,
+    epoch: EpochIndex,
+    inputs: &depin_store::EpochInputRows,
+    fees: &[FeeSettlement],
+) -> Result<ComputedEpoch, ComputeError> {
+    let devices = device_info(&inputs.devices)?;
+    compute_epoch(
+        policy,
+        epoch,
+        &devices,
+        &inputs.report_counts,
+        &inputs.prior_state,
+        &inputs.previous_claims,
+        fees,
+    )
+}
+
 pub fn device_info(rows: &[DeviceRow]) -> Result<Vec<DeviceInfo>, ComputeError> {
     rows.iter()
         .map(|d| {

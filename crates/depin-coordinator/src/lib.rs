@@ -684,31 +684,10 @@ impl Coordinator {
             self.last_closed.fetch_max(epoch as i64, Ordering::SeqCst);
             return Ok(CloseOutcome::AlreadyClosed);
         };
-        let inputs = async {
-            let devices = close
-                .devices_registered_before(self.policy.epoch_end_ms(epoch))
-                .await?;
-            let heartbeats = close
-                .report_counts(
-                    PayloadKind::Heartbeat.as_u32(),
-                    self.policy.max_heartbeat_delay_ms(),
-                )
-                .await?;
-            let (prior, previous) = if epoch > 0 {
-                (
-                    close
-                        .sector_state(depin_rewards::Availability::NAME, epoch - 1)
-                        .await?
-                        .unwrap_or_default(),
-                    close.claims_as_of(epoch - 1).await?,
-                )
-            } else {
-                (Vec::new(), Vec::new())
-            };
-            Ok::<_, StoreError>((devices, heartbeats, prior, previous))
-        }
-        .await;
-        let (devices, heartbeats, prior, previous) = match inputs {
+        let inputs = match close
+            .inputs(&compute::input_query(&self.policy, epoch))
+            .await
+        {
             Ok(x) => x,
             Err(e) => {
                 close.abort().await?;
@@ -721,13 +700,11 @@ impl Coordinator {
             "close: inputs read"
         );
         let policy = self.policy.clone();
-        let computed =
-            tokio::task::spawn_blocking(move || -> Result<ComputedEpoch, compute::ComputeError> {
-                let infos = compute::device_info(&devices)?;
-                compute::compute_epoch(&policy, epoch, &infos, &heartbeats, &prior, &previous, &[])
-            })
-            .await
-            .map_err(|e| CoordError::Invariant(format!("close task failed: {e}")));
+        let computed = tokio::task::spawn_blocking(move || {
+            compute::compute_from_inputs(&policy, epoch, &inputs, &[])
+        })
+        .await
+        .map_err(|e| CoordError::Invariant(format!("close task failed: {e}")));
         let computed = match computed {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {

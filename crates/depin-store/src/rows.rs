@@ -1078,6 +1078,70 @@ fn dedup_latest(rows: Vec<Vec<Val>>) -> Vec<Vec<Val>> {
     by_key.into_values().collect()
 }
 
+/// What to read for an epoch's reward computation.
+#[derive(Clone, Copy, Debug)]
+pub struct EpochInputQuery<'a> {
+    pub epoch: EpochIndex,
+    /// Devices registered before this instant (the epoch's end) take part.
+    pub registered_before_ms: i64,
+    /// The report kind counted per device, and the most a report may have
+    /// arrived after its own timestamp to count.
+    pub report_kind: u32,
+    pub max_delay_ms: i64,
+    /// Whose carried-over state to read from the previous epoch.
+    pub sector: &'a str,
+}
+
+/// Everything an epoch's reward computation reads from the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpochInputRows {
+    /// Ordered by key.
+    pub devices: Vec<DeviceRow>,
+    /// Qualifying reports per device, ordered by key.
+    pub report_counts: Vec<(PublicKey, u64)>,
+    /// The sector's state after the previous epoch (empty at epoch 0 or none).
+    pub prior_state: Vec<u8>,
+    /// The claim leaves as of the previous epoch.
+    pub previous_claims: Vec<(PublicKey, u64)>,
+}
+
+/// The one loader of an epoch's inputs: the close calls it inside its
+/// transaction, `audit-epoch` on a read-only store, so the two can never
+/// read different things (they used to be written twice, in lockstep).
+async fn load_epoch_inputs(
+    conn: &mut sqlx::AnyConnection,
+    q: &EpochInputQuery<'_>,
+) -> Result<EpochInputRows> {
+    let rows = sqlx::query(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE registered_ms < $1 ORDER BY device"
+    ))
+    .bind(q.registered_before_ms)
+    .fetch_all(&mut *conn)
+    .await?;
+    let devices = rows.iter().map(device_from_row).collect::<Result<_>>()?;
+    let report_counts = report_counts(&mut *conn, q.epoch, q.report_kind, q.max_delay_ms).await?;
+    let (prior_state, previous_claims) = match q.epoch.checked_sub(1) {
+        None => (Vec::new(), Vec::new()),
+        Some(prev) => {
+            let state =
+                sqlx::query("SELECT state FROM sector_state WHERE sector = $1 AND epoch = $2")
+                    .bind(q.sector)
+                    .bind(to_i64(prev)?)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .map(|r| r.get::<Vec<u8>, _>(0))
+                    .unwrap_or_default();
+            (state, claims_as_of(&mut *conn, prev).await?)
+        }
+    };
+    Ok(EpochInputRows {
+        devices,
+        report_counts,
+        prior_state,
+        previous_claims,
+    })
+}
+
 /// A claimed, not yet committed epoch close. Reads happen inside the same
 /// transaction so they see exactly the inputs the close commits against.
 pub struct EpochClose {
@@ -1090,42 +1154,10 @@ impl EpochClose {
         self.epoch
     }
 
-    /// Devices registered before `before_ms`, ordered by key.
-    pub async fn devices_registered_before(&mut self, before_ms: i64) -> Result<Vec<DeviceRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices WHERE registered_ms < $1 ORDER BY device"
-        ))
-        .bind(before_ms)
-        .fetch_all(self.tx.conn())
-        .await?;
-        rows.iter().map(device_from_row).collect()
-    }
-
-    /// Number of stored reports of `kind` per device in this epoch that
-    /// arrived at most `max_delay_ms` after their own timestamp.
-    pub async fn report_counts(
-        &mut self,
-        kind: u32,
-        max_delay_ms: i64,
-    ) -> Result<Vec<(PublicKey, u64)>> {
-        report_counts(self.tx.conn(), self.epoch, kind, max_delay_ms).await
-    }
-
-    pub async fn claims_as_of(&mut self, epoch: EpochIndex) -> Result<Vec<(PublicKey, u64)>> {
-        claims_as_of(self.tx.conn(), epoch).await
-    }
-
-    pub async fn sector_state(
-        &mut self,
-        sector: &str,
-        epoch: EpochIndex,
-    ) -> Result<Option<Vec<u8>>> {
-        let r = sqlx::query("SELECT state FROM sector_state WHERE sector = $1 AND epoch = $2")
-            .bind(sector)
-            .bind(to_i64(epoch)?)
-            .fetch_optional(self.tx.conn())
-            .await?;
-        Ok(r.map(|r| r.get::<Vec<u8>, _>(0)))
+    /// The epoch's inputs, read inside the closing transaction, so they are
+    /// exactly what the close commits against.
+    pub async fn inputs(&mut self, q: &EpochInputQuery<'_>) -> Result<EpochInputRows> {
+        load_epoch_inputs(self.tx.conn(), q).await
     }
 
     /// Writes everything and commits. Balances move by the entries' deltas.
@@ -1348,13 +1380,9 @@ impl Store {
             .try_get(0)?)
     }
 
-    pub async fn devices_registered_before(&self, before_ms: i64) -> Result<Vec<DeviceRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices WHERE registered_ms < $1 ORDER BY device"
-        ))
-        .bind(before_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(device_from_row).collect()
+    /// An epoch's inputs outside a close (for `audit-epoch`), through the
+    /// same loader as the close.
+    pub async fn epoch_inputs(&self, q: &EpochInputQuery<'_>) -> Result<EpochInputRows> {
+        load_epoch_inputs(&mut *self.pool.acquire().await?, q).await
     }
 }

@@ -164,7 +164,17 @@ async fn exercise(store: Store) {
         .await
         .unwrap()
         .expect("first close claims the epoch");
-    assert_eq!(close.report_counts(2, 60_000).await.unwrap().len(), 2);
+    let q = EpochInputQuery {
+        epoch: 0,
+        registered_before_ms: 2_000,
+        report_kind: 2,
+        max_delay_ms: 60_000,
+        sector: "availability",
+    };
+    let inputs = close.inputs(&q).await.unwrap();
+    assert_eq!(inputs.report_counts.len(), 2);
+    assert_eq!(inputs.devices.len(), 2);
+    assert!(inputs.prior_state.is_empty() && inputs.previous_claims.is_empty());
     let row = EpochRow {
         epoch: 0,
         policy_id: "v1-test".into(),
