@@ -14,6 +14,7 @@
 //! across an agent crash or restart, or while the coordinator is down.
 
 pub mod backoff;
+pub mod fmt;
 pub mod heartbeat;
 pub mod node;
 pub mod record;

@@ -10,6 +10,7 @@
 //! its replay rule (strictly increasing sequence numbers) requires.
 
 use crate::backoff::Backoff;
+use crate::fmt::{count, group};
 use crate::node::{self, NodeConfig, NodeError};
 use crate::sender::{self, OnFailure};
 use crate::spool::{Spool, SpoolError};
@@ -17,6 +18,7 @@ use crate::status::Status;
 use crate::telemetry::TelemetrySource;
 use crate::{heartbeat, now_ms};
 use depin_client::{BatchOutcome, Client, ClientError, PolicyView};
+use depin_core::PublicKey;
 use depin_protocol::{Signed, SigningKey, decode_signed};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -80,11 +82,40 @@ pub enum AgentError {
     NoPolicy(ClientError),
     #[error("another agent (pid {pid}) is running on {}; stop it first", dir.display())]
     Locked { pid: u32, dir: PathBuf },
+    #[error(
+        "device key {device} is REVOKED: the coordinator refuses every report it signs, so the agent stopped. {}",
+        revoked_advice(dir, replaced_by.as_ref())
+    )]
+    Revoked {
+        device: PublicKey,
+        dir: PathBuf,
+        /// The key that replaced it, when the coordinator names one.
+        replaced_by: Option<PublicKey>,
+    },
     #[error("cannot take the agent lock {}: {source}", path.display())]
     Lock {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// What to do about a revoked key. A revoked key cannot be rotated or
+/// restored; a rotation that the coordinator committed but this data
+/// directory did not finish is completed by `depin node rotate`.
+fn revoked_advice(dir: &Path, replaced_by: Option<&PublicKey>) -> String {
+    let dir = dir.display();
+    match replaced_by {
+        Some(new) => format!(
+            "The coordinator says it was replaced by {new}: finish that rotation here with \
+             `depin node rotate --data-dir {dir} --operator-key FILE`, then start the agent again."
+        ),
+        None => format!(
+            "A revoked key cannot come back or be rotated: if the device is still yours, set it up \
+             again with a fresh `depin node init --data-dir NEW_DIR ...` (this directory keeps the \
+             revoked key). Next time, replace a key before it is revoked with \
+             `depin node rotate --data-dir {dir} --operator-key FILE`."
+        ),
+    }
 }
 
 /// What a run did.
@@ -145,11 +176,19 @@ impl Drop for PidLock {
     }
 }
 
-type InFlight = Pin<Box<dyn Future<Output = (Vec<u64>, Result<BatchOutcome, ClientError>)> + Send>>;
+/// A batch on its way: its sequence numbers, those of them signed by the
+/// current device key, and the answer.
+struct Sent {
+    seqs: Vec<u64>,
+    own_seqs: Vec<u64>,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = (Sent, Result<BatchOutcome, ClientError>)> + Send>>;
 
 struct Agent {
     dir: PathBuf,
     key: SigningKey,
+    device: PublicKey,
     client: Client,
     spool: Spool,
     status: Status,
@@ -207,8 +246,8 @@ pub async fn run(
         };
         tracing::error!(bytes = recovery.dropped_bytes, "spool: cut off {what}");
         eprintln!(
-            "warning: spool: cut off {} bytes: {what}",
-            recovery.dropped_bytes
+            "warning: spool: cut off {}: {what}",
+            count(recovery.dropped_bytes, "byte")
         );
     }
 
@@ -229,10 +268,11 @@ pub async fn run(
                 spool.raise_next_seq(last.saturating_add(1))?;
             }
             if view.revoked_ms.is_some() {
-                eprintln!(
-                    "warning: the coordinator says device {} is REVOKED; its reports will be refused",
-                    config.device
-                );
+                return Err(AgentError::Revoked {
+                    device: config.device,
+                    dir,
+                    replaced_by: view.replaced_by,
+                });
             }
         }
         Err(e) if e.code() == Some("not_found") => {
@@ -255,6 +295,7 @@ pub async fn run(
     let mut agent = Agent {
         dir,
         key,
+        device: config.device,
         client,
         spool,
         status,
@@ -270,11 +311,34 @@ pub async fn run(
             config.device,
             coordinator,
             interval.as_secs_f64(),
-            agent.spool.pending()
+            group(agent.spool.pending() as u64)
         );
     }
     agent.save_status();
-    agent.event_loop(interval, shutdown).await?;
+    if let Err(e) = agent.event_loop(interval, shutdown).await {
+        if let AgentError::Revoked {
+            device,
+            replaced_by,
+            ..
+        } = &e
+        {
+            agent.status.state = "revoked".into();
+            agent.status.pending = agent.spool.pending() as u64;
+            agent.save_status();
+            // Name the successor key when there is one, so the advice is right.
+            if replaced_by.is_none()
+                && let Ok(view) = agent.client.device(device).await
+                && view.replaced_by.is_some()
+            {
+                return Err(AgentError::Revoked {
+                    device: *device,
+                    dir: agent.dir.clone(),
+                    replaced_by: view.replaced_by,
+                });
+            }
+        }
+        return Err(e);
+    }
     agent.status.state = "stopped".into();
     agent.summary.pending = agent.spool.pending();
     agent.save_status();
@@ -310,7 +374,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-async fn poll_opt(f: &mut Option<InFlight>) -> (Vec<u64>, Result<BatchOutcome, ClientError>) {
+async fn poll_opt(f: &mut Option<InFlight>) -> (Sent, Result<BatchOutcome, ClientError>) {
     match f {
         Some(f) => f.await,
         None => std::future::pending().await,
@@ -347,14 +411,14 @@ impl Agent {
                 biased;
                 () = &mut shutdown => {
                     if self.opts.print_status {
-                        println!("stopping: {} pending", self.spool.pending());
+                        println!("stopping: {} pending", group(self.spool.pending() as u64));
                     }
                     break;
                 }
                 () = sleep_until_opt(deadline) => break,
-                (seqs, result) = poll_opt(&mut inflight) => {
+                (sent, result) = poll_opt(&mut inflight) => {
                     inflight = None;
-                    send_at = self.settle(seqs, result)?;
+                    send_at = self.settle(sent, result)?;
                 }
                 () = tokio::time::sleep_until(next_heartbeat) => {
                     self.heartbeat();
@@ -403,7 +467,7 @@ impl Agent {
             }
             let fut = inflight.take().expect("in flight");
             match tokio::time::timeout_at(drain_deadline, fut).await {
-                Ok((seqs, result)) => send_at = self.settle(seqs, result)?,
+                Ok((sent, result)) => send_at = self.settle(sent, result)?,
                 Err(_) => break,
             }
         }
@@ -426,7 +490,10 @@ impl Agent {
         match self.spool.append(seq, signed.encode()) {
             Ok(dropped) => {
                 if dropped > 0 {
-                    eprintln!("warning: spool full: dropped the {dropped} oldest reports");
+                    eprintln!(
+                        "warning: spool full: dropped the oldest {}",
+                        count(dropped as u64, "report")
+                    );
                     self.status.count_drop("spool_full", dropped as u64);
                     self.summary.dropped += dropped as u64;
                 }
@@ -456,11 +523,15 @@ impl Agent {
             return None;
         }
         let mut seqs = Vec::with_capacity(batch.len());
+        let mut own_seqs = Vec::with_capacity(batch.len());
         let mut signed: Vec<Signed> = Vec::with_capacity(batch.len());
         for e in batch {
             match decode_signed(&e.bytes) {
                 Ok(s) => {
                     seqs.push(e.seq);
+                    if s.envelope.signer == self.device {
+                        own_seqs.push(e.seq);
+                    }
                     signed.push(s);
                 }
                 Err(reason) => {
@@ -487,16 +558,17 @@ impl Agent {
         let client = self.client.clone();
         Some(Box::pin(async move {
             let r = client.submit_reports(&signed).await;
-            (seqs, r)
+            (Sent { seqs, own_seqs }, r)
         }))
     }
 
     /// Applies a request's outcome to the spool; returns when to send next.
     fn settle(
         &mut self,
-        seqs: Vec<u64>,
+        sent: Sent,
         result: Result<BatchOutcome, ClientError>,
     ) -> Result<Option<Instant>, AgentError> {
+        let Sent { seqs, own_seqs } = sent;
         let now = Instant::now();
         match result {
             Ok(outcome) => {
@@ -525,16 +597,26 @@ impl Agent {
                 self.status.next_retry_ms = None;
                 self.status.pending = self.spool.pending() as u64;
                 if self.opts.print_status {
-                    let mut line = format!("sent {}, pending {}", s.accepted, self.spool.pending());
+                    let mut line = format!(
+                        "sent {}, pending {}",
+                        group(u64::from(s.accepted)),
+                        group(self.spool.pending() as u64)
+                    );
                     if s.already_had > 0 {
-                        line.push_str(&format!(", already had {}", s.already_had));
+                        line.push_str(&format!(
+                            ", already had {}",
+                            group(u64::from(s.already_had))
+                        ));
                     }
                     if !s.dropped.is_empty() {
-                        line.push_str(&format!(", refused {}", s.dropped.len()));
+                        line.push_str(&format!(", refused {}", group(s.dropped.len() as u64)));
                     }
                     println!("{line}");
                 }
                 self.save_status();
+                if sender::own_key_revoked(&s.dropped, &own_seqs) {
+                    return Err(self.revoked());
+                }
                 Ok((self.spool.pending() > 0).then_some(now))
             }
             Err(e) => {
@@ -550,7 +632,7 @@ impl Agent {
                         if self.opts.print_status {
                             println!(
                                 "send failed ({e}); pending {}, retrying in {:.1}s",
-                                self.spool.pending(),
+                                group(self.spool.pending() as u64),
                                 delay.as_secs_f64()
                             );
                         }
@@ -571,6 +653,10 @@ impl Agent {
                         self.status.count_drop(&reason, 1);
                         self.summary.dropped += 1;
                         self.spool.ack_through(seq)?;
+                        if reason == sender::REVOKED && own_seqs.contains(&seq) {
+                            self.status.last_error = Some(e.to_string());
+                            return Err(self.revoked());
+                        }
                         now
                     }
                 };
@@ -579,6 +665,14 @@ impl Agent {
                 self.save_status();
                 Ok((self.spool.pending() > 0).then_some(next))
             }
+        }
+    }
+
+    fn revoked(&self) -> AgentError {
+        AgentError::Revoked {
+            device: self.device,
+            dir: self.dir.clone(),
+            replaced_by: None,
         }
     }
 

@@ -13,6 +13,19 @@ use depin_client::BatchOutcome;
 /// The reason code that means "the coordinator already has this report".
 pub const ALREADY_HAVE: &str = "replayed_sequence";
 
+/// The reason code that means "the key that signed this report is revoked".
+pub const REVOKED: &str = "revoked_device";
+
+/// Whether a settled batch shows that the agent's *own* key is revoked: a
+/// report among `own_seqs` (those signed by the current device key) refused
+/// as [`REVOKED`]. Reports signed by an earlier key (buffered before a
+/// rotation) are refused the same way and say nothing about the current key.
+pub fn own_key_revoked(dropped: &[(u64, String)], own_seqs: &[u64]) -> bool {
+    dropped
+        .iter()
+        .any(|(seq, reason)| reason == REVOKED && own_seqs.contains(seq))
+}
+
 /// How one answered batch settles the spool.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settled {
@@ -114,6 +127,19 @@ mod tests {
         assert_eq!(s.already_had, 1);
         assert_eq!(s.dropped, vec![(13, "stale_timestamp".to_string())]);
         assert!(s.ignored_indices.is_empty());
+    }
+
+    #[test]
+    fn only_a_revoked_verdict_on_the_own_key_counts() {
+        let s = settle(
+            &[1, 2, 3],
+            &outcome(1, &[(0, "revoked_device"), (1, "stale_timestamp")]),
+        );
+        // Report 1 was signed by the key rotated away, 2 and 3 by ours.
+        assert!(!own_key_revoked(&s.dropped, &[2, 3]));
+        assert!(own_key_revoked(&s.dropped, &[1, 2, 3]));
+        let s = settle(&[4], &outcome(0, &[(0, "revoked_device")]));
+        assert!(own_key_revoked(&s.dropped, &[4]));
     }
 
     #[test]

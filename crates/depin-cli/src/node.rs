@@ -154,10 +154,13 @@ async fn revoke(a: RevokeArgs) -> anyhow::Result<()> {
         .revoke_device(&msg)
         .await
         .with_context(|| format!("revoking {device}"))?;
-    println!(
-        "device {device} revoked; its reports are refused from now on (revoked_ms {:?})",
-        view.revoked_ms
-    );
+    match view.revoked_ms {
+        Some(ms) => println!(
+            "device {device} revoked at {}; its reports are refused from now on",
+            depin_agent::fmt::utc(ms)
+        ),
+        None => println!("device {device} revoked; its reports are refused from now on"),
+    }
     Ok(())
 }
 
@@ -307,13 +310,14 @@ async fn run_agent(a: RunArgs) -> anyhow::Result<()> {
     let summary = depin_agent::run(opts, depin_agent::shutdown_signal())
         .await
         .with_context(|| format!("node agent on {}", a.data_dir.display()))?;
+    use depin_agent::fmt::{count, group};
     println!(
-        "stopped: {} heartbeats created, {} accepted, {} already at the coordinator, {} refused, {} pending in the spool",
-        summary.heartbeats_created,
-        summary.accepted,
-        summary.already_had,
-        summary.dropped,
-        summary.pending
+        "stopped: {} created, {} accepted, {} already at the coordinator, {} refused, {} pending in the spool",
+        count(summary.heartbeats_created, "heartbeat"),
+        group(summary.accepted),
+        group(summary.already_had),
+        group(summary.dropped),
+        group(summary.pending as u64)
     );
     Ok(())
 }

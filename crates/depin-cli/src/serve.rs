@@ -69,9 +69,93 @@ pub fn load_policy(
     Ok(policy)
 }
 
+/// Says at once whether `addr` can be listened on, before anything is
+/// created on disk. The probe is closed again and the server binds the
+/// address itself; another program taking it in between is caught there.
+fn check_listen(addr: SocketAddr) -> anyhow::Result<()> {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(anyhow::anyhow!(
+            "--listen {addr}: the address is already in use (another depin serve, or another \
+             program, listens there); stop it or pick another --listen address"
+        )),
+        Err(e) => Err(anyhow::anyhow!("--listen {addr}: cannot listen there: {e}")),
+    }
+}
+
+/// `DIR/depin.lock`, holding the pid of the `depin serve` that owns an
+/// embedded SQLite store: a second coordinator on the same store would
+/// interleave epoch closes and sequence checks with the first. A pid file
+/// rather than `flock`: `File::try_lock` needs Rust 1.89 (the project builds
+/// with 1.88), libc is no dependency of ours and the workspace forbids
+/// `unsafe`. A file whose pid no longer runs (a crash, `kill -9`) is taken
+/// over; liveness is read from `/proc`, so elsewhere than Linux a stale file
+/// is always taken over.
+struct DataDirLock {
+    path: PathBuf,
+}
+
+impl DataDirLock {
+    fn take(dir: &std::path::Path) -> anyhow::Result<DataDirLock> {
+        use std::io::Write as _;
+        let path = dir.join("depin.lock");
+        let me = std::process::id();
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    writeln!(f, "{me}")
+                        .and_then(|()| f.sync_all())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    return Ok(DataDirLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let pid = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok());
+                    match pid {
+                        Some(pid)
+                            if pid != me
+                                && std::path::Path::new(&format!("/proc/{pid}")).exists() =>
+                        {
+                            anyhow::bail!(
+                                "--data-dir {}: another depin serve (pid {pid}) is using this store; \
+                                 stop it first, or give this one another --data-dir (if no such \
+                                 process is a depin serve, remove {})",
+                                dir.display(),
+                                path.display()
+                            );
+                        }
+                        // A crashed coordinator's file, or one half written.
+                        _ => {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(anyhow::anyhow!(e))
+                        .with_context(|| format!("cannot create {}", path.display()));
+                }
+            }
+        }
+        anyhow::bail!("{}: the lock file keeps reappearing", path.display())
+    }
+}
+
+impl Drop for DataDirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing();
     let policy = load_policy(args.policy.as_ref(), args.epoch_seconds, args.genesis_ms)?;
+    check_listen(args.listen)?;
+    let mut _lock = None;
     let url = match args.database_url {
         Some(u) => u,
         None => {
@@ -89,6 +173,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 )
             })?;
             let _ = std::fs::remove_file(&probe);
+            _lock = Some(DataDirLock::take(&args.data_dir)?);
             depin_store::sqlite_url(&args.data_dir.join("depin.sqlite"))
         }
     };
@@ -138,6 +223,8 @@ pub fn init_tracing() {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log file or journal gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
