@@ -120,7 +120,9 @@ pub struct PolicyView {
 pub struct TelemetryView {
     pub timestamp_ms: i64,
     pub uptime_s: u64,
-    pub temperature_c: f64,
+    /// `None` when the device has no readable temperature sensor.
+    #[serde(default)]
+    pub temperature_c: Option<f64>,
     pub firmware_version: String,
     pub power_w: f64,
 }
@@ -448,6 +450,20 @@ async fn decode_json<T: DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn telemetry_without_a_sensor_reads_as_none() {
+        let t: TelemetryView = serde_json::from_str(
+            r#"{"timestamp_ms":1,"uptime_s":2,"temperature_c":null,"firmware_version":"1","power_w":3.0}"#,
+        )
+        .unwrap();
+        assert_eq!(t.temperature_c, None);
+        let t: TelemetryView = serde_json::from_str(
+            r#"{"timestamp_ms":1,"uptime_s":2,"temperature_c":41.5,"firmware_version":"1","power_w":3.0}"#,
+        )
+        .unwrap();
+        assert_eq!(t.temperature_c, Some(41.5));
+    }
+
     use super::*;
 
     #[test]

@@ -373,6 +373,13 @@ async fn policy(State(st): St) -> AppResult<Json<Value>> {
 
 // ------------------------------------------------------------------ devices
 
+/// A heartbeat's temperature for people: agents send 0 for "no sensor" (a
+/// real reading of exactly 0.00 °C is sent as 0.01), so 0 is shown as unknown
+/// (`null`), never as a freezing device.
+fn temperature_c(centi: i64) -> Option<f64> {
+    (centi != 0).then(|| centi as f64 / 100.0)
+}
+
 async fn device_view(st: &AppState, d: &DeviceRow) -> AppResult<Value> {
     let store = st.coordinator.store();
     let telemetry = store.telemetry(&d.device).await?;
@@ -401,7 +408,7 @@ async fn device_view(st: &AppState, d: &DeviceRow) -> AppResult<Value> {
         "telemetry": telemetry.map(|t| json!({
             "timestamp_ms": t.timestamp_ms,
             "uptime_s": t.uptime_s,
-            "temperature_c": t.temperature_centi_c as f64 / 100.0,
+            "temperature_c": temperature_c(t.temperature_centi_c),
             "firmware_version": t.firmware_version,
             "power_w": t.power_mw as f64 / 1000.0,
         })),

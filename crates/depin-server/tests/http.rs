@@ -495,3 +495,64 @@ async fn unverifiable_reports_store_nothing_and_are_bounded_per_address() {
     );
     assert_eq!(store.devices(None).await.unwrap().len(), 1);
 }
+
+/// A device without a temperature sensor reports 0, which the device view
+/// shows as unknown (`null`), not 0.0 °C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_temperature_sensor_is_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = RewardPolicy {
+        genesis_unix_ms: now_ms() - 1_000,
+        ..RewardPolicy::devnet(3_600)
+    };
+    let server = start(dir.path(), policy).await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let op = device_keypair_from_seed([41; 32]);
+    let (cold, warm) = (
+        device_keypair_from_seed([42; 32]),
+        device_keypair_from_seed([43; 32]),
+    );
+    for (dev, centi) in [(&cold, 0), (&warm, 1)] {
+        let r = http
+            .post(format!("{base}/v1/devices"))
+            .body(cert(&op, dev, "rtx-3060", "0.1.0"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let h = Heartbeat {
+            uptime_s: 1,
+            temperature_centi_c: centi,
+            firmware_version: "0.1.0".into(),
+            power_mw: 1_000,
+        };
+        let s = sign(&Envelope::new(public_key_of(dev), 1, now_ms(), &h), dev);
+        let v: Value = http
+            .post(format!("{base}/v1/reports"))
+            .body(encode_batch(&[s]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["accepted"], 1, "{v}");
+    }
+    let view = |dev: &SigningKey| {
+        let url = format!("{base}/v1/devices/{}", public_key_of(dev));
+        let http = http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(view(&cold).await["telemetry"]["temperature_c"].is_null());
+    assert_eq!(view(&warm).await["telemetry"]["temperature_c"], 0.01);
+    server.stop().await.unwrap();
+}
