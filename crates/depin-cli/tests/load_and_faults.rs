@@ -225,21 +225,25 @@ async fn send_round(http: &reqwest::Client, url: &str, devs: &[SigningKey], book
         .body(body)
         .send()
         .await;
-    let mut b = book.lock().unwrap();
-    let resp = match resp {
-        Ok(r) => r,
-        Err(_) => {
-            *b.statuses.entry("connection".into()).or_default() += 1;
-            return;
+    // Read the whole answer before taking the lock: no guard across an await.
+    let (status, answer) = match resp {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (Some(status), r.json::<Value>().await.ok())
         }
+        Err(_) => (None, None),
     };
-    let status = resp.status().as_u16();
+    let mut b = book.lock().unwrap();
+    let Some(status) = status else {
+        *b.statuses.entry("connection".into()).or_default() += 1;
+        return;
+    };
     *b.statuses.entry(status.to_string()).or_default() += 1;
     if status != 200 {
         // 503 (storage), 429 or a dying server: nothing was acknowledged.
         return;
     }
-    let Ok(v) = resp.json::<Value>().await else {
+    let Some(v) = answer else {
         return;
     };
     let rejected: BTreeMap<u64, String> = v["rejected"]
@@ -449,7 +453,7 @@ async fn sqlite_survives_kills_and_a_full_disk() {
     let last_acked_epoch = current_epoch();
     wait_closed(&http, &server.url(), last_acked_epoch).await;
     server.stop();
-    let book = book.lock().unwrap();
+    let book = std::mem::take(&mut *book.lock().unwrap());
     eprintln!(
         "{kills} kills, {fills} disk fills, statuses {:?}",
         book.statuses
@@ -522,7 +526,7 @@ async fn postgres_replicas_survive_kills() {
     wait_closed(&http, &a.url(), current_epoch()).await;
     a.stop();
     b.stop();
-    let book = book.lock().unwrap();
+    let book = std::mem::take(&mut *book.lock().unwrap());
     eprintln!("{kills} kills, statuses {:?}", book.statuses);
     assert!(
         kills >= 2,

@@ -849,7 +849,9 @@ struct Admitted {
     report_index: Vec<u32>,
 }
 
-/// A report after the stateless checks.
+/// A report after the stateless checks. Most are `Valid`, so boxing the
+/// large variant would only add an allocation per report on the hot path.
+#[allow(clippy::large_enum_variant)]
 enum Checked {
     Valid(Signed, Heartbeat),
     /// Why it was refused. The signer it claims is deliberately not kept:
