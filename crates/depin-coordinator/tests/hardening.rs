@@ -60,6 +60,26 @@ fn heartbeat(dev: &SigningKey, seq: u64, t: i64) -> depin_protocol::Signed {
     sign(&Envelope::new(public_key_of(dev), seq, t, &hb), dev)
 }
 
+/// A coordinator over a store, with one operator and one registered device,
+/// and a time inside epoch 0: the set-up most tests here start from.
+struct World {
+    c: Coordinator,
+    p: RewardPolicy,
+    t: i64,
+    op: SigningKey,
+    dev: SigningKey,
+}
+
+async fn world(store: &Store) -> World {
+    let p = policy();
+    let c = Coordinator::open(store.clone(), p.clone()).await.unwrap();
+    let t = p.epoch_start_ms(0) + 1_000;
+    let op = device_keypair_from_seed([1; 32]);
+    let dev = device_keypair_from_seed([2; 32]);
+    c.onboard(t, &cert(&op, &dev, t)).await.unwrap();
+    World { c, p, t, op, dev }
+}
+
 fn reasons(o: &IngestOutcome) -> Vec<Reason> {
     o.rejected.iter().map(|r| r.reason).collect()
 }
@@ -293,13 +313,8 @@ async fn postgres_replicas_never_deadlock() {
 // ------------------------------------------------------------- key roles
 
 async fn keys_have_one_role(store: Store) {
-    let p = policy();
-    let t = p.epoch_start_ms(0) + 1_000;
-    let c = Coordinator::open(store.clone(), p.clone()).await.unwrap();
-    let op = device_keypair_from_seed([1; 32]);
-    let dev = device_keypair_from_seed([2; 32]);
+    let World { c, t, op, dev, .. } = world(&store).await;
     let other_op = device_keypair_from_seed([5; 32]);
-    c.onboard(t, &cert(&op, &dev, t)).await.unwrap();
     // Another operator cannot register an operator key as its device.
     let err = c.onboard(t, &cert(&other_op, &op, t)).await.unwrap_err();
     assert!(
@@ -452,12 +467,7 @@ async fn postgres_keys_have_one_role() {
 /// half-written, the ledger balances, and once the fault is gone the same
 /// request succeeds and the epoch audits clean.
 async fn faults_at_every_step(store: Store) {
-    let p = policy();
-    let c = Coordinator::open(store.clone(), p.clone()).await.unwrap();
-    let t = p.epoch_start_ms(0) + 1_000;
-    let op = device_keypair_from_seed([1; 32]);
-    let dev = device_keypair_from_seed([2; 32]);
-    c.onboard(t, &cert(&op, &dev, t)).await.unwrap();
+    let World { c, p, t, dev, .. } = world(&store).await;
     let faults = store.faults();
 
     // Learn the steps of one append.
@@ -525,12 +535,7 @@ async fn faults_at_every_step(store: Store) {
 async fn a_panic_in_an_append_does_not_stop_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in_dir(dir.path()).await.unwrap();
-    let p = policy();
-    let c = Coordinator::open(store.clone(), p.clone()).await.unwrap();
-    let t = p.epoch_start_ms(0) + 1_000;
-    let op = device_keypair_from_seed([1; 32]);
-    let dev = device_keypair_from_seed([2; 32]);
-    c.onboard(t, &cert(&op, &dev, t)).await.unwrap();
+    let World { c, t, dev, .. } = world(&store).await;
     for step in 1..=4 {
         store.faults().panic_at(step);
         let err = c
