@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Unverifiable reports and registrations accepted per client address and minute.
     #[arg(long, default_value_t = depin_server::DEFAULT_UNVERIFIED_PER_MINUTE)]
     unverified_per_minute: u32,
+    /// A load balancer in front of this server whose X-Forwarded-For names the client (repeatable).
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 pub fn load_policy(
@@ -182,6 +185,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.header_read_timeout = std::time::Duration::from_secs(args.header_timeout_seconds);
     config.request_timeout = std::time::Duration::from_secs(args.request_timeout_seconds);
     config.unverified_per_minute = args.unverified_per_minute;
+    config.trusted_proxies = args.trusted_proxies;
     let server = depin_server::start(config).await?;
     eprintln!(
         "depin coordinator on http://{} (store {}, policy {}, epochs of {} s)",

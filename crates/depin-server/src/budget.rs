@@ -26,6 +26,8 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub struct UnverifiedBudget {
     per_window: u32,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    /// Load balancers whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<IpAddr>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -39,11 +41,31 @@ struct Bucket {
 }
 
 impl UnverifiedBudget {
-    pub fn new(per_window: u32) -> Self {
+    pub fn new(per_window: u32, trusted_proxies: Vec<IpAddr>) -> Self {
         UnverifiedBudget {
             per_window,
             buckets: Mutex::new(HashMap::new()),
+            trusted_proxies,
         }
+    }
+
+    /// The address to charge for a request from `peer`. Behind a trusted
+    /// load balancer every client would otherwise share its address (and one
+    /// abuser would throttle everyone), so there the client is the nearest
+    /// hop in `X-Forwarded-For` that is not itself a trusted proxy. The
+    /// header of an untrusted peer is ignored: anyone can write one.
+    pub fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        let Some(header) = forwarded_for else {
+            return peer;
+        };
+        header
+            .rsplit(',')
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .find(|ip| !self.trusted_proxies.contains(ip))
+            .unwrap_or(peer)
     }
 
     fn capacity(&self) -> i64 {
@@ -121,8 +143,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let lb: IpAddr = "127.0.0.2".parse().unwrap();
+        let b = UnverifiedBudget::new(10, vec![lb]);
+        let other: IpAddr = "127.0.0.3".parse().unwrap();
+        let hdr = Some("192.0.2.7, 198.51.100.9");
+        assert_eq!(
+            b.client(other, hdr),
+            other,
+            "untrusted peers cannot name a client"
+        );
+        assert_eq!(b.client(lb, hdr), "198.51.100.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            b.client(lb, Some("192.0.2.7, 127.0.0.2")),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(b.client(lb, Some("garbage")), lb);
+        assert_eq!(b.client(lb, None), lb);
+    }
+
+    #[test]
     fn spends_and_groups_ipv6_by_64() {
-        let b = UnverifiedBudget::new(10);
+        let b = UnverifiedBudget::new(10, vec![]);
         let a: IpAddr = "2001:db8::1".parse().unwrap();
         let same_net: IpAddr = "2001:db8::ffff".parse().unwrap();
         let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();

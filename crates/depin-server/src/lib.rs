@@ -65,6 +65,9 @@ pub struct ServerConfig {
     /// Unverifiable messages (undecodable, badly signed, from unregistered
     /// keys) and device registrations accepted per client address and minute.
     pub unverified_per_minute: u32,
+    /// Load balancers in front of this server whose `X-Forwarded-For` names
+    /// the client (for the per-address budget). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ServerConfig {
@@ -80,6 +83,7 @@ impl ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_uri_bytes: DEFAULT_MAX_URI_BYTES,
             unverified_per_minute: DEFAULT_UNVERIFIED_PER_MINUTE,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -222,7 +226,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         metrics: metrics_handle(),
         claim_cache: Default::default(),
         health: Health::default(),
-        budget: budget::UnverifiedBudget::new(config.unverified_per_minute),
+        budget: budget::UnverifiedBudget::new(
+            config.unverified_per_minute,
+            config.trusted_proxies.clone(),
+        ),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -420,8 +420,14 @@ async fn device_view(st: &AppState, d: &DeviceRow) -> AppResult<Value> {
 
 /// Refuses a client that spent its budget for unaccountable work (see
 /// [`crate::budget`]) before the request costs anything.
-fn check_budget(st: &AppState, peer: SocketAddr) -> AppResult<()> {
-    if st.budget.allows(peer.ip()) {
+/// The client a request is charged to (see [`crate::budget`]).
+fn client_ip(st: &AppState, peer: SocketAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    st.budget.client(peer.ip(), forwarded)
+}
+
+fn check_budget(st: &AppState, client: std::net::IpAddr) -> AppResult<()> {
+    if st.budget.allows(client) {
         return Ok(());
     }
     metrics::counter!("depin_unverified_budget_refusals_total").increment(1);
@@ -429,8 +435,7 @@ fn check_budget(st: &AppState, peer: SocketAddr) -> AppResult<()> {
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
         format!(
-            "too many unverifiable messages or registrations from {}; wait a minute and send only signed reports of registered devices",
-            peer.ip()
+            "too many unverifiable messages or registrations from {client}; wait a minute and send only signed reports of registered devices"
         ),
     ))
 }
@@ -438,11 +443,13 @@ fn check_budget(st: &AppState, peer: SocketAddr) -> AppResult<()> {
 async fn onboard(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     RawBody(body): RawBody,
 ) -> AppResult<(StatusCode, Json<Value>)> {
-    check_budget(&st, peer)?;
+    let client = client_ip(&st, peer, &headers);
+    check_budget(&st, client)?;
     // Every registration costs a row whoever asks: charge it, taken or not.
-    st.budget.charge(peer.ip(), 1);
+    st.budget.charge(client, 1);
     let row = st.coordinator.onboard(now_ms(), &body).await?;
     Ok((StatusCode::CREATED, Json(device_view(&st, &row).await?)))
 }
@@ -485,19 +492,21 @@ async fn operator_devices(
 async fn reports(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     RawBody(body): RawBody,
 ) -> AppResult<Json<Value>> {
-    check_budget(&st, peer)?;
+    let client = client_ip(&st, peer, &headers);
+    check_budget(&st, client)?;
     let outcome = match st.coordinator.ingest(now_ms(), body.to_vec()).await {
         Ok(o) => o,
         Err(e) => {
             if matches!(e, depin_coordinator::CoordError::Rejected { .. }) {
-                st.budget.charge(peer.ip(), 1);
+                st.budget.charge(client, 1);
             }
             return Err(e.into());
         }
     };
-    st.budget.charge(peer.ip(), outcome.unverified);
+    st.budget.charge(client, outcome.unverified);
     Ok(Json(
         serde_json::to_value(outcome).expect("outcome serialises"),
     ))

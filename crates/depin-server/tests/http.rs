@@ -556,3 +556,51 @@ async fn a_missing_temperature_sensor_is_null() {
     assert_eq!(view(&warm).await["telemetry"]["temperature_c"], 0.01);
     server.stop().await.unwrap();
 }
+
+/// Behind a trusted load balancer (here: loopback itself), the budget is per
+/// client named in `X-Forwarded-For`, so one abuser does not throttle the
+/// others who come through the same balancer. (The addresses are only text
+/// in a header; all traffic stays on loopback.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_follows_forwarded_for_from_trusted_proxies() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = RewardPolicy {
+        genesis_unix_ms: now_ms() - 1_000,
+        ..RewardPolicy::devnet(3_600)
+    };
+    let server = common::start_with(dir.path(), policy, |c| {
+        c.unverified_per_minute = 100;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let strangers: Vec<_> = (0..150u32)
+        .map(|i| {
+            let mut seed = [9u8; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            hb(&device_keypair_from_seed(seed), 1)
+        })
+        .collect();
+    let send = |who: &'static str| {
+        let http = http.clone();
+        let body = encode_batch(&strangers);
+        let url = format!("{base}/v1/reports");
+        async move {
+            http.post(url)
+                .header("x-forwarded-for", who)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(send("192.0.2.1").await.status().as_u16(), 200);
+    expect_error(send("192.0.2.1").await, 429, "rate_limited").await;
+    assert_eq!(
+        send("192.0.2.2").await.status().as_u16(),
+        200,
+        "another client is not throttled"
+    );
+    server.stop().await.unwrap();
+}
