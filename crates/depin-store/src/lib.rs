@@ -64,6 +64,10 @@ impl StoreError {
     /// servers answer 503 and clients retry.
     pub fn is_unavailable(&self) -> bool {
         match self {
+            // A violated constraint is about the data, not the storage.
+            StoreError::Db(sqlx::Error::Database(d)) => {
+                matches!(d.kind(), sqlx::error::ErrorKind::Other)
+            }
             StoreError::Db(e) => !matches!(
                 e,
                 sqlx::Error::RowNotFound
