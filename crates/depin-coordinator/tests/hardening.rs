@@ -17,6 +17,42 @@ use proptest::prelude::*;
 
 const EPOCH_S: u64 = 60;
 
+/// Runs one scenario as two tests, on SQLite and on a throwaway PostgreSQL;
+/// `store:` scenarios take an open store, `url:` ones a database URL (to open
+/// several stores on one database, or to reopen one).
+macro_rules! on_both_backends {
+    (store: $sqlite:ident, $postgres:ident, $scenario:ident, $db:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            $scenario(Store::open_in_dir(dir.path()).await.unwrap()).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(pg) = TestPostgres::start() else {
+                return;
+            };
+            $scenario(Store::open(&pg.url($db)).await.unwrap()).await;
+        }
+    };
+    (url: $sqlite:ident, $postgres:ident, $scenario:ident, $db:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            $scenario(&depin_store::sqlite_url(&dir.path().join("depin.sqlite"))).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(pg) = TestPostgres::start() else {
+                return;
+            };
+            $scenario(&pg.url($db)).await;
+        }
+    };
+}
+
 fn policy() -> RewardPolicy {
     RewardPolicy {
         genesis_unix_ms: 1_000_000,
@@ -199,19 +235,7 @@ async fn replicas_agree(url: &str) {
     assert_eq!(stored(&store, &new, 0).await, vec![1]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_replicas_agree() {
-    let dir = tempfile::tempdir().unwrap();
-    replicas_agree(&depin_store::sqlite_url(&dir.path().join("depin.sqlite"))).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_replicas_agree() {
-    let Some(pg) = TestPostgres::start() else {
-        return;
-    };
-    replicas_agree(&pg.url("replicas")).await;
-}
+on_both_backends!(url: sqlite_replicas_agree, postgres_replicas_agree, replicas_agree, "replicas");
 
 // ------------------------------------------------------------- restart
 
@@ -240,19 +264,7 @@ async fn rate_limit_survives_restart(url: &str) {
     assert_eq!(stored(&store, &dev, 0).await.len() as u64, limit);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_rate_limit_survives_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    rate_limit_survives_restart(&depin_store::sqlite_url(&dir.path().join("depin.sqlite"))).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_rate_limit_survives_restart() {
-    let Some(pg) = TestPostgres::start() else {
-        return;
-    };
-    rate_limit_survives_restart(&pg.url("restart")).await;
-}
+on_both_backends!(url: sqlite_rate_limit_survives_restart, postgres_rate_limit_survives_restart, rate_limit_survives_restart, "restart");
 
 // ------------------------------------------------------------- deadlocks
 
@@ -446,19 +458,7 @@ async fn keys_have_one_role(store: Store) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_keys_have_one_role() {
-    let dir = tempfile::tempdir().unwrap();
-    keys_have_one_role(Store::open_in_dir(dir.path()).await.unwrap()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_keys_have_one_role() {
-    let Some(pg) = TestPostgres::start() else {
-        return;
-    };
-    keys_have_one_role(Store::open(&pg.url("roles")).await.unwrap()).await;
-}
+on_both_backends!(store: sqlite_keys_have_one_role, postgres_keys_have_one_role, keys_have_one_role, "roles");
 
 // ------------------------------------------------------------- faults
 
@@ -553,19 +553,7 @@ async fn a_panic_in_an_append_does_not_stop_the_writer() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_faults_at_every_step() {
-    let dir = tempfile::tempdir().unwrap();
-    faults_at_every_step(Store::open_in_dir(dir.path()).await.unwrap()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_faults_at_every_step() {
-    let Some(pg) = TestPostgres::start() else {
-        return;
-    };
-    faults_at_every_step(Store::open(&pg.url("faults")).await.unwrap()).await;
-}
+on_both_backends!(store: sqlite_faults_at_every_step, postgres_faults_at_every_step, faults_at_every_step, "faults");
 
 // ------------------------------------------------------------- extremes
 
@@ -591,19 +579,7 @@ async fn out_of_range_integers_are_refused(store: Store) {
     assert_eq!(store.report_count(0).await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn sqlite_store_refuses_out_of_range_integers_without_panicking() {
-    let dir = tempfile::tempdir().unwrap();
-    out_of_range_integers_are_refused(Store::open_in_dir(dir.path()).await.unwrap()).await;
-}
-
-#[tokio::test]
-async fn postgres_store_refuses_out_of_range_integers_without_panicking() {
-    let Some(pg) = TestPostgres::start() else {
-        return;
-    };
-    out_of_range_integers_are_refused(Store::open(&pg.url("range")).await.unwrap()).await;
-}
+on_both_backends!(store: sqlite_store_refuses_out_of_range_integers_without_panicking, postgres_store_refuses_out_of_range_integers_without_panicking, out_of_range_integers_are_refused, "range");
 
 fn extreme_u64() -> impl Strategy<Value = u64> {
     prop_oneof![

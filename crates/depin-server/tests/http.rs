@@ -419,6 +419,18 @@ async fn garbage_gets_4xx_and_server_survives() {
     server.stop().await.unwrap();
 }
 
+/// 150 validly signed heartbeats from as many unregistered keys, drawn from
+/// `from`: input that proves nothing about its sender.
+fn strangers(from: u8) -> Vec<depin_protocol::Signed> {
+    (0..150u32)
+        .map(|i| {
+            let mut seed = [from; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            hb(&device_keypair_from_seed(seed), 1)
+        })
+        .collect()
+}
+
 /// Unverifiable reports (random signer keys, bad signatures) are stored
 /// nowhere — the attack that added 200,000 rows in 6 s adds none — and a
 /// client address that keeps sending them is refused before any work, while
@@ -455,15 +467,6 @@ async fn unverifiable_reports_store_nothing_and_are_bounded_per_address() {
     assert_eq!(v["accepted"], 600, "{}", v["rejected"][0]);
     // Batches of 150 reports from random keys against a budget of 500: the
     // fourth overdraws it (charged in full), the fifth is refused.
-    let strangers = |from: u8| -> Vec<_> {
-        (0..150u32)
-            .map(|i| {
-                let mut seed = [from; 32];
-                seed[..4].copy_from_slice(&i.to_le_bytes());
-                hb(&device_keypair_from_seed(seed), 1)
-            })
-            .collect()
-    };
     for from in [1u8, 2, 3, 4, 5] {
         let r = http
             .post(format!("{base}/v1/reports"))
@@ -575,13 +578,7 @@ async fn the_budget_follows_forwarded_for_from_trusted_proxies() {
     .await;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
-    let strangers: Vec<_> = (0..150u32)
-        .map(|i| {
-            let mut seed = [9u8; 32];
-            seed[..4].copy_from_slice(&i.to_le_bytes());
-            hb(&device_keypair_from_seed(seed), 1)
-        })
-        .collect();
+    let strangers = strangers(9);
     let send = |who: &'static str| {
         let http = http.clone();
         let body = encode_batch(&strangers);
