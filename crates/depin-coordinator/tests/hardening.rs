@@ -116,6 +116,14 @@ async fn world(store: &Store) -> World {
     World { c, p, t, op, dev }
 }
 
+/// `err` is a refusal with reason `want`.
+fn assert_refused(err: &CoordError, want: Reason) {
+    assert!(
+        matches!(err, CoordError::Rejected { reason, .. } if *reason == want),
+        "expected {want}, got {err}"
+    );
+}
+
 fn reasons(o: &IngestOutcome) -> Vec<Reason> {
     o.rejected.iter().map(|r| r.reason).collect()
 }
@@ -329,29 +337,11 @@ async fn keys_have_one_role(store: Store) {
     let other_op = device_keypair_from_seed([5; 32]);
     // Another operator cannot register an operator key as its device.
     let err = c.onboard(t, &cert(&other_op, &op, t)).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CoordError::Rejected {
-                reason: Reason::BadCertificate,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_refused(&err, Reason::BadCertificate);
     // A device key cannot act as an operator.
     let x = device_keypair_from_seed([6; 32]);
     let err = c.onboard(t, &cert(&dev, &x, t)).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CoordError::Rejected {
-                reason: Reason::BadCertificate,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_refused(&err, Reason::BadCertificate);
     // A rotation cannot move a device onto its own operator key...
     let rot = KeyRotation {
         old_device_key: public_key_of(&dev),
@@ -366,16 +356,7 @@ async fn keys_have_one_role(store: Store) {
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CoordError::Rejected {
-                reason: Reason::BadCertificate,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_refused(&err, Reason::BadCertificate);
     // ...so heartbeats signed by the operator key are never accepted.
     let out = c
         .ingest(t, encode_batch(&[heartbeat(&op, 1, t)]))
@@ -437,16 +418,7 @@ async fn keys_have_one_role(store: Store) {
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CoordError::Rejected {
-                reason: Reason::BadCertificate,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_refused(&err, Reason::BadCertificate);
     assert_eq!(
         store
             .device(&public_key_of(&dev3))
