@@ -30,7 +30,18 @@ impl AuditReport {
 /// Most differences listed one by one; beyond this they are counted.
 const MAX_LISTED: usize = 20;
 
+/// [`audit_epoch_with`] for a coordinator with no sector plugins.
 pub async fn audit_epoch(store: &Store, epoch: EpochIndex) -> Result<AuditReport, CoordError> {
+    audit_epoch_with(store, epoch, &compute::SectorSet::backbone()).await
+}
+
+/// Recomputes a closed epoch with the same sector verifiers the coordinator
+/// closed it with, and compares everything it decided.
+pub async fn audit_epoch_with(
+    store: &Store,
+    epoch: EpochIndex,
+    sectors: &compute::SectorSet,
+) -> Result<AuditReport, CoordError> {
     let row = store.epoch(epoch).await?.ok_or_else(|| {
         CoordError::NotFound(format!("epoch {epoch} is not closed in this store"))
     })?;
@@ -57,9 +68,34 @@ pub async fn audit_epoch(store: &Store, epoch: EpochIndex) -> Result<AuditReport
 
     // Recompute from the inputs, read by the close's own loader.
     let inputs = store
-        .epoch_inputs(&compute::input_query(&policy, epoch))
+        .epoch_inputs(&compute::input_query(&policy, epoch, sectors))
         .await?;
-    let fresh: ComputedEpoch = compute::compute_from_inputs(&policy, epoch, &inputs, &[])?;
+    let fresh: ComputedEpoch = compute::compute_from_inputs(&policy, epoch, &inputs, sectors, &[])?;
+
+    // What the verifiers carried forward and ordered.
+    for (name, _, state) in &fresh.sector_state {
+        let stored = store.sector_state(name, epoch).await?;
+        if stored.as_ref() != Some(state) {
+            differences.push(format!(
+                "sector state of {name:?}: stored {} bytes, recomputed {}",
+                stored.map_or(0, |s| s.len()),
+                state.len()
+            ));
+        }
+    }
+    let mut stored_work = store.work_issued(epoch).await?;
+    for w in &mut stored_work {
+        w.answer_seq = None; // answers arrive after the close
+    }
+    let mut fresh_work = fresh.work.clone();
+    fresh_work.sort();
+    if stored_work != fresh_work {
+        differences.push(format!(
+            "work orders: {} stored, {} recomputed, or they differ",
+            stored_work.len(),
+            fresh.work.len()
+        ));
+    }
 
     // The stored sheet, rebuilt from its rows.
     let stored = compute::stored_sheet(

@@ -6,12 +6,91 @@
 use depin_core::{EpochIndex, PublicKey, Reason, Sector};
 use depin_ledger::{Entry, Ledger};
 use depin_merkle::{Leaf, StandardMerkleTree};
+use depin_protocol::{KindSpec, KindTable, decode_signed, verify_batch};
 use depin_rewards::{
-    Availability, DeviceInfo, EpochInput, FeeSettlement, ReportSummary, RewardPolicy, RewardSheet,
-    SectorVerifier, compute_sheet,
+    DeviceInfo, EpochInput, FeeSettlement, IssuedWork, PriorState, ReportSummary, RewardPolicy,
+    RewardSheet, SectorReport, SectorVerifier, Sectors, availability, check_outcome, compute_sheet,
+    epoch_entropy, work_id,
 };
-use depin_store::{DeviceRow, LedgerEntryRow, RewardLineRow, SectorTotalRow};
+use depin_store::{
+    DeviceRow, LedgerEntryRow, RewardLineRow, SectorTotalRow, StoredReport, WorkRow,
+};
 use std::collections::BTreeMap;
+
+/// How far ahead a work order's deadline may lie: at most this many epochs
+/// after the epoch whose close issued it.
+pub const MAX_WORK_EPOCHS: u64 = 24;
+
+/// What one sector brings to a coordinator: its payload kinds (each in its
+/// kind range) and its verifier. The server side (routes) and the devnet
+/// side (actors) plug in beside it; see ARCHITECTURE "The sector seam".
+pub trait SectorPlugin: Send + Sync {
+    fn sector(&self) -> Sector;
+    /// Its rows of the kind table.
+    fn kinds(&self) -> &'static [KindSpec];
+    fn verifier(&self) -> Box<dyn SectorVerifier>;
+}
+
+/// The sectors a coordinator serves: one verifier per sector (availability
+/// alone where none is plugged in) and the kind table.
+#[derive(Debug)]
+pub struct SectorSet {
+    pub verifiers: Sectors,
+    pub kinds: KindTable,
+}
+
+impl Default for SectorSet {
+    fn default() -> Self {
+        SectorSet::backbone()
+    }
+}
+
+impl SectorSet {
+    /// No sector plugins: heartbeats and availability only.
+    pub fn backbone() -> SectorSet {
+        SectorSet {
+            verifiers: Sectors::uptime_only(),
+            kinds: KindTable::backbone(),
+        }
+    }
+
+    pub fn new(plugins: &[&dyn SectorPlugin]) -> Result<SectorSet, String> {
+        let kinds = KindTable::new(
+            &plugins
+                .iter()
+                .map(|p| (p.sector(), p.kinds()))
+                .collect::<Vec<_>>(),
+        )?;
+        let mut verifiers = Vec::new();
+        for p in plugins {
+            let v = p.verifier();
+            if v.sector() != p.sector() {
+                return Err(format!(
+                    "the {} plugin's verifier {:?} scores sector {}",
+                    p.sector(),
+                    v.name(),
+                    v.sector()
+                ));
+            }
+            for k in v.kinds() {
+                if kinds
+                    .get(*k)
+                    .is_none_or(|s| s.route != depin_protocol::Route::Reports)
+                {
+                    return Err(format!(
+                        "verifier {:?} reads kind {k}, which is not a report kind of its plugin",
+                        v.name()
+                    ));
+                }
+            }
+            verifiers.push(v);
+        }
+        Ok(SectorSet {
+            verifiers: Sectors::new(verifiers).map_err(|e| e.0)?,
+            kinds,
+        })
+    }
+}
 
 /// Everything an epoch close decides.
 pub struct ComputedEpoch {
@@ -22,7 +101,10 @@ pub struct ComputedEpoch {
     /// The accounts whose cumulative amount changed this epoch.
     pub changed: Vec<(PublicKey, u64)>,
     pub claim_root: [u8; 32],
-    pub sector_state: Vec<(String, Vec<u8>)>,
+    /// (verifier name, state version, state).
+    pub sector_state: Vec<(String, u32, Vec<u8>)>,
+    /// Work orders issued at this close.
+    pub work: Vec<WorkRow>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +115,17 @@ pub enum ComputeError {
     Ledger(#[from] depin_ledger::LedgerError),
     #[error("cumulative claim for {0} overflows")]
     Overflow(PublicKey),
+    /// A report in the log no longer verifies or disagrees with its row:
+    /// the store was damaged or written by something else.
+    #[error("stored report ({device}, seq {seq}) is damaged: {why}")]
+    DamagedReport {
+        device: PublicKey,
+        seq: u64,
+        why: String,
+    },
+    /// A sector verifier failed or broke its contract: the close stops.
+    #[error("sector verifier {name:?} failed: {message}")]
+    Verifier { name: String, message: String },
 }
 
 /// What the close and the audit read for `epoch` under `policy`: one
@@ -40,38 +133,25 @@ pub enum ComputeError {
 pub fn input_query(
     policy: &RewardPolicy,
     epoch: EpochIndex,
-) -> depin_store::EpochInputQuery<'static> {
+    sectors: &SectorSet,
+) -> depin_store::EpochInputQuery {
     depin_store::EpochInputQuery {
         epoch,
         registered_before_ms: policy.epoch_end_ms(epoch),
         report_kind: depin_protocol::PayloadKind::Heartbeat.as_u32(),
         max_delay_ms: policy.max_heartbeat_delay_ms(),
-        sector: Availability::NAME,
+        kinds: sectors.verifiers.kinds(),
+        states: sectors
+            .verifiers
+            .iter()
+            .map(|v| v.name().to_string())
+            .collect(),
     }
 }
 
-/// Computes an epoch from its loaded inputs: the one entry point of both the
-/// close and the audit.
-pub fn compute_from_inputs(
-    policy: &RewardPolicy,
-    epoch: EpochIndex,
-    inputs: &depin_store::EpochInputRows,
-    fees: &[FeeSettlement],
-) -> Result<ComputedEpoch, ComputeError> {
-    let devices = device_info(&inputs.devices)?;
-    compute_epoch(
-        policy,
-        epoch,
-        &devices,
-        &inputs.report_counts,
-        &inputs.prior_state,
-        &inputs.previous_claims,
-        fees,
-    )
-}
-
 pub fn device_info(rows: &[DeviceRow]) -> Result<Vec<DeviceInfo>, ComputeError> {
-    rows.iter()
+    let mut out: Vec<DeviceInfo> = rows
+        .iter()
         .map(|d| {
             Ok(DeviceInfo {
                 device: d.device,
@@ -82,37 +162,206 @@ pub fn device_info(rows: &[DeviceRow]) -> Result<Vec<DeviceInfo>, ComputeError> 
                 revoked_at_ms: d.revoked_ms,
             })
         })
+        .collect::<Result<_, ComputeError>>()?;
+    out.sort();
+    Ok(out)
+}
+
+/// Re-verifies stored reports from their raw signed bytes: the signature,
+/// and that the envelope says what the row's columns say.
+fn verify_stored(rows: &[&StoredReport]) -> Result<Vec<SectorReport>, ComputeError> {
+    let damaged = |r: &StoredReport, why: String| ComputeError::DamagedReport {
+        device: r.device,
+        seq: r.seq,
+        why,
+    };
+    let mut signed = Vec::with_capacity(rows.len());
+    for r in rows {
+        let s = decode_signed(&r.raw).map_err(|e| damaged(r, format!("does not decode: {e}")))?;
+        let env = &s.envelope;
+        if env.signer != r.device
+            || env.seq != r.seq
+            || env.kind.as_u32() != r.kind
+            || env.timestamp_ms != r.timestamp_ms
+        {
+            return Err(damaged(r, "envelope disagrees with its row".into()));
+        }
+        signed.push(s);
+    }
+    let verdicts = verify_batch(&signed);
+    rows.iter()
+        .zip(signed)
+        .zip(verdicts)
+        .map(|((r, s), v)| {
+            v.map_err(|e| damaged(r, format!("signature: {e}")))?;
+            Ok(SectorReport {
+                device: r.device,
+                seq: r.seq,
+                kind: r.kind,
+                timestamp_ms: r.timestamp_ms,
+                received_ms: r.received_ms,
+                payload: s.envelope.payload,
+            })
+        })
         .collect()
 }
 
-/// Computes one epoch. `heartbeats` are accepted heartbeat counts per device;
-/// `previous_leaves` the claim leaves as of the previous epoch.
-pub fn compute_epoch(
+/// Computes an epoch from its loaded inputs: the one entry point of both the
+/// close and the audit.
+///
+/// 1. availability of every active device, from on-time heartbeat counts;
+/// 2. each sector's verifier over its reports (re-verified from the raw
+///    signed bytes), prior state, the epoch entropy, its fees and its due
+///    work; its outcome checked against the contract;
+/// 3. the reward sheet over all contributions and fees, ledger entries and
+///    cumulative claims.
+pub fn compute_from_inputs(
     policy: &RewardPolicy,
     epoch: EpochIndex,
-    devices: &[DeviceInfo],
-    heartbeats: &[(PublicKey, u64)],
-    prior_state: &[u8],
-    previous_leaves: &[(PublicKey, u64)],
+    inputs: &depin_store::EpochInputRows,
+    sectors: &SectorSet,
     fees: &[FeeSettlement],
 ) -> Result<ComputedEpoch, ComputeError> {
-    let reports: Vec<ReportSummary> = heartbeats
+    let devices = device_info(&inputs.devices)?;
+    let heartbeats: Vec<ReportSummary> = inputs
+        .report_counts
         .iter()
         .map(|(d, n)| ReportSummary {
             device: *d,
             heartbeats: u32::try_from(*n).unwrap_or(u32::MAX),
         })
         .collect();
-    let availability = Availability;
-    let outcome = availability.verify_epoch(&EpochInput {
+    let factors = availability(policy, epoch, &devices, &heartbeats);
+    let entropy = epoch_entropy(epoch, inputs.previous_root);
+
+    // Every raw report any verifier reads, and every due answer, verified in
+    // one batch.
+    let mut raw: Vec<&StoredReport> = inputs.reports.iter().collect();
+    raw.extend(inputs.due_work.iter().filter_map(|w| w.answer.as_ref()));
+    let verified = verify_stored(&raw)?;
+    let (reports, answers) = verified.split_at(inputs.reports.len());
+    let mut answers = answers.iter();
+
+    let mut due: BTreeMap<u32, Vec<IssuedWork>> = BTreeMap::new();
+    for w in &inputs.due_work {
+        let answer = w.answer.as_ref().map(|_| {
+            answers
+                .next()
+                .cloned()
+                .expect("one verified answer per stored answer")
+        });
+        due.entry(w.work.sector).or_default().push(IssuedWork {
+            id: w.work.id,
+            issued_epoch: w.work.issued_epoch,
+            order: depin_rewards::WorkOrder {
+                device: w.work.device,
+                answer_kind: w.work.answer_kind,
+                body: w.work.body.clone(),
+                deadline_ms: w.work.deadline_ms,
+            },
+            answer,
+        });
+    }
+
+    let mut contributions = Vec::new();
+    let mut sector_state = Vec::new();
+    let mut work = Vec::new();
+    for v in sectors.verifiers.iter() {
+        let sector = v.sector();
+        let name = v.name();
+        let fail = |message: String| ComputeError::Verifier {
+            name: name.to_string(),
+            message,
+        };
+        let kinds = v.kinds();
+        let mine: Vec<SectorReport> = reports
+            .iter()
+            .filter(|r| kinds.contains(&r.kind))
+            .cloned()
+            .collect();
+        let prior = inputs
+            .prior_states
+            .get(name)
+            .map(|(version, bytes)| PriorState {
+                version: *version,
+                bytes: bytes.clone(),
+            });
+        let my_fees: Vec<FeeSettlement> = fees
+            .iter()
+            .filter(|f| f.sector == sector)
+            .cloned()
+            .collect();
+        let my_work = due.remove(&sector.code()).unwrap_or_default();
+        let outcome = v
+            .verify_epoch(&EpochInput {
+                policy,
+                epoch,
+                devices: &devices,
+                availability: &factors,
+                reports: &mine,
+                prior_state: prior.as_ref(),
+                entropy,
+                fees: &my_fees,
+                work: &my_work,
+            })
+            .map_err(|e| fail(e.0))?;
+        check_outcome(v, &devices, &outcome).map_err(|e| fail(e.0))?;
+        let earliest = policy.closable_at_ms(epoch);
+        let latest = policy.epoch_end_ms(epoch.saturating_add(MAX_WORK_EPOCHS));
+        for (i, o) in outcome.work.into_iter().enumerate() {
+            if o.deadline_ms <= earliest || o.deadline_ms >= latest {
+                return Err(fail(format!(
+                    "work order {i} has deadline {} ms, outside ({earliest}, {latest}): \
+                     after this close and within {MAX_WORK_EPOCHS} epochs",
+                    o.deadline_ms
+                )));
+            }
+            let index = u32::try_from(i).map_err(|_| fail("too many work orders".into()))?;
+            work.push(WorkRow {
+                id: work_id(epoch, sector, index),
+                issued_epoch: epoch,
+                sector: sector.code(),
+                device: o.device,
+                answer_kind: o.answer_kind,
+                body: o.body,
+                deadline_ms: o.deadline_ms,
+                due_epoch: policy
+                    .epoch_of(o.deadline_ms)
+                    .ok_or_else(|| fail("deadline before genesis".into()))?,
+                answer_seq: None,
+            });
+        }
+        sector_state.push((name.to_string(), v.state_version(), outcome.next_state));
+        contributions.extend(outcome.contributions);
+    }
+    if let Some((code, _)) = due.into_iter().next() {
+        return Err(ComputeError::Verifier {
+            name: format!("sector code {code}"),
+            message: "work fell due for a sector no verifier scores".into(),
+        });
+    }
+    finish(
         policy,
         epoch,
-        devices,
-        reports: &reports,
-        prior_state,
-    });
-    let sheet = compute_sheet(policy, epoch, outcome.contributions, fees);
+        contributions,
+        fees,
+        &inputs.previous_claims,
+        sector_state,
+        work,
+    )
+}
 
+/// The sheet, ledger entries and claims from the verified contributions.
+fn finish(
+    policy: &RewardPolicy,
+    epoch: EpochIndex,
+    contributions: Vec<depin_rewards::Contribution>,
+    fees: &[FeeSettlement],
+    previous_leaves: &[(PublicKey, u64)],
+    sector_state: Vec<(String, u32, Vec<u8>)>,
+    work: Vec<WorkRow>,
+) -> Result<ComputedEpoch, ComputeError> {
+    let sheet = compute_sheet(policy, epoch, contributions, fees);
     // One emission entry per operator (and one fee entry): the ledger tracks
     // accounts; the sheet keeps the per-device detail.
     let totals = sheet.operator_totals();
@@ -146,7 +395,8 @@ pub fn compute_epoch(
         leaves,
         changed,
         claim_root,
-        sector_state: vec![(Availability::NAME.to_string(), outcome.next_state)],
+        sector_state,
+        work,
     })
 }
 

@@ -15,6 +15,7 @@ pub mod compute;
 mod writer;
 
 use compute::ComputedEpoch;
+pub use compute::{SectorPlugin, SectorSet};
 use depin_core::{EpochIndex, PublicKey, Reason, Sector, UnixMillis};
 use depin_protocol::{
     AdmissionPolicy, DeviceCertificate, Heartbeat, KeyRotation, PayloadKind, Revocation, Signed,
@@ -138,12 +139,23 @@ pub struct Coordinator {
     /// Highest closed epoch, or -1.
     last_closed: AtomicI64,
     writer: writer::Writer,
+    sectors: std::sync::Arc<SectorSet>,
 }
 
 impl Coordinator {
     /// Opens the coordinator over `store` with `policy`, recording the policy
     /// so closed epochs can be audited under the policy they were closed with.
     pub async fn open(store: Store, policy: RewardPolicy) -> Result<Coordinator, CoordError> {
+        Self::open_with(store, policy, SectorSet::backbone()).await
+    }
+
+    /// [`Coordinator::open`] serving the given sectors' kinds and closing
+    /// epochs with their verifiers.
+    pub async fn open_with(
+        store: Store,
+        policy: RewardPolicy,
+        sectors: SectorSet,
+    ) -> Result<Coordinator, CoordError> {
         policy
             .validate()
             .map_err(|e| CoordError::Invariant(format!("reward policy: {e}")))?;
@@ -171,6 +183,7 @@ impl Coordinator {
             registry: Mutex::new(registry),
             last_closed: AtomicI64::new(last_closed),
             writer,
+            sectors: std::sync::Arc::new(sectors),
         })
     }
 
@@ -186,6 +199,10 @@ impl Coordinator {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn sectors(&self) -> &SectorSet {
+        &self.sectors
     }
 
     pub fn policy(&self) -> &RewardPolicy {
@@ -386,7 +403,8 @@ impl Coordinator {
     ) -> Result<IngestOutcome, CoordError> {
         // Decoding and signature checks are CPU work: keep them off the async
         // workers so the server stays responsive under load.
-        let checked = tokio::task::spawn_blocking(move || check_signatures(&batch))
+        let sectors = self.sectors.clone();
+        let checked = tokio::task::spawn_blocking(move || check_signatures(&sectors.kinds, &batch))
             .await
             .map_err(|e| CoordError::Invariant(format!("verification task failed: {e}")))??;
         self.admit_checked(now_ms, checked).await
@@ -403,7 +421,7 @@ impl Coordinator {
         {
             let reg = self.registry.lock().expect("registry lock");
             for c in &checked {
-                if let Checked::Valid(s, _) = c
+                if let Checked::Valid(s, ..) = c
                     && !reg.contains_key(&s.envelope.signer)
                 {
                     misses.push(s.envelope.signer);
@@ -459,6 +477,8 @@ impl Coordinator {
                 NotStored::UnknownDevice => Reason::UnknownSigner,
                 NotStored::Revoked => Reason::RevokedDevice,
                 NotStored::RateLimited => Reason::RateLimited,
+                NotStored::UnknownWork => Reason::UnknownChallenge,
+                NotStored::WorkExpired => Reason::ChallengeExpired,
             };
             outcome.rejected.push(RejectedReport { index, reason });
             if *not != NotStored::UnknownDevice {
@@ -537,7 +557,7 @@ impl Coordinator {
         let mut taken: HashMap<PublicKey, (u64, BTreeMap<EpochIndex, u32>)> = HashMap::new();
         let reg = self.registry.lock().expect("registry lock");
         for (i, c) in checked.into_iter().enumerate() {
-            let (signed, heartbeat) = match c {
+            let (signed, heartbeat, info) = match c {
                 Checked::Invalid(reason) => {
                     outcome.rejected.push(RejectedReport {
                         index: i as u32,
@@ -546,7 +566,7 @@ impl Coordinator {
                     outcome.unverified += 1;
                     continue;
                 }
-                Checked::Valid(s, hb) => (s, hb),
+                Checked::Valid(s, hb, info) => (s, hb, info),
             };
             let env = &signed.envelope;
             let Some(state) = reg.get(&env.signer) else {
@@ -592,12 +612,13 @@ impl Coordinator {
                     *t.1.entry(epoch).or_default() += 1;
                     report_index.push(i as u32);
                     reports.push(NewReport {
-                        telemetry: Some(TelemetryRow {
+                        answers: info.answers,
+                        telemetry: heartbeat.map(|heartbeat| TelemetryRow {
                             device: env.signer,
                             timestamp_ms: env.timestamp_ms,
                             uptime_s: heartbeat.uptime_s,
                             temperature_centi_c: i64::from(heartbeat.temperature_centi_c),
-                            firmware_version: heartbeat.firmware_version.clone(),
+                            firmware_version: heartbeat.firmware_version,
                             power_mw: u64::from(heartbeat.power_mw),
                         }),
                         row: ReportRow {
@@ -685,7 +706,7 @@ impl Coordinator {
             return Ok(CloseOutcome::AlreadyClosed);
         };
         let inputs = match close
-            .inputs(&compute::input_query(&self.policy, epoch))
+            .inputs(&compute::input_query(&self.policy, epoch, &self.sectors))
             .await
         {
             Ok(x) => x,
@@ -700,8 +721,9 @@ impl Coordinator {
             "close: inputs read"
         );
         let policy = self.policy.clone();
+        let sectors = self.sectors.clone();
         let computed = tokio::task::spawn_blocking(move || {
-            compute::compute_from_inputs(&policy, epoch, &inputs, &[])
+            compute::compute_from_inputs(&policy, epoch, &inputs, &sectors, &[])
         })
         .await
         .map_err(|e| CoordError::Invariant(format!("close task failed: {e}")));
@@ -735,6 +757,7 @@ impl Coordinator {
             entries: computed.entry_rows(),
             claims: computed.changed.clone(),
             sector_state: computed.sector_state.clone(),
+            work: computed.work.clone(),
         };
         tracing::debug!(
             epoch,
@@ -853,43 +876,55 @@ struct Admitted {
 /// large variant would only add an allocation per report on the hot path.
 #[allow(clippy::large_enum_variant)]
 enum Checked {
-    Valid(Signed, Heartbeat),
+    /// Signature verified; the heartbeat when it is one (for telemetry) and
+    /// what the kind's decoder found.
+    Valid(Signed, Option<Heartbeat>, depin_protocol::Checked),
     /// Why it was refused. The signer it claims is deliberately not kept:
     /// nothing unverified is attributed to anyone.
     Invalid(Reason),
 }
 
-/// Splits a batch, decodes every report and verifies all signatures in one
-/// ed25519 batch verification.
-fn check_signatures(batch: &[u8]) -> Result<Vec<Checked>, CoordError> {
+/// Splits a batch, decodes every report through the kind table and verifies
+/// all signatures in one ed25519 batch verification.
+fn check_signatures(
+    kinds: &depin_protocol::KindTable,
+    batch: &[u8],
+) -> Result<Vec<Checked>, CoordError> {
     let raws = decode_batch(batch, MAX_BATCH_REPORTS).map_err(|reason| CoordError::Rejected {
         reason,
         message: format!("the body is not a report batch of at most {MAX_BATCH_REPORTS} reports"),
     })?;
     let mut out: Vec<Checked> = Vec::with_capacity(raws.len());
     let mut to_verify = Vec::with_capacity(raws.len());
-    // (position in `out`, the decoded heartbeat) for each report to verify.
-    let mut slots: Vec<(usize, Heartbeat)> = Vec::with_capacity(raws.len());
+    // (position in `out`, heartbeat, decoder findings) for each report to verify.
+    let mut slots: Vec<(usize, Option<Heartbeat>, depin_protocol::Checked)> =
+        Vec::with_capacity(raws.len());
     for raw in &raws {
-        match decode_signed(raw) {
-            Ok(s) if s.envelope.kind != PayloadKind::Heartbeat => {
-                out.push(Checked::Invalid(Reason::WrongPayloadKind))
+        let s = match decode_signed(raw) {
+            Ok(s) => s,
+            Err(reason) => {
+                out.push(Checked::Invalid(reason));
+                continue;
             }
-            Ok(s) => match Heartbeat::decode(&s.envelope.payload) {
-                Ok(hb) => {
-                    slots.push((out.len(), hb));
-                    out.push(Checked::Invalid(Reason::Malformed)); // replaced below
-                    to_verify.push(s);
-                }
-                Err(reason) => out.push(Checked::Invalid(reason)),
-            },
+        };
+        let found = kinds.check_report(s.envelope.kind, &s.envelope.payload);
+        let heartbeat = match (&found, s.envelope.kind) {
+            (Ok(_), PayloadKind::Heartbeat) => Heartbeat::decode(&s.envelope.payload).ok(),
+            _ => None,
+        };
+        match found {
+            Ok(info) => {
+                slots.push((out.len(), heartbeat, info));
+                out.push(Checked::Invalid(Reason::Malformed)); // replaced below
+                to_verify.push(s);
+            }
             Err(reason) => out.push(Checked::Invalid(reason)),
         }
     }
     let verdicts = verify_batch(&to_verify);
-    for (((slot, hb), signed), verdict) in slots.into_iter().zip(to_verify).zip(verdicts) {
+    for (((slot, hb, info), signed), verdict) in slots.into_iter().zip(to_verify).zip(verdicts) {
         out[slot] = match verdict {
-            Ok(()) => Checked::Valid(signed, hb),
+            Ok(()) => Checked::Valid(signed, hb, info),
             Err(reason) => Checked::Invalid(reason),
         };
     }

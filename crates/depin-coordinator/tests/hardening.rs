@@ -301,6 +301,7 @@ async fn postgres_replicas_never_deadlock() {
         max_reports_per_device_per_epoch: 10_000,
     };
     let row = |d: &SigningKey, seq: u64| NewReport {
+        answers: None,
         row: ReportRow {
             device: public_key_of(d),
             seq,
@@ -531,6 +532,7 @@ on_both_backends!(store: sqlite_faults_at_every_step, postgres_faults_at_every_s
 
 async fn out_of_range_integers_are_refused(store: Store) {
     let r = NewReport {
+        answers: None,
         row: ReportRow {
             device: public_key_of(&device_keypair_from_seed([2; 32])),
             seq: 1 << 63,

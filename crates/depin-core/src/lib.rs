@@ -118,7 +118,29 @@ impl Sector {
     pub fn from_code(code: u32) -> Option<Sector> {
         Sector::ALL.into_iter().find(|s| s.code() == code)
     }
+
+    /// The payload kind numbers this sector owns, `code × 1000` to
+    /// `code × 1000 + 999` (storage 1000–1999, compute 2000–2999, wireless
+    /// 3000–3999, sensor 4000–4999). Kinds below 1000 are the backbone's
+    /// ([`BACKBONE_KINDS`]). A sector adds kinds only inside its own range, so
+    /// two sectors never collide on a number.
+    pub fn kind_range(self) -> std::ops::RangeInclusive<u32> {
+        let base = self.code() * 1000;
+        base..=base + 999
+    }
+
+    /// The sector that owns payload kind `kind`, or `None` for a backbone
+    /// kind or a number outside every range.
+    pub fn owning_kind(kind: u32) -> Option<Sector> {
+        Sector::ALL
+            .into_iter()
+            .find(|s| s.kind_range().contains(&kind))
+    }
 }
+
+/// Payload kinds of the backbone (certificates, heartbeats, revocations,
+/// rotations, work requests, …).
+pub const BACKBONE_KINDS: std::ops::RangeInclusive<u32> = 1..=999;
 
 impl fmt::Display for Sector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -166,6 +188,16 @@ mod tests {
             assert_eq!(Sector::from_code(s.code()), Some(s));
         }
         assert!("hotspot".parse::<Sector>().is_err());
+        // Kind ranges: disjoint, after the backbone's, each owned by its sector.
+        for s in Sector::ALL {
+            let r = s.kind_range();
+            assert!(*r.start() > *BACKBONE_KINDS.end());
+            assert_eq!(Sector::owning_kind(*r.start()), Some(s));
+            assert_eq!(Sector::owning_kind(*r.end()), Some(s));
+        }
+        assert_eq!(Sector::owning_kind(999), None);
+        assert_eq!(Sector::owning_kind(5000), None);
+        assert_eq!(Sector::owning_kind(u32::MAX), None);
         assert_eq!(Sector::from_code(0), None);
     }
 

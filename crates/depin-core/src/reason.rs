@@ -61,10 +61,29 @@ pub enum Reason {
     /// The device's share of its sector's emission was below one base unit (or
     /// the sector received no emission this epoch), so it rounded down to zero.
     RoundedToZero,
+
+    // --- work the coordinator starts (challenges, jobs) ---
+    /// Reward: a work order fell due without an answer.
+    ChallengeMissed,
+    /// Ingest: an answer names no open work order of this device and kind.
+    UnknownChallenge,
+    /// Ingest: an answer arrived after its work order's deadline.
+    ChallengeExpired,
+
+    // --- consumers and escrow ---
+    /// A lock, burn or order asks for more than the account holds.
+    InsufficientEscrow,
+    /// The external reference of a deposit was recorded before with a
+    /// different account or amount.
+    DepositConflict,
+    // --- reserved block: storage (codes start with `storage_`) ---
+    // --- reserved block: compute (codes start with `compute_`) ---
+    // --- reserved block: wireless (codes start with `wireless_`) ---
+    // --- reserved block: sensor (codes start with `sensor_`) ---
 }
 
 impl Reason {
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Malformed,
         Reason::NonCanonical,
         Reason::UnsupportedVersion,
@@ -87,6 +106,11 @@ impl Reason {
         Reason::PartialUptime,
         Reason::PartialEpoch,
         Reason::RoundedToZero,
+        Reason::ChallengeMissed,
+        Reason::UnknownChallenge,
+        Reason::ChallengeExpired,
+        Reason::InsufficientEscrow,
+        Reason::DepositConflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,7 +137,22 @@ impl Reason {
             Reason::PartialUptime => "partial_uptime",
             Reason::PartialEpoch => "partial_epoch",
             Reason::RoundedToZero => "rounded_to_zero",
+            Reason::ChallengeMissed => "challenge_missed",
+            Reason::UnknownChallenge => "unknown_challenge",
+            Reason::ChallengeExpired => "challenge_expired",
+            Reason::InsufficientEscrow => "insufficient_escrow",
+            Reason::DepositConflict => "deposit_conflict",
         }
+    }
+
+    /// The sector whose reserved block holds this code (its code starts with
+    /// the sector's name), or `None` for the backbone's codes.
+    pub fn sector(self) -> Option<crate::Sector> {
+        crate::Sector::ALL.into_iter().find(|s| {
+            self.as_str()
+                .strip_prefix(s.as_str())
+                .is_some_and(|rest| rest.starts_with('_'))
+        })
     }
 
     pub fn parse(s: &str) -> Option<Reason> {
@@ -159,6 +198,17 @@ impl Reason {
             Reason::RoundedToZero => {
                 "the device's share of the sector's emission was below one base unit and rounded down to zero"
             }
+            Reason::ChallengeMissed => {
+                "work the coordinator ordered from the device (a challenge, a job) got no answer before its deadline"
+            }
+            Reason::UnknownChallenge => {
+                "the answer names no open work order of this device and kind (never issued, or answered already)"
+            }
+            Reason::ChallengeExpired => "the answer arrived after its work order's deadline",
+            Reason::InsufficientEscrow => "the account does not hold enough for this",
+            Reason::DepositConflict => {
+                "this external payment reference was already recorded for another account or amount"
+            }
         }
     }
 }
@@ -183,5 +233,18 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", r.as_str()));
         }
         assert_eq!(Reason::parse("nope"), None);
+    }
+
+    #[test]
+    fn sector_codes_live_in_their_block() {
+        // The enum lists backbone codes first, then one block per sector in
+        // sector order: a code's block is given by its prefix.
+        let blocks: Vec<Option<crate::Sector>> = Reason::ALL.iter().map(|r| r.sector()).collect();
+        let mut sorted = blocks.clone();
+        sorted.sort();
+        assert_eq!(
+            blocks, sorted,
+            "a sector's codes sit in its own block, in order"
+        );
     }
 }

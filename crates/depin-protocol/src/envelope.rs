@@ -11,44 +11,64 @@ use prost::encoding::{decode_key, decode_varint, encode_varint, encoded_len_vari
 pub const ENVELOPE_VERSION: u32 = 1;
 
 /// What the payload bytes of an envelope are. The numbers are wire values and
-/// frozen; new kinds get new numbers.
+/// frozen; new kinds get new numbers. Backbone kinds are below 1000; each
+/// sector owns `Sector::kind_range()` and its kinds travel as
+/// [`PayloadKind::Sector`]. Whether a kind is *known* — who signs it, how it
+/// decodes — is the [`crate::KindTable`]'s business, not this type's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u32)]
 pub enum PayloadKind {
-    /// Signed by the operator key: binds a device key to its operator.
-    DeviceCertificate = 1,
-    /// Signed by a device key: liveness, temperature, firmware, power.
-    Heartbeat = 2,
-    /// Signed by the operator key: the device key may no longer sign.
-    Revocation = 3,
-    /// Signed by the operator key: a device moves to a new key.
-    KeyRotation = 4,
+    /// 1. Signed by the operator key: binds a device key to its operator.
+    DeviceCertificate,
+    /// 2. Signed by a device key: liveness, temperature, firmware, power.
+    Heartbeat,
+    /// 3. Signed by the operator key: the device key may no longer sign.
+    Revocation,
+    /// 4. Signed by the operator key: a device moves to a new key.
+    KeyRotation,
+    /// 5. Signed by a device key: "which work is open for me?" (`GET /v1/work`).
+    WorkRequest,
+    /// A kind in some sector's range (1000–4999).
+    Sector(u32),
 }
 
 impl PayloadKind {
-    pub const ALL: [PayloadKind; 4] = [
+    /// The backbone's kinds.
+    pub const ALL: [PayloadKind; 5] = [
         PayloadKind::DeviceCertificate,
         PayloadKind::Heartbeat,
         PayloadKind::Revocation,
         PayloadKind::KeyRotation,
+        PayloadKind::WorkRequest,
     ];
 
+    /// `None` for a number that is neither a backbone kind nor in a sector's
+    /// range.
     pub fn from_u32(value: u32) -> Option<PayloadKind> {
         match value {
             1 => Some(PayloadKind::DeviceCertificate),
             2 => Some(PayloadKind::Heartbeat),
             3 => Some(PayloadKind::Revocation),
             4 => Some(PayloadKind::KeyRotation),
+            5 => Some(PayloadKind::WorkRequest),
+            k if depin_core::Sector::owning_kind(k).is_some() => Some(PayloadKind::Sector(k)),
             _ => None,
         }
     }
 
     pub fn as_u32(self) -> u32 {
-        self as u32
+        match self {
+            PayloadKind::DeviceCertificate => 1,
+            PayloadKind::Heartbeat => 2,
+            PayloadKind::Revocation => 3,
+            PayloadKind::KeyRotation => 4,
+            PayloadKind::WorkRequest => 5,
+            PayloadKind::Sector(k) => k,
+        }
     }
 
-    /// Whether this kind must be signed by an operator key rather than a device
-    /// key. Operator messages change who owns what; device messages only report.
+    /// Whether this backbone kind must be signed by an operator key rather
+    /// than a device key. Operator messages change who owns what; device
+    /// messages only report. Sector kinds answer from their [`crate::KindSpec`].
     ///
     /// An explicit match on purpose: a new kind must say who signs it, or the
     /// build breaks, instead of silently falling into one side.
@@ -57,7 +77,7 @@ impl PayloadKind {
             PayloadKind::DeviceCertificate | PayloadKind::Revocation | PayloadKind::KeyRotation => {
                 true
             }
-            PayloadKind::Heartbeat => false,
+            PayloadKind::Heartbeat | PayloadKind::WorkRequest | PayloadKind::Sector(_) => false,
         }
     }
 }
@@ -215,7 +235,9 @@ pub(crate) fn is_canonical<M: Message>(msg: &M, bytes: &[u8]) -> bool {
 ///   so a future version with new fields is reported as what it is);
 /// - [`Reason::NonCanonical`]: the envelope has unknown fields or is not in
 ///   canonical encoding;
-/// - [`Reason::UnknownPayloadKind`]: the kind is not a [`PayloadKind`];
+/// - [`Reason::UnknownPayloadKind`]: the kind is neither a backbone kind nor
+///   in a sector's range (the [`crate::KindTable`] decides whether a kind in
+///   range is one this coordinator serves);
 /// - [`Reason::OutOfRange`]: the sequence number is above
 ///   [`crate::limits::MAX_SEQ`].
 pub fn decode_signed(bytes: &[u8]) -> Result<Signed, Reason> {
@@ -419,8 +441,14 @@ mod tests {
         for kind in PayloadKind::ALL {
             assert_eq!(PayloadKind::from_u32(kind.as_u32()), Some(kind));
         }
-        assert_eq!(PayloadKind::Heartbeat as u32, 2);
+        assert_eq!(PayloadKind::Heartbeat.as_u32(), 2);
+        assert_eq!(PayloadKind::WorkRequest.as_u32(), 5);
         assert_eq!(PayloadKind::from_u32(0), None);
-        assert_eq!(PayloadKind::from_u32(5), None);
+        assert_eq!(PayloadKind::from_u32(6), None);
+        assert_eq!(PayloadKind::from_u32(999), None);
+        assert_eq!(PayloadKind::from_u32(1000), Some(PayloadKind::Sector(1000)));
+        assert_eq!(PayloadKind::from_u32(4999), Some(PayloadKind::Sector(4999)));
+        assert_eq!(PayloadKind::from_u32(5000), None);
+        assert_eq!(PayloadKind::from_u32(u32::MAX), None);
     }
 }

@@ -31,6 +31,7 @@
 
 mod admission;
 mod envelope;
+mod kinds;
 mod payload;
 
 /// The prost types generated from `proto/depin/v1/protocol.proto`. Kept private:
@@ -45,8 +46,10 @@ pub use envelope::{
     ENVELOPE_VERSION, Envelope, PayloadKind, Signed, decode_batch, decode_signed, encode_batch,
     sign, verify_batch,
 };
+pub use kinds::{BACKBONE, Checked, KindSpec, KindTable, Route, SignedBy};
 pub use payload::{
-    DeviceCertificate, Heartbeat, KeyRotation, Location, Payload, Revocation, limits,
+    DeviceCertificate, Heartbeat, KeyRotation, Location, Payload, Revocation, WorkRequest,
+    answered_work_id, limits, work_ref_bytes,
 };
 
 pub use depin_core::{PublicKey, Reason, Sector, UnixMillis};

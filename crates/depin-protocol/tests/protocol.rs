@@ -159,10 +159,42 @@ fn other_versions_are_unsupported() {
 #[test]
 fn unknown_kinds_are_unknown_payload_kind() {
     let signer = public_key_of(&device()).0;
-    for kind in [0, 5, 99, u64::from(u32::MAX)] {
+    for kind in [0, 6, 99, 999, 5000, u64::from(u32::MAX)] {
         let body = raw_body(1, &signer, 1, T0, kind, &[1, 2, 3]);
         check_decode(&wrap(&body, &device()), Err(Reason::UnknownPayloadKind));
     }
+    // A kind in a sector's range decodes as an envelope; whether this
+    // coordinator serves it is the kind table's call.
+    let body = raw_body(1, &signer, 1, T0, 1500, &[1, 2, 3]);
+    let s = decode_signed(&wrap(&body, &device())).unwrap();
+    assert_eq!(s.envelope.kind, PayloadKind::Sector(1500));
+    let table = KindTable::backbone();
+    assert_eq!(
+        table.check_report(s.envelope.kind, &s.envelope.payload),
+        Err(Reason::UnknownPayloadKind)
+    );
+    // Operator kinds and the work request are not reports.
+    for kind in [
+        PayloadKind::DeviceCertificate,
+        PayloadKind::Revocation,
+        PayloadKind::KeyRotation,
+        PayloadKind::WorkRequest,
+    ] {
+        assert_eq!(
+            table.check_report(kind, &[]),
+            Err(Reason::WrongPayloadKind),
+            "{kind:?}"
+        );
+    }
+    let hb = heartbeat_envelope(1, T0);
+    assert_eq!(
+        table.check_report(hb.kind, &hb.payload),
+        Ok(Checked::default())
+    );
+    assert_eq!(
+        table.check_report(hb.kind, &[0xff]),
+        Err(Reason::BadPayload)
+    );
     // A known kind that is not the one asked for.
     let env = heartbeat_envelope(1, T0);
     assert_eq!(

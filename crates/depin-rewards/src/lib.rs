@@ -3,8 +3,10 @@
 //! An epoch close runs, in order:
 //!
 //! 1. every [`SectorVerifier`] over the epoch's reports, as a batch with its
-//!    own state from the previous epoch → per-device [`Contribution`]s (today
-//!    only [`Availability`], for devices of every sector);
+//!    own state from the previous epoch, each device's [`availability`]
+//!    factor and the epoch's entropy → per-device [`Contribution`]s, checked
+//!    against the contract ([`check_outcome`]); [`Sectors`] holds one verifier
+//!    per sector ([`UptimeOnly`] where a sector brings none);
 //! 2. [`compute_sheet`] over all contributions and the epoch's usage fees →
 //!    a [`RewardSheet`] whose [`RewardSheet::hash`] is what `depin audit-epoch`
 //!    compares;
@@ -23,8 +25,9 @@ pub use policy::{
     BPS, PPM, PolicyError, RewardPolicy, SECONDS_PER_YEAR, emission_for_epoch, emission_for_year,
 };
 pub use sector::{
-    Availability, Contribution, DeviceInfo, EpochInput, ReportSummary, SectorOutcome,
-    SectorVerifier,
+    AvailabilityFactor, Contribution, DeviceInfo, EpochInput, IssuedWork, PriorState,
+    ReportSummary, SectorOutcome, SectorReport, SectorVerifier, Sectors, UptimeOnly, VerifierError,
+    WorkOrder, availability, availability_of, check_outcome, epoch_entropy, work_id,
 };
 pub use sheet::{
     FeeSettlement, RewardLine, RewardSheet, SectorTotals, SheetError, compute_sheet,

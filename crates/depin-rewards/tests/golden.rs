@@ -283,17 +283,8 @@ fn availability_golden() {
         hb(99, 12),
         hb(6, 12),
     ];
-    let input = EpochInput {
-        policy: &p,
-        epoch,
-        devices: &devices,
-        reports: &reports,
-        prior_state: &[],
-    };
-    let out = Availability.verify_epoch(&input);
-    assert!(out.next_state.is_empty());
-    let got: Vec<(u8, u32, Vec<Reason>)> = out
-        .contributions
+    let factors = availability(&p, epoch, &devices, &reports);
+    let got: Vec<(u8, u32, Vec<Reason>)> = factors
         .iter()
         .map(|c| (c.device.0[0], c.score_ppm, c.reasons.clone()))
         .collect();
@@ -312,13 +303,41 @@ fn availability_golden() {
             (11, 500_000, vec![Reason::PartialUptime]), // 6/12: exactly the minimum passes
         ]
     );
-    assert!(
-        out.contributions
-            .iter()
-            .all(|c| c.weight == 1 && c.operator == pk(0xa0))
-    );
-    assert_eq!(out.contributions[1].sector, Sector::Wireless);
-    assert_eq!(Availability.name(), "availability");
+    assert!(factors.iter().all(|c| c.operator == pk(0xa0)));
+    assert_eq!(factors[1].sector, Sector::Wireless);
+
+    // A sector without a verifier of its own pays availability alone,
+    // weight 1, for its devices only.
+    let mut sorted = devices.clone();
+    sorted.sort();
+    let input = EpochInput {
+        policy: &p,
+        epoch,
+        devices: &sorted,
+        availability: &factors,
+        reports: &[],
+        prior_state: None,
+        entropy: epoch_entropy(epoch, None),
+        fees: &[],
+        work: &[],
+    };
+    let uptime = UptimeOnly(Sector::Wireless);
+    let out = uptime.verify_epoch(&input).unwrap();
+    check_outcome(&uptime, &sorted, &out).unwrap();
+    let wireless: Vec<&AvailabilityFactor> = factors
+        .iter()
+        .filter(|f| f.sector == Sector::Wireless)
+        .collect();
+    assert!(!wireless.is_empty());
+    assert_eq!(out.contributions.len(), wireless.len());
+    for (c, f) in out.contributions.iter().zip(wireless) {
+        assert_eq!(
+            (c.device, c.score_ppm, c.weight),
+            (f.device, f.score_ppm, 1)
+        );
+        assert_eq!(c.reasons, f.reasons);
+    }
+    assert_eq!(uptime.name(), "wireless");
 }
 
 // --- policy ---------------------------------------------------------------

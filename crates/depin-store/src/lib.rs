@@ -16,6 +16,7 @@ mod operator;
 pub(crate) mod rows;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod work;
 
 pub use operator::*;
 pub use rows::*;

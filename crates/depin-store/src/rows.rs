@@ -180,6 +180,44 @@ pub struct RejectionRow {
 pub struct NewReport {
     pub row: ReportRow,
     pub telemetry: Option<TelemetryRow>,
+    /// The work order this report answers, if its kind is an answer kind:
+    /// the append stores it only if the order is the device's, of this kind,
+    /// still open and not past its deadline (`received_ms ≤ deadline_ms`).
+    pub answers: Option<[u8; 32]>,
+}
+
+/// A work order as stored (see migration 0004).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WorkRow {
+    pub id: [u8; 32],
+    pub issued_epoch: EpochIndex,
+    pub sector: u32,
+    pub device: PublicKey,
+    pub answer_kind: u32,
+    pub body: Vec<u8>,
+    pub deadline_ms: i64,
+    pub due_epoch: EpochIndex,
+    /// Sequence number of the device's accepted answer.
+    pub answer_seq: Option<u64>,
+}
+
+/// A stored report of a kind some verifier reads, for the close.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StoredReport {
+    pub device: PublicKey,
+    pub seq: u64,
+    pub kind: u32,
+    pub timestamp_ms: i64,
+    pub received_ms: i64,
+    /// The signed bytes exactly as received.
+    pub raw: Vec<u8>,
+}
+
+/// A work order that fell due in an epoch, with its answering report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueWork {
+    pub work: WorkRow,
+    pub answer: Option<StoredReport>,
 }
 
 /// The admission limits the append transaction enforces.
@@ -203,6 +241,11 @@ pub enum NotStored {
     Revoked,
     /// The device reached its per-epoch report limit.
     RateLimited,
+    /// The answered work id names no open order of this device and kind
+    /// (never issued, someone else's, or answered already).
+    UnknownWork,
+    /// The answer arrived after the order's deadline.
+    WorkExpired,
 }
 
 /// A device's committed admission state after an append: what a cache in
@@ -330,7 +373,10 @@ pub struct EpochWrite {
     pub entries: Vec<LedgerEntryRow>,
     /// Accounts whose cumulative claimable amount changed this epoch.
     pub claims: Vec<(PublicKey, u64)>,
-    pub sector_state: Vec<(String, Vec<u8>)>,
+    /// (verifier name, state version, state bytes).
+    pub sector_state: Vec<(String, u32, Vec<u8>)>,
+    /// Work orders the verifiers issued at this close.
+    pub work: Vec<WorkRow>,
 }
 
 /// Advisory-lock key namespace for epochs on PostgreSQL ("DEPI").
@@ -584,6 +630,28 @@ impl Store {
         }
         tx.step("append:read-state")?;
 
+        // The work orders answered in the batch, locked on PostgreSQL.
+        let mut answered: Vec<[u8; 32]> = reports.iter().filter_map(|r| r.answers).collect();
+        answered.sort_unstable();
+        answered.dedup();
+        let mut orders: BTreeMap<[u8; 32], WorkRow> = BTreeMap::new();
+        for chunk in answered.chunks(2000) {
+            let sql = format!(
+                "SELECT {} FROM work WHERE id IN ({}) ORDER BY id{}",
+                crate::work::WORK_COLUMNS,
+                placeholders(chunk.len(), 0, anonymous),
+                if anonymous { "" } else { " FOR UPDATE" }
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.to_vec());
+            }
+            for r in q.fetch_all(tx.conn()).await? {
+                let w = crate::work::work_from_row(&r)?;
+                orders.insert(w.id, w);
+            }
+        }
+
         // The verdicts, in batch order.
         let mut verdicts: Vec<Option<NotStored>> = vec![None; reports.len()];
         let mut accepted: Vec<usize> = Vec::with_capacity(reports.len());
@@ -602,6 +670,22 @@ impl Store {
                 Some(NotStored::EpochClosed)
             } else if count >= rules.max_reports_per_device_per_epoch {
                 Some(NotStored::RateLimited)
+            } else if let Some(id) = &reports[i].answers {
+                match orders.get_mut(id) {
+                    Some(w)
+                        if w.device == r.device
+                            && w.answer_kind == r.kind
+                            && w.answer_seq.is_none() =>
+                    {
+                        if r.received_ms > w.deadline_ms {
+                            Some(NotStored::WorkExpired)
+                        } else {
+                            w.answer_seq = Some(r.seq);
+                            None
+                        }
+                    }
+                    _ => Some(NotStored::UnknownWork),
+                }
             } else {
                 None
             };
@@ -691,6 +775,16 @@ impl Store {
         )
         .await?;
         tx.step("append:rate-counts")?;
+        for &i in &accepted {
+            if let Some(id) = &reports[i].answers {
+                sqlx::query("UPDATE work SET answer_seq = $1 WHERE id = $2")
+                    .bind(to_i64(reports[i].row.seq)?)
+                    .bind(id.to_vec())
+                    .execute(tx.conn())
+                    .await?;
+            }
+        }
+        tx.step("append:work")?;
 
         let telemetry_rows: Vec<Vec<Val>> = accepted
             .iter()
@@ -889,7 +983,7 @@ impl Store {
     /// The stored reward sheet lines of an epoch, ordered by device.
     pub async fn reward_lines(&self, epoch: EpochIndex) -> Result<Vec<RewardLineRow>> {
         let rows = sqlx::query(
-            "SELECT device, operator, sector, score_ppm, weight, reward, fees, reasons FROM reward_lines WHERE epoch = $1 ORDER BY device",
+            "SELECT device, operator, sector, score_ppm, weight, reward, fees, reasons FROM reward_lines WHERE epoch = $1 ORDER BY device, sector",
         )
         .bind(to_i64(epoch)?)
         .fetch_all(&self.pool)
@@ -903,7 +997,7 @@ impl Store {
         device: &PublicKey,
     ) -> Result<Vec<(EpochIndex, RewardLineRow)>> {
         let rows = sqlx::query(
-            "SELECT device, operator, sector, score_ppm, weight, reward, fees, reasons, epoch FROM reward_lines WHERE device = $1 ORDER BY epoch",
+            "SELECT device, operator, sector, score_ppm, weight, reward, fees, reasons, epoch FROM reward_lines WHERE device = $1 ORDER BY epoch, sector",
         )
         .bind(device.0.to_vec())
         .fetch_all(&self.pool)
@@ -1079,17 +1173,19 @@ fn dedup_latest(rows: Vec<Vec<Val>>) -> Vec<Vec<Val>> {
 }
 
 /// What to read for an epoch's reward computation.
-#[derive(Clone, Copy, Debug)]
-pub struct EpochInputQuery<'a> {
+#[derive(Clone, Debug)]
+pub struct EpochInputQuery {
     pub epoch: EpochIndex,
     /// Devices registered before this instant (the epoch's end) take part.
     pub registered_before_ms: i64,
-    /// The report kind counted per device, and the most a report may have
-    /// arrived after its own timestamp to count.
+    /// The report kind counted per device (heartbeats), and the most a
+    /// report may have arrived after its own timestamp to count.
     pub report_kind: u32,
     pub max_delay_ms: i64,
+    /// The kinds whose reports are read raw, for the sector verifiers.
+    pub kinds: Vec<u32>,
     /// Whose carried-over state to read from the previous epoch.
-    pub sector: &'a str,
+    pub states: Vec<String>,
 }
 
 /// Everything an epoch's reward computation reads from the store.
@@ -1099,10 +1195,17 @@ pub struct EpochInputRows {
     pub devices: Vec<DeviceRow>,
     /// Qualifying reports per device, ordered by key.
     pub report_counts: Vec<(PublicKey, u64)>,
-    /// The sector's state after the previous epoch (empty at epoch 0 or none).
-    pub prior_state: Vec<u8>,
+    /// The epoch's reports of the query's `kinds`, in (device, seq) order.
+    pub reports: Vec<StoredReport>,
+    /// Each named verifier's (state version, state) after the previous
+    /// epoch; absent at epoch 0 or when it stored none.
+    pub prior_states: BTreeMap<String, (u32, Vec<u8>)>,
     /// The claim leaves as of the previous epoch.
     pub previous_claims: Vec<(PublicKey, u64)>,
+    /// The previous epoch's claim root, if it was closed: the entropy's seed.
+    pub previous_root: Option<[u8; 32]>,
+    /// Work orders whose deadline falls in the epoch, with their answers.
+    pub due_work: Vec<DueWork>,
 }
 
 /// The one loader of an epoch's inputs: the close calls it inside its
@@ -1110,7 +1213,7 @@ pub struct EpochInputRows {
 /// read different things (they used to be written twice, in lockstep).
 async fn load_epoch_inputs(
     conn: &mut sqlx::AnyConnection,
-    q: &EpochInputQuery<'_>,
+    q: &EpochInputQuery,
 ) -> Result<EpochInputRows> {
     let rows = sqlx::query(&format!(
         "SELECT {DEVICE_COLUMNS} FROM devices WHERE registered_ms < $1 ORDER BY device"
@@ -1120,25 +1223,49 @@ async fn load_epoch_inputs(
     .await?;
     let devices = rows.iter().map(device_from_row).collect::<Result<_>>()?;
     let report_counts = report_counts(&mut *conn, q.epoch, q.report_kind, q.max_delay_ms).await?;
-    let (prior_state, previous_claims) = match q.epoch.checked_sub(1) {
-        None => (Vec::new(), Vec::new()),
-        Some(prev) => {
-            let state =
-                sqlx::query("SELECT state FROM sector_state WHERE sector = $1 AND epoch = $2")
-                    .bind(q.sector)
-                    .bind(to_i64(prev)?)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .map(|r| r.get::<Vec<u8>, _>(0))
-                    .unwrap_or_default();
-            (state, claims_as_of(&mut *conn, prev).await?)
+    let reports = crate::work::reports_of_kinds(&mut *conn, q.epoch, &q.kinds).await?;
+    let mut prior_states = BTreeMap::new();
+    let mut previous_claims = Vec::new();
+    let mut previous_root = None;
+    if let Some(prev) = q.epoch.checked_sub(1) {
+        for name in &q.states {
+            if let Some(r) = sqlx::query(
+                "SELECT version, state FROM sector_state WHERE sector = $1 AND epoch = $2",
+            )
+            .bind(name.as_str())
+            .bind(to_i64(prev)?)
+            .fetch_optional(&mut *conn)
+            .await?
+            {
+                let version = u32::try_from(r.try_get::<i64, _>(0)?)
+                    .map_err(|_| StoreError::Corrupt("sector state version".into()))?;
+                prior_states.insert(name.clone(), (version, r.try_get::<Vec<u8>, _>(1)?));
+            }
         }
-    };
+        previous_claims = claims_as_of(&mut *conn, prev).await?;
+        if let Some(r) = sqlx::query("SELECT claim_root FROM epochs WHERE epoch = $1")
+            .bind(to_i64(prev)?)
+            .fetch_optional(&mut *conn)
+            .await?
+        {
+            let root: Vec<u8> = r.try_get(0)?;
+            // A close in progress has an empty root until it commits; the
+            // loader only runs for the next epoch once that one is closed.
+            previous_root = Some(
+                root.try_into()
+                    .map_err(|_| StoreError::Corrupt("claim root is not 32 bytes".into()))?,
+            );
+        }
+    }
+    let due_work = crate::work::due_work(&mut *conn, q.epoch).await?;
     Ok(EpochInputRows {
         devices,
         report_counts,
-        prior_state,
+        reports,
+        prior_states,
         previous_claims,
+        previous_root,
+        due_work,
     })
 }
 
@@ -1156,7 +1283,7 @@ impl EpochClose {
 
     /// The epoch's inputs, read inside the closing transaction, so they are
     /// exactly what the close commits against.
-    pub async fn inputs(&mut self, q: &EpochInputQuery<'_>) -> Result<EpochInputRows> {
+    pub async fn inputs(&mut self, q: &EpochInputQuery) -> Result<EpochInputRows> {
         load_epoch_inputs(self.tx.conn(), q).await
     }
 
@@ -1301,17 +1428,42 @@ impl EpochClose {
         let states: Vec<Vec<Val>> = w
             .sector_state
             .iter()
-            .map(|(s, b)| vec![s.as_str().into(), e.into(), b.clone().into()])
+            .map(|(s, v, b)| vec![s.as_str().into(), e.into(), (*v).into(), b.clone().into()])
             .collect();
         insert_many(
             self.tx.conn(),
-            "INSERT INTO sector_state (sector, epoch, state)",
+            "INSERT INTO sector_state (sector, epoch, version, state)",
             "",
-            3,
+            4,
             &states,
         )
         .await?;
         self.tx.step("close:sector-state")?;
+        let work: Vec<Vec<Val>> = w
+            .work
+            .iter()
+            .map(|o| {
+                vec![
+                    Val::Blob(o.id.to_vec()),
+                    o.issued_epoch.into(),
+                    o.sector.into(),
+                    (&o.device).into(),
+                    o.answer_kind.into(),
+                    Val::Blob(o.body.clone()),
+                    o.deadline_ms.into(),
+                    o.due_epoch.into(),
+                ]
+            })
+            .collect();
+        insert_many(
+            self.tx.conn(),
+            "INSERT INTO work (id, issued_epoch, sector, device, answer_kind, body, deadline_ms, due_epoch)",
+            "",
+            8,
+            &work,
+        )
+        .await?;
+        self.tx.step("close:work")?;
         tracing::debug!(
             ms = t.elapsed().as_millis() as u64,
             "commit: claims written"
@@ -1382,7 +1534,7 @@ impl Store {
 
     /// An epoch's inputs outside a close (for `audit-epoch`), through the
     /// same loader as the close.
-    pub async fn epoch_inputs(&self, q: &EpochInputQuery<'_>) -> Result<EpochInputRows> {
+    pub async fn epoch_inputs(&self, q: &EpochInputQuery) -> Result<EpochInputRows> {
         load_epoch_inputs(&mut *self.pool.acquire().await?, q).await
     }
 }

@@ -38,6 +38,7 @@ fn report(dev: u8, seq: u64, epoch: u64) -> NewReport {
             raw: vec![dev, seq as u8],
         },
         telemetry: None,
+        answers: None,
     }
 }
 
@@ -169,12 +170,27 @@ async fn exercise(store: Store) {
         registered_before_ms: 2_000,
         report_kind: 2,
         max_delay_ms: 60_000,
-        sector: "availability",
+        kinds: vec![2],
+        states: vec!["availability".into()],
     };
     let inputs = close.inputs(&q).await.unwrap();
     assert_eq!(inputs.report_counts.len(), 2);
     assert_eq!(inputs.devices.len(), 2);
-    assert!(inputs.prior_state.is_empty() && inputs.previous_claims.is_empty());
+    // (1,1) (1,2) (1,3) (1,5) (2,1): every stored report of the asked kind
+    let keys: Vec<(u8, u64)> = inputs
+        .reports
+        .iter()
+        .map(|r| (r.device.0[0], r.seq))
+        .collect();
+    assert_eq!(keys, vec![(1, 1), (1, 2), (1, 3), (1, 5), (2, 1)]);
+    assert!(
+        inputs
+            .reports
+            .windows(2)
+            .all(|w| (w[0].device, w[0].seq) < (w[1].device, w[1].seq))
+    );
+    assert!(inputs.prior_states.is_empty() && inputs.previous_claims.is_empty());
+    assert_eq!(inputs.previous_root, None);
     let row = EpochRow {
         epoch: 0,
         policy_id: "v1-test".into(),
@@ -212,7 +228,8 @@ async fn exercise(store: Store) {
             kind: "emission".into(),
         }],
         claims: vec![(key(100), 100)],
-        sector_state: vec![("availability".into(), vec![1])],
+        sector_state: vec![("availability".into(), 3, vec![1])],
+        work: vec![],
     };
     close.commit(&row, &w).await.unwrap();
     assert!(
@@ -238,6 +255,17 @@ async fn exercise(store: Store) {
         store.sector_state("availability", 0).await.unwrap(),
         Some(vec![1])
     );
+
+    // the next epoch reads the state with its version, and the root
+    let next = store
+        .epoch_inputs(&EpochInputQuery {
+            epoch: 1,
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.prior_states.get("availability"), Some(&(3, vec![1])));
+    assert_eq!(next.previous_root, Some([8; 32]));
 
     // a report for the closed epoch is refused by the store itself
     let v = store
@@ -349,6 +377,124 @@ async fn exercise(store: Store) {
     );
 }
 
+/// Work orders: written by a close, listed while open, answered once by
+/// their own device with the right kind before the deadline, seen with their
+/// answer by the close of the epoch they fall due in.
+async fn work_orders(store: Store) {
+    store.insert_device(&device(40, 140)).await.unwrap();
+    store.insert_device(&device(41, 140)).await.unwrap();
+    let order = |id: u8, dev: u8, deadline_ms: i64| WorkRow {
+        id: [id; 32],
+        issued_epoch: 0,
+        sector: 1,
+        device: key(dev),
+        answer_kind: 1001,
+        body: vec![id],
+        deadline_ms,
+        due_epoch: 1,
+        answer_seq: None,
+    };
+    let close = store
+        .begin_close(0, "v1-test", 9_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let row = EpochRow {
+        epoch: 0,
+        policy_id: "v1-test".into(),
+        closed_ms: 9_000,
+        emission: 0,
+        minted: 0,
+        fees: 0,
+        burned: 0,
+        devices: 0,
+        sheet_hash: vec![0; 32],
+        claim_root: vec![7; 32],
+    };
+    let orders = vec![
+        order(1, 40, 20_000),
+        order(2, 40, 6_000),
+        order(3, 41, 20_000),
+    ];
+    close
+        .commit(
+            &row,
+            &EpochWrite {
+                work: orders.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.work_issued(0).await.unwrap(), orders);
+    let open = store.open_work(&key(40), 7_000).await.unwrap();
+    assert_eq!(
+        open,
+        vec![order(1, 40, 20_000)],
+        "past deadlines are not open"
+    );
+
+    let answer = |dev: u8, seq: u64, id: u8, kind: u32, received_ms: i64| {
+        let mut r = report(dev, seq, 1);
+        r.row.kind = kind;
+        r.row.received_ms = received_ms;
+        r.answers = Some([id; 32]);
+        r
+    };
+    let v = store
+        .append_reports(
+            &[
+                answer(41, 1, 1, 1001, 8_000), // someone else's order
+                answer(40, 1, 1, 1002, 8_000), // wrong kind
+                answer(40, 2, 9, 1001, 8_000), // never issued
+                answer(40, 3, 2, 1001, 8_000), // after its deadline
+                answer(40, 4, 1, 1001, 8_000), // the one good answer
+                answer(40, 5, 1, 1001, 8_000), // answered already
+            ],
+            &[],
+            RULES,
+        )
+        .await
+        .unwrap();
+    use NotStored::*;
+    assert_eq!(
+        verdicts(v),
+        vec![
+            Some(UnknownWork),
+            Some(UnknownWork),
+            Some(UnknownWork),
+            Some(WorkExpired),
+            None,
+            Some(UnknownWork)
+        ]
+    );
+    assert!(store.open_work(&key(40), 7_000).await.unwrap().is_empty());
+    let due = store
+        .epoch_inputs(&EpochInputQuery {
+            epoch: 1,
+            registered_before_ms: 100_000,
+            report_kind: 2,
+            max_delay_ms: 60_000,
+            kinds: vec![1001],
+            states: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(due.due_work.len(), 3);
+    let answered: Vec<(u8, Option<u64>)> = due
+        .due_work
+        .iter()
+        .map(|d| (d.work.id[0], d.answer.as_ref().map(|a| a.seq)))
+        .collect();
+    assert_eq!(answered, vec![(1, Some(4)), (2, None), (3, None)]);
+    assert_eq!(
+        due.reports.len(),
+        1,
+        "only the stored answer is a report of kind 1001"
+    );
+    assert_eq!(due.previous_root, Some([7; 32]));
+}
+
 /// Two closers race for the same epoch: exactly one commits.
 async fn concurrent_close(store: Store) {
     let a = store.clone();
@@ -399,6 +545,8 @@ async fn sqlite_backend() {
     let store = Store::open_in_dir(dir.path()).await.unwrap();
     exercise(store.clone()).await;
     concurrent_close(store).await;
+    let dir = tempfile::tempdir().unwrap();
+    work_orders(Store::open_in_dir(dir.path()).await.unwrap()).await;
 }
 
 #[tokio::test]
@@ -409,6 +557,7 @@ async fn postgres_backend() {
     let store = Store::open(&pg.url("store_test")).await.unwrap();
     exercise(store.clone()).await;
     concurrent_close(store).await;
+    work_orders(Store::open(&pg.url("store_work")).await.unwrap()).await;
 }
 
 #[tokio::test]
