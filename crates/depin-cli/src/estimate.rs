@@ -429,6 +429,7 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
                 max_temperature_c: None,
                 resale_fraction: None,
                 rental: None,
+                storage: None,
                 assumption: "given on the command line".into(),
             };
             (p, None)

@@ -113,3 +113,24 @@ fn bad_input_names_the_flag_or_field() {
         "{out}"
     );
 }
+
+#[test]
+fn storage_is_paid_on_data_held_with_held_back_pay() {
+    let out = ok("--device spare-disk-4tb --paths 200");
+    for want in [
+        "disk full after, months",
+        "data held at month 60, TB",
+        "75/75/75/50/50/50/25/25/25% held back in months 1–9",
+        "no token rewards assumed",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&ok("--device spare-disk-4tb --paths 200 --json")).unwrap();
+    assert_eq!(v["inputs"]["storage"]["usd_per_tb_month"], 1.5);
+    // A 4 TB disk at the median 0.5 TB/month: 0.1 TB in 2 vetting months, then 3.9 / 0.5
+    // = 7.8 → full after month 10 (the median path's rate may make it 11).
+    let p50 = v["months_to_fill"]["p50"].as_f64().unwrap();
+    assert!(p50 == 10.0 || p50 == 11.0, "{p50}");
+    assert!(fails("--device spare-disk-4tb --utilisation 0.5").contains("--utilisation:"));
+}

@@ -42,6 +42,10 @@ pub struct DeviceProfile {
     /// it a device earns token rewards only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rental: Option<RentalProfile>,
+    /// For storage nodes paid in USD on the data they hold (Storj-style): rates, fill-up,
+    /// vetting and held-back share. Without it a storage device earns token rewards only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::storage::StorageMarket>,
     /// Where the figures come from; they are assumptions, not quotes.
     #[serde(default)]
     pub assumption: String,
@@ -113,6 +117,27 @@ impl DeviceProfile {
         }
         if let Some(r) = &self.rental {
             crate::model::Rental::from_profile(r, None).validate()?;
+            if self.sector != Sector::Compute {
+                return Err(invalid(
+                    "rental",
+                    format!(
+                        "[device.rental] is for compute devices, not {}",
+                        self.sector
+                    ),
+                ));
+            }
+        }
+        if let Some(s) = &self.storage {
+            s.validate()?;
+            if self.sector != Sector::Storage {
+                return Err(invalid(
+                    "storage",
+                    format!(
+                        "[device.storage] is for storage devices, not {}",
+                        self.sector
+                    ),
+                ));
+            }
         }
         if self.lifetime_months == 0 || self.lifetime_months > crate::MAX_MONTHS {
             return Err(invalid(

@@ -14,6 +14,8 @@
 //!   validation; every field carries its unit in its name.
 //! - [`sim`]: a seeded Monte Carlo over the token price (geometric Brownian motion) and
 //!   per-sector network growth, giving p10/p50/p90 for every figure ([`estimate`]).
+//! - [`storage`]: storage nodes paid in USD on the data they hold: fill-up, vetting and
+//!   the held-back share.
 //! - [`portfolio`]: several devices across sectors, and how much spread diversification
 //!   removes compared with the same money in one sector.
 //! - [`report`]: the JSON document and the plain table `depin estimate` prints.
@@ -35,6 +37,7 @@ pub mod portfolio;
 pub mod rates;
 pub mod report;
 pub mod sim;
+pub mod storage;
 
 pub use catalogue::{Catalogue, DeviceProfile, RentalProfile};
 pub use model::{
@@ -48,6 +51,7 @@ pub use sim::{
     Estimate, Observed, OptSpread, Simulation, Spread, estimate, estimate_many,
     project_from_observed,
 };
+pub use storage::{StorageMarket, StorageMonth};
 
 /// Hours in an average month (365.25 × 24 / 12). Electricity and rates use it.
 pub const HOURS_PER_MONTH: f64 = 730.5;

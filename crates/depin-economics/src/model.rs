@@ -142,26 +142,15 @@ impl Rental {
         Ok(())
     }
 
-    /// The utilisation of a path whose level is `u` ∈ [0, 1): piecewise linear through
-    /// (0.1, p10), (0.5, p50), (0.9, p90), extended with the same slopes to 0 and 1.
+    /// The utilisation of a path whose level is `u` ∈ [0, 1) ([`through_quantiles`]).
     pub fn utilisation_at(&self, u: f64) -> f64 {
-        let (a, b, c) = (
+        through_quantiles(
+            u,
             self.utilisation_p10,
             self.utilisation_p50,
             self.utilisation_p90,
-        );
-        let lo = a - (b - a) / 4.0;
-        let hi = c + (c - b) / 4.0;
-        let pts = [(0.0, lo), (0.1, a), (0.5, b), (0.9, c), (1.0, hi)];
-        let mut v = hi;
-        for w in pts.windows(2) {
-            let ((x0, y0), (x1, y1)) = (w[0], w[1]);
-            if u <= x1 {
-                v = y0 + (y1 - y0) * (u - x0) / (x1 - x0);
-                break;
-            }
-        }
-        v.clamp(0.0, 1.0)
+        )
+        .clamp(0.0, 1.0)
     }
 
     /// Rented hours in a month at utilisation `u`.
@@ -178,6 +167,22 @@ impl Rental {
     pub fn electricity_kwh_per_month(&self, u: f64) -> f64 {
         (u * self.load_watts + (1.0 - u) * self.idle_watts) * HOURS_PER_MONTH / 1000.0
     }
+}
+
+/// The value at level `u` ∈ [0, 1) of a quantity given by its p10, p50 and p90:
+/// piecewise linear through (0.1, p10), (0.5, p50), (0.9, p90), extended with the same
+/// slopes to 0 and 1 (a path's level is uniform, so 10% of paths fall below p10).
+pub fn through_quantiles(u: f64, p10: f64, p50: f64, p90: f64) -> f64 {
+    let lo = p10 - (p50 - p10) / 4.0;
+    let hi = p90 + (p90 - p50) / 4.0;
+    let pts = [(0.0, lo), (0.1, p10), (0.5, p50), (0.9, p90), (1.0, hi)];
+    for w in pts.windows(2) {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        if u <= x1 {
+            return y0 + (y1 - y0) * (u - x0) / (x1 - x0);
+        }
+    }
+    hi
 }
 
 /// Above this electricity price (USD/kWh) an input is refused as a typo: European
@@ -312,6 +317,9 @@ pub struct EstimateInputs {
     /// A compute device's rental market; `None` means token rewards only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rental: Option<Rental>,
+    /// A storage node paid in USD on the data it holds; `None` means token rewards only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::storage::StorageMarket>,
 }
 
 pub(crate) fn non_negative(field: &'static str, v: f64) -> Result<(), EconomicsError> {
@@ -322,7 +330,7 @@ pub(crate) fn non_negative(field: &'static str, v: f64) -> Result<(), EconomicsE
     }
 }
 
-fn fraction(field: &'static str, v: f64) -> Result<(), EconomicsError> {
+pub(crate) fn fraction(field: &'static str, v: f64) -> Result<(), EconomicsError> {
     if v.is_finite() && (0.0..=1.0).contains(&v) {
         Ok(())
     } else {
@@ -347,6 +355,15 @@ impl EstimateInputs {
         fraction("resale_fraction", h.resale_fraction)?;
         if let Some(r) = &self.rental {
             r.validate()?;
+        }
+        if let Some(s) = &self.storage {
+            s.validate()?;
+            if self.rental.is_some() {
+                return Err(invalid(
+                    "storage",
+                    "a device is either rented by the hour or a storage node, not both",
+                ));
+            }
         }
         non_negative("capacity_units", h.capacity_units)?;
         if h.lifetime_months == 0 || h.lifetime_months > MAX_MONTHS {
@@ -403,6 +420,20 @@ impl EstimateInputs {
         self.rental
             .as_ref()
             .map_or(0.0, |r| r.revenue_usd_per_month(r.utilisation_p50))
+    }
+
+    /// Storage pay in USD per month at the p50 fill rate, averaged over the lifetime and
+    /// counting held-back amounts when they are paid (0 without a storage market).
+    pub fn storage_usd_per_month_p50(&self) -> f64 {
+        self.storage.as_ref().map_or(0.0, |s| {
+            let life = self.hardware.lifetime_months;
+            let sched = s.schedule(
+                self.hardware.capacity_units,
+                s.ingress_tb_per_month_p50,
+                life,
+            );
+            sched.iter().map(|m| m.paid_usd).sum::<f64>() / life as f64
+        })
     }
 
     /// Inputs that are valid but look wrong, as warnings naming the field.
@@ -534,6 +565,7 @@ pub fn inputs_for_profile(
         market: settings.market.clone(),
         months: settings.months.unwrap_or(profile.lifetime_months),
         rental: None,
+        storage: None,
     };
     inputs.validate()?;
     Ok(inputs)
@@ -556,6 +588,31 @@ pub fn inputs_for_estimate(
     utilisation: Option<f64>,
 ) -> Result<EstimateInputs, EconomicsError> {
     let mut inputs = inputs_for_profile(profile, catalogue_price_usd, settings, rates, h3_cell)?;
+    let builtin = rates.policy_id == crate::rates::BUILTIN_POLICY_ID;
+    if let Some(s) = &profile.storage {
+        if utilisation.is_some() {
+            return Err(invalid(
+                "utilisation",
+                format!(
+                    "{} is a storage node: it is paid on the data it holds, not on rented hours",
+                    profile.name
+                ),
+            ));
+        }
+        if builtin {
+            inputs.rewards.tokens_per_month = 0.0;
+            inputs.rewards.source = format!("{}; no token rewards assumed", s.describe());
+        } else {
+            inputs.rewards.source = format!(
+                "{}, plus the network's rate: {}",
+                s.describe(),
+                inputs.rewards.source
+            );
+        }
+        inputs.storage = Some(s.clone());
+        inputs.validate()?;
+        return Ok(inputs);
+    }
     let Some(r) = &profile.rental else {
         if utilisation.is_some() {
             return Err(invalid(
@@ -578,7 +635,7 @@ pub fn inputs_for_estimate(
             rental.utilisation_p50 * 100.0
         ),
     };
-    if rates.policy_id == crate::rates::BUILTIN_POLICY_ID {
+    if builtin {
         inputs.rewards.tokens_per_month = 0.0;
         inputs.rewards.source = format!(
             "rented at USD {}/h for {how}; no token rewards assumed",

@@ -178,6 +178,21 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
             format!("{:.0}", u.p90 * 100.0),
         );
     }
+    if let Some(m) = &f.months_to_fill {
+        row(
+            out,
+            "disk full after, months",
+            months(m.p10),
+            months(m.p50),
+            months(m.p90),
+        );
+    }
+    if let Some(s) = &f.stored_tb_at_window_end {
+        spread_row(out, &format!("data held at month {window}, TB"), s);
+    }
+    if let Some(s) = &f.held_back_usd_at_window_end {
+        spread_row(out, &format!("held back at month {window}, USD"), s);
+    }
     spread_row(out, "revenue, tokens/month", &f.revenue_tokens_per_month);
     spread_row(out, "revenue, USD/month", &f.revenue_usd_per_month);
     spread_row(out, "electricity, USD/month", &f.electricity_usd_per_month);
@@ -264,6 +279,11 @@ pub fn device_table(e: &Estimate) -> String {
         e.simulation.seed
     );
     let _ = writeln!(out, "rate: {}", i.rewards.source);
+    if let Some(s) = &i.storage
+        && !i.rewards.source.contains(&s.describe())
+    {
+        let _ = writeln!(out, "storage: {}", s.describe());
+    }
     if h.already_owned {
         let _ = writeln!(
             out,

@@ -177,6 +177,17 @@ pub struct Figures {
     /// value); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub utilisation: Option<Spread>,
+    /// Storage nodes: data held at the window's end, TB (p10 the low, bad value).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stored_tb_at_window_end: Option<Spread>,
+    /// Storage nodes: pay held back and not yet returned at the window's end, USD (not in
+    /// the cash figures; p10 the high value).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub held_back_usd_at_window_end: Option<Spread>,
+    /// Storage nodes: months until the disk is full (`null`: not within 50 years; p10 the
+    /// slow case).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub months_to_fill: Option<OptSpread>,
     /// Revenue minus running costs (electricity, internet, maintenance).
     pub net_operating_usd_per_month: Spread,
     /// Revenue minus running costs minus hardware depreciation.
@@ -363,8 +374,15 @@ pub(crate) struct DeviceModel {
     pub lifetime: u32,
     pub rental: Option<crate::model::Rental>,
     pub kwh_price_usd: f64,
-    /// How many identical devices (rental figures are per device).
+    /// How many identical devices (rental and storage figures are per device).
     pub count: f64,
+    /// A storage node paid on the data it holds, with its capacity in TB.
+    pub storage: Option<(crate::storage::StorageMarket, f64)>,
+    /// Months of the device's life already behind it (observed mode): its storage
+    /// schedule continues from there.
+    pub age_months: u32,
+    /// The full lifetime (for the storage schedule's graceful exit).
+    pub full_lifetime: u32,
 }
 
 /// One device's month on one path: rental revenue, electricity and running costs.
@@ -417,7 +435,32 @@ impl DeviceModel {
             rental: i.rental.clone(),
             kwh_price_usd: i.costs.kwh_price_usd,
             count: 1.0,
+            storage: i.storage.clone().map(|s| (s, i.hardware.capacity_units)),
+            age_months: i.hardware.lifetime_months.saturating_sub(lifetime),
+            full_lifetime: i.hardware.lifetime_months,
         }
+    }
+
+    /// Storage pay per month of the remaining life on a path at `level` (paid amounts,
+    /// for all `count` devices), the data held at the end of each month, and the held
+    /// amount still owed at the end of each month.
+    fn storage_months(&self, level: f64) -> Option<Vec<crate::storage::StorageMonth>> {
+        let (s, cap) = self.storage.as_ref()?;
+        let sched = s.schedule(*cap, s.ingress_at(level), self.full_lifetime);
+        Some(
+            sched
+                .into_iter()
+                .skip(self.age_months as usize)
+                .map(|m| crate::storage::StorageMonth {
+                    stored_tb: m.stored_tb * self.count,
+                    earned_usd: m.earned_usd * self.count,
+                    held_usd: m.held_usd * self.count,
+                    paid_usd: m.paid_usd * self.count,
+                    held_balance_usd: m.held_balance_usd * self.count,
+                    ..m
+                })
+                .collect(),
+        )
     }
 
     /// `count` identical devices.
@@ -516,6 +559,10 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     let mut elec_avg = Vec::with_capacity(n);
     let mut running_avg = Vec::with_capacity(n);
     let mut utilisation = Vec::with_capacity(n);
+    let has_storage = book.devices.iter().any(|d| d.storage.is_some());
+    let mut stored_end = Vec::with_capacity(n);
+    let mut held_end = Vec::with_capacity(n);
+    let mut fill = Vec::with_capacity(n);
     let mut series: Vec<Vec<f64>> = if book.monthly_series {
         vec![Vec::with_capacity(n); w]
     } else {
@@ -541,7 +588,8 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         monthly_net.iter_mut().for_each(|x| *x = 0.0);
         let (mut tok_w, mut usd_w, mut tok_life) = (0.0, 0.0, 0.0);
         let (mut kwh_w, mut elec_w, mut running_w) = (0.0, 0.0, 0.0);
-        let (mut running_life, mut rental_life, mut used) = (0.0, 0.0, 0.0);
+        let (mut running_life, mut usd_income_life, mut used) = (0.0, 0.0, 0.0);
+        let (mut stored, mut held, mut filled) = (0.0, 0.0, Some(0u32));
         for (d, dec) in book.devices.iter().zip(&decay) {
             let dil = &f.dilution[d.sector][row..row + h];
             let pr = &f.price[row..row + h];
@@ -555,10 +603,25 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
             elec_w += lines.electricity_usd * in_window;
             running_w += lines.running_usd * in_window;
             running_life += lines.running_usd * alive as f64;
-            rental_life += lines.rental_usd * alive as f64;
+            usd_income_life += lines.rental_usd * alive as f64;
+            let storage = d.storage_months(f.level[p]);
+            if let (Some(sm), Some((s, cap))) = (&storage, &d.storage) {
+                let end = alive.min(w);
+                if end > 0 {
+                    stored += sm[end - 1].stored_tb;
+                    held += sm[end - 1].held_balance_usd;
+                }
+                usd_income_life += sm.iter().take(alive).map(|m| m.paid_usd).sum::<f64>();
+                filled = match (filled, s.months_to_fill(*cap, s.ingress_at(f.level[p]))) {
+                    (Some(a), Some(b)) => Some(a.max(b.saturating_sub(d.age_months))),
+                    _ => None,
+                };
+            }
             for t in 0..alive {
                 let tok = d.tokens_first_month * dec[t] * dil[t];
-                let usd = tok * d.token_price_usd * pr[t] + lines.rental_usd;
+                let usd_income =
+                    lines.rental_usd + storage.as_ref().map_or(0.0, |sm| sm[t].paid_usd);
+                let usd = tok * d.token_price_usd * pr[t] + usd_income;
                 tok_life += tok;
                 if t < w {
                     tok_w += tok;
@@ -572,6 +635,11 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         running_avg.push(running_w / months_avg);
         if rented_count > 0.0 {
             utilisation.push(used / rented_count);
+        }
+        if has_storage {
+            stored_end.push(stored);
+            held_end.push(held);
+            fill.push(filled.map(f64::from));
         }
         let mut cum = book.cash_so_far_usd - total_price;
         cash_path.clear();
@@ -607,10 +675,10 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         revenue_w.push(usd_w / months_avg);
         cum_w.push(cwin);
         elec_share.push((usd_w > 0.0).then(|| elec_w / usd_w * 100.0));
-        // The token price at which token revenue covers what rental revenue does not.
+        // The token price at which token revenue covers what USD income does not.
         break_even.push(
             (tok_life > 0.0)
-                .then(|| ((total_price + running_life - rental_life) / tok_life).max(0.0)),
+                .then(|| ((total_price + running_life - usd_income_life) / tok_life).max(0.0)),
         );
         payback.push(pb);
         roi12.push(roi(r12));
@@ -638,6 +706,9 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         hardware_depreciation_usd_per_month: Spread::constant(depreciation_avg),
         total_cost_usd_per_month: Spread::of_cost(total_cost),
         utilisation: (!utilisation.is_empty()).then(|| Spread::of(utilisation)),
+        stored_tb_at_window_end: has_storage.then(|| Spread::of(stored_end)),
+        held_back_usd_at_window_end: has_storage.then(|| Spread::of_cost(held_end)),
+        months_to_fill: has_storage.then(|| OptSpread::of_cost(fill)),
         net_operating_usd_per_month: Spread::of(net_op),
         net_profit_usd_per_month: Spread::of(net_profit),
         cumulative_net_usd: Spread::of(cum_w),
@@ -680,7 +751,7 @@ pub(crate) fn check_size(sim: Simulation, horizon: u32) -> Result<(), EconomicsE
 
 fn today(i: &EstimateInputs) -> TodayFigures {
     let tokens = i.tokens_first_month();
-    let rental = i.rental_usd_per_month_p50();
+    let rental = i.rental_usd_per_month_p50() + i.storage_usd_per_month_p50();
     let revenue = tokens * i.market.token_price_usd + rental;
     let running = i.running_costs_usd_per_month();
     let net = revenue - running;

@@ -55,6 +55,7 @@ fn golden_inputs() -> EstimateInputs {
         market: still_market(0.50),
         months: 36,
         rental: None,
+        storage: None,
     }
 }
 
@@ -527,6 +528,160 @@ fn hardware_already_owned_pays_back_against_its_resale_value() {
     assert_eq!(f.payback_within_lifetime_probability, 0.0);
 }
 
+// ---------------------------------------------------------------------------------------
+// Storage paid on what is stored
+
+/// A 6 TB node: no data in 2 vetting months, then 0.5 TB a month on every path (full at
+/// the end of month 14); USD 1.50/TB-month plus 5% of the data a month as egress at
+/// USD 2/TB, so USD 1.60 per TB-month held; Storj's held-back schedule; price USD 100,
+/// no electricity, USD 1 maintenance, 24 months.
+fn storage_node() -> EstimateInputs {
+    let mut i = golden_inputs();
+    i.hardware = Hardware {
+        name: "node".into(),
+        sector: Sector::Storage,
+        price_usd: 100.0,
+        catalogue_price_usd: None,
+        watts: 0.0,
+        lifetime_months: 24,
+        capacity_units: 6.0,
+        already_owned: false,
+        resale_fraction: 0.3,
+    };
+    i.rewards.tokens_per_month = 0.0;
+    i.market.token_volatility_per_year = 0.9; // USD pay: must not matter
+    i.months = 24;
+    i.storage = Some(depin_economics::StorageMarket {
+        usd_per_tb_month: 1.5,
+        egress_usd_per_tb: 2.0,
+        egress_share_per_month: 0.05,
+        ingress_tb_per_month_p10: 0.5,
+        ingress_tb_per_month_p50: 0.5,
+        ingress_tb_per_month_p90: 0.5,
+        vetting_months: 2,
+        vetting_ingress_fraction: 0.0,
+        held_back_by_month: vec![0.75, 0.75, 0.75, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25],
+        held_back_returned_month: 16,
+        held_back_returned_share: 0.5,
+        graceful_exit_min_months: 6,
+    });
+    i
+}
+
+#[test]
+fn a_storage_node_filling_over_12_months_with_held_back_pay_by_hand() {
+    // Month m holds (start + end)/2 TB on average and earns 1.6 × that:
+    //   m1–2 vetting, 0 TB → 0; m3 0→0.5 TB avg 0.25 → 0.40; m4 avg 0.75 → 1.20;
+    //   m5 2.00; m6 2.80; m7 3.60; m8 4.40; m9 5.20; … m14 5.5→6.0 avg 5.75 → 9.20;
+    //   from m15 full: 6 × 1.6 = 9.60.
+    // Held: m3 75% of 0.40 = 0.30 (paid 0.10); m4–6 50%: 0.60, 1.00, 1.40; m7–9 25%:
+    //   0.90, 1.10, 1.30; balance after month 9: 6.60. Month 16 returns half: 3.30 on top
+    //   of 9.60 = 12.90; month 24 (graceful exit, older than 6 months) returns the other
+    //   3.30: 12.90.
+    // Paid, cumulative: m9 13.0, m12 33.4, m14 51.0, m16 73.5, m20 111.9, m21 121.5,
+    //   m24 153.6 (= everything earned: 0.4 + … + 9.2 = 57.6, plus 10 × 9.6).
+    // Cash = −100 + paid − m × 1: m20 −8.1, m21 +0.5 and rising → payback month 21;
+    //   after 24 months 29.6. Revenue 153.6 / 24 = 6.40 a month.
+    let s = storage_node().storage.unwrap();
+    let sched = s.schedule(6.0, 0.5, 24);
+    let m = |k: usize| sched[k - 1];
+    assert_eq!((m(2).stored_tb, m(2).earned_usd), (0.0, 0.0));
+    assert!(close(m(3).earned_usd, 0.4) && close(m(3).held_usd, 0.3) && close(m(3).paid_usd, 0.1));
+    assert!(close(m(6).held_usd, 1.4) && close(m(7).held_usd, 0.9) && close(m(9).paid_usd, 3.9));
+    assert!(close(m(9).held_balance_usd, 6.6));
+    assert!(close(m(10).held_usd, 0.0) && close(m(10).paid_usd, 6.0));
+    assert!(close(m(14).stored_tb, 6.0) && close(m(13).stored_tb, 5.5));
+    assert!(close(m(15).earned_usd, 9.6));
+    assert!(close(m(16).paid_usd, 12.9) && close(m(16).held_balance_usd, 3.3));
+    assert!(close(m(24).paid_usd, 12.9) && m(24).held_balance_usd == 0.0);
+    let paid: f64 = sched.iter().map(|m| m.paid_usd).sum();
+    assert!(close(paid, 153.6), "{paid}");
+    assert_eq!(s.months_to_fill(6.0, 0.5), Some(14));
+
+    let e = estimate(&storage_node(), sim(2)).unwrap();
+    let f = &e.figures;
+    for (x, v) in [
+        (f.revenue_usd_per_month, 6.4),
+        (f.net_operating_usd_per_month, 5.4),
+        (f.cumulative_net_usd, 29.6),
+    ] {
+        assert!(close(x.p10, v) && close(x.p90, v), "{x:?} vs {v}");
+    }
+    assert_eq!(f.payback_months.p50, Some(21.0));
+    assert_eq!(f.months_to_fill.unwrap().p50, Some(14.0));
+    assert!(close(f.stored_tb_at_window_end.unwrap().p50, 6.0));
+    assert!(close(f.held_back_usd_at_window_end.unwrap().p50, 0.0));
+    let table = device_table(&e);
+    assert!(
+        table.contains("75/75/75/50/50/50/25/25/25% held back"),
+        "{table}"
+    );
+
+    // A 12-month window: cash −100 + 33.4 − 12 = −78.6, 5 TB held, 6.60 still held back
+    // (the 12-month node's own exit is not in this window: its lifetime is 24).
+    let mut w = storage_node();
+    w.months = 12;
+    let f = estimate(&w, sim(2)).unwrap().figures;
+    assert!(
+        close(f.cumulative_net_usd.p50, -78.6),
+        "{:?}",
+        f.cumulative_net_usd
+    );
+    assert!(close(f.stored_tb_at_window_end.unwrap().p50, 5.0));
+    assert!(close(f.held_back_usd_at_window_end.unwrap().p50, 6.6));
+
+    // A node that quits after 5 months (younger than 6: no graceful exit) forfeits the
+    // 0.30 + 0.60 + 1.00 = 1.90 held; it is paid 0.10 + 0.60 + 1.00 = 1.70 in all.
+    let sched = s.schedule(6.0, 0.5, 5);
+    let paid: f64 = sched.iter().map(|m| m.paid_usd).sum();
+    assert!(close(paid, 1.7), "{paid}");
+    assert_eq!(sched[4].held_balance_usd, 0.0);
+}
+
+#[test]
+fn catalogue_storage_nodes_are_paid_on_data_held_not_on_tokens() {
+    let cat = Catalogue::builtin();
+    let s = OperatorSettings::default();
+    let r = NetworkRates::builtin();
+    for name in ["spare-disk-4tb", "small-nas-16tb"] {
+        let p = cat.get(name).unwrap();
+        let i = depin_economics::inputs_for_estimate(p, None, &s, &r, None, None).unwrap();
+        assert_eq!(
+            i.rewards.tokens_per_month, 0.0,
+            "{name}: token proxy dropped"
+        );
+        let f = estimate(&i, Simulation::default()).unwrap().figures;
+        let rev = f.revenue_usd_per_month;
+        // Never above a full disk's pay: capacity × (1.50 + 1.5% × 2) per month.
+        let full = p.capacity_units * (1.5 + 0.015 * 2.0);
+        assert!(
+            rev.p10 < rev.p50 && rev.p50 < rev.p90 && rev.p90 < full,
+            "{name} {rev:?}"
+        );
+        // The 16 TB NAS at 0.5 TB/month: 2 vetting months at 10% bring 0.1 TB, then
+        // 15.9 / 0.5 = 31.8 → full after month 34 (the median path's rate is within a
+        // sampling hair of 0.5, so it may take a month longer).
+        if name == "small-nas-16tb" {
+            let st = p.storage.as_ref().unwrap();
+            assert_eq!(st.months_to_fill(16.0, 0.5), Some(34));
+            let m = f.months_to_fill.unwrap();
+            assert!(matches!(m.p50, Some(34.0 | 35.0)), "{m:?}");
+            // p10 is the slow case: at the p10 rate 0.2, 15.9 / 0.2 = 79.5 → about 82 months.
+            assert!(m.p10.is_none_or(|x| x > 70.0), "{m:?}");
+        }
+        assert!(
+            matches!(
+                depin_economics::inputs_for_estimate(p, None, &s, &r, None, Some(0.3)),
+                Err(EconomicsError::Invalid {
+                    field: "utilisation",
+                    ..
+                })
+            ),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn absurd_inputs_are_refused_or_warned_about_by_name() {
     // 5 USD/kWh: refused, naming kwh_price_usd.
@@ -615,6 +770,7 @@ fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
                 },
                 months,
                 rental: None,
+                storage: None,
             },
         )
 }
