@@ -39,10 +39,12 @@ pub mod report;
 pub mod sim;
 pub mod storage;
 
+pub use catalogue::EmissionProfile;
 pub use catalogue::{Catalogue, DeviceProfile, RentalProfile};
 pub use model::{
-    Defaults, EstimateInputs, Hardware, Market, OperatorCosts, OperatorSettings, Rental,
-    RewardAssumptions, inputs_for_estimate, inputs_for_profile,
+    Defaults, EstimateInputs, EstimateOptions, Halving, Hardware, Market, OperatorCosts,
+    OperatorSettings, Rental, RewardAssumptions, Scenario, ScenarioParameters, YearMonth,
+    inputs_for_estimate, inputs_for_profile,
 };
 pub use portfolio::{Holding, PortfolioEstimate, PortfolioFile, estimate_portfolio};
 pub use rates::{CellRates, DeviceWindowReward, NetworkRates, SectorRates, rates_from_rewards};

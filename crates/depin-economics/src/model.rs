@@ -230,6 +230,90 @@ pub struct RewardAssumptions {
     pub uptime: f64,
     /// Yearly decay of emissions (0.1 = 10% less each year).
     pub emission_decay_per_year: f64,
+    /// Scheduled halvings of the network's emission, on top of the decay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halving: Option<Halving>,
+}
+
+/// Emission halves in `first_month` (1-based, counted from the estimate's first month) and
+/// again every `interval_months` after: month `m` earns `0.5^k` of today's rate, where `k`
+/// is the number of halvings in months 1..=m.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Halving {
+    pub first_month: u32,
+    pub interval_months: u32,
+    /// Where the schedule comes from, e.g. "GEODNET: every 30 June; next 2027-06-30".
+    #[serde(default)]
+    pub note: String,
+}
+
+impl Halving {
+    /// The share of today's emission paid in 1-based month `month`.
+    pub fn factor(&self, month: u32) -> f64 {
+        if month < self.first_month {
+            return 1.0;
+        }
+        let k = 1 + (month - self.first_month) / self.interval_months.max(1);
+        0.5f64.powi(k.min(1000) as i32)
+    }
+
+    pub fn validate(&self) -> Result<(), EconomicsError> {
+        if self.first_month == 0 || self.first_month > MAX_MONTHS {
+            return Err(invalid(
+                "halving_first_month",
+                format!("must be 1..={MAX_MONTHS}, got {}", self.first_month),
+            ));
+        }
+        if self.interval_months == 0 || self.interval_months > MAX_MONTHS {
+            return Err(invalid(
+                "halving_interval_months",
+                format!("must be 1..={MAX_MONTHS}, got {}", self.interval_months),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A calendar month, `YYYY-MM`: the month an estimate starts in, which places a network's
+/// halving dates on the estimate's months. The crate reads no clock: the caller says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct YearMonth {
+    pub year: i32,
+    pub month: u32,
+}
+
+impl YearMonth {
+    /// Months from `self` to `other` (negative when `other` is earlier).
+    pub fn months_until(self, other: YearMonth) -> i64 {
+        (other.year as i64 - self.year as i64) * 12 + other.month as i64 - self.month as i64
+    }
+}
+
+impl std::fmt::Display for YearMonth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+impl std::str::FromStr for YearMonth {
+    type Err = String;
+    /// `YYYY-MM`, or a date `YYYY-MM-DD` (its month).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected YYYY-MM, got {s:?}");
+        let mut it = s.split('-');
+        let year: i32 = it.next().and_then(|y| y.parse().ok()).ok_or_else(bad)?;
+        let month: u32 = it.next().and_then(|m| m.parse().ok()).ok_or_else(bad)?;
+        if let Some(day) = it.next() {
+            let d: u32 = day.parse().map_err(|_| bad())?;
+            if !(1..=31).contains(&d) {
+                return Err(bad());
+            }
+        }
+        if it.next().is_some() || !(1..=12).contains(&month) || !(1970..=2200).contains(&year) {
+            return Err(bad());
+        }
+        Ok(YearMonth { year, month })
+    }
 }
 
 /// The token and the network around the device.
@@ -240,6 +324,97 @@ pub struct Market {
     pub token_drift_per_year: f64,
     pub network_growth_per_month: f64,
     pub network_growth_volatility_per_month: f64,
+    /// Sudden drops of the token price: how many a year on average (a Poisson rate) …
+    #[serde(default)]
+    pub crash_probability_per_year: f64,
+    /// … and the share of the price each one wipes out (0.5 = the price halves).
+    #[serde(default)]
+    pub crash_size: f64,
+    /// The named scenario these figures came from, if any (`--scenario`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<Scenario>,
+}
+
+/// A named set of token-price assumptions (`--scenario`). Each sets drift, volatility and
+/// crashes; single flags override single figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// No assumed rise or fall of the median price, 90% a year volatility, and a crash
+    /// that halves the price about once in ten years.
+    Base,
+    /// The median price falls 39% a year (drift −0.5) with a halving crash about once in
+    /// four years.
+    Bear,
+    /// A collapse like WXM's (−98% in about 20 months) or HNT's (about 50 → under 3 USD):
+    /// drift −1 a year, 120% volatility, a crash of −60% about every two years; the median
+    /// path loses about 90% in 20 months.
+    Crash,
+}
+
+/// The figures of one scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioParameters {
+    pub token_drift_per_year: f64,
+    pub token_volatility_per_year: f64,
+    pub crash_probability_per_year: f64,
+    pub crash_size: f64,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 3] = [Scenario::Base, Scenario::Bear, Scenario::Crash];
+
+    /// ASSUMPTIONS anchored by the record (research file, gathered 2026-12): WXM fell 98%
+    /// in about 20 months, HNT went from about 50 to under 3 USD; under a plain random walk
+    /// at 90% a year such a fall is a 3.6σ event, so crashes are modelled as jumps.
+    pub fn parameters(self) -> ScenarioParameters {
+        let (d, v, c, s) = match self {
+            Scenario::Base => (0.0, 0.9, 0.1, 0.5),
+            Scenario::Bear => (-0.5, 0.9, 0.25, 0.5),
+            Scenario::Crash => (-1.0, 1.2, 0.5, 0.6),
+        };
+        ScenarioParameters {
+            token_drift_per_year: d,
+            token_volatility_per_year: v,
+            crash_probability_per_year: c,
+            crash_size: s,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Base => "base",
+            Scenario::Bear => "bear",
+            Scenario::Crash => "crash",
+        }
+    }
+}
+
+impl std::str::FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Scenario::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| format!("unknown scenario {s:?}; one of base, bear, crash"))
+    }
+}
+
+impl Market {
+    /// Today's price with a scenario's drift, volatility and crashes, and the default
+    /// network growth.
+    pub fn for_scenario(scenario: Scenario, token_price_usd: f64) -> Market {
+        let p = scenario.parameters();
+        Market {
+            token_price_usd,
+            token_volatility_per_year: p.token_volatility_per_year,
+            token_drift_per_year: p.token_drift_per_year,
+            crash_probability_per_year: p.crash_probability_per_year,
+            crash_size: p.crash_size,
+            scenario: Some(scenario),
+            ..Market::default()
+        }
+    }
 }
 
 impl Default for Market {
@@ -250,6 +425,9 @@ impl Default for Market {
             token_drift_per_year: Defaults::TOKEN_DRIFT_PER_YEAR,
             network_growth_per_month: Defaults::NETWORK_GROWTH_PER_MONTH,
             network_growth_volatility_per_month: Defaults::NETWORK_GROWTH_VOLATILITY_PER_MONTH,
+            crash_probability_per_year: 0.0,
+            crash_size: 0.0,
+            scenario: None,
         }
     }
 }
@@ -276,6 +454,26 @@ impl Market {
                 format!(
                     "must be between -1 and 5, got {}",
                     self.token_drift_per_year
+                ),
+            ));
+        }
+        if !(self.crash_probability_per_year.is_finite()
+            && (0.0..=12.0).contains(&self.crash_probability_per_year))
+        {
+            return Err(invalid(
+                "crash_probability_per_year",
+                format!(
+                    "must be between 0 and 12 crashes a year, got {}",
+                    self.crash_probability_per_year
+                ),
+            ));
+        }
+        if !(self.crash_size.is_finite() && (0.0..1.0).contains(&self.crash_size)) {
+            return Err(invalid(
+                "crash_size",
+                format!(
+                    "must be in [0, 1) (the share of the price a crash wipes out), got {}",
+                    self.crash_size
                 ),
             ));
         }
@@ -389,6 +587,9 @@ impl EstimateInputs {
         let r = &self.rewards;
         non_negative("tokens_per_month", r.tokens_per_month)?;
         fraction("uptime", r.uptime)?;
+        if let Some(h) = &r.halving {
+            h.validate()?;
+        }
         if !(r.emission_decay_per_year.is_finite()
             && (0.0..1.0).contains(&r.emission_decay_per_year))
         {
@@ -561,6 +762,7 @@ pub fn inputs_for_profile(
             source,
             uptime: settings.uptime,
             emission_decay_per_year: settings.emission_decay_per_year,
+            halving: None,
         },
         market: settings.market.clone(),
         months: settings.months.unwrap_or(profile.lifetime_months),
@@ -569,6 +771,22 @@ pub fn inputs_for_profile(
     };
     inputs.validate()?;
     Ok(inputs)
+}
+
+/// What `depin estimate` adds to an operator's settings for one device.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EstimateOptions {
+    /// A rented device's utilisation on every path (`--utilisation`); `None`: the
+    /// catalogue's range.
+    pub utilisation: Option<f64>,
+    /// The month the estimate's month 1 is in: places the catalogue's halving dates.
+    pub start: Option<YearMonth>,
+    /// Apply the catalogue's scheduled halvings (with the built-in rates; a live
+    /// network's rates carry its own schedule).
+    pub catalogue_halvings: bool,
+    /// Use the catalogue's yearly emission decay instead of the settings' (when the
+    /// operator gave none).
+    pub catalogue_decay: bool,
 }
 
 /// What `depin estimate` uses: [`inputs_for_profile`], and for a profile with a rental
@@ -585,10 +803,27 @@ pub fn inputs_for_estimate(
     settings: &OperatorSettings,
     rates: &crate::NetworkRates,
     h3_cell: Option<&str>,
-    utilisation: Option<f64>,
+    options: &EstimateOptions,
 ) -> Result<EstimateInputs, EconomicsError> {
     let mut inputs = inputs_for_profile(profile, catalogue_price_usd, settings, rates, h3_cell)?;
     let builtin = rates.policy_id == crate::rates::BUILTIN_POLICY_ID;
+    let utilisation = options.utilisation;
+    if builtin && let Some(e) = &profile.emission {
+        if options.catalogue_decay
+            && let Some(d) = e.decay_per_year
+        {
+            inputs.rewards.emission_decay_per_year = d;
+        }
+        if options.catalogue_halvings && e.next_halving.is_some() {
+            let start = options.start.ok_or_else(|| {
+                invalid(
+                    "start",
+                    "the month the estimate starts in is needed to place the halving schedule",
+                )
+            })?;
+            inputs.rewards.halving = e.halving_from(start);
+        }
+    }
     if let Some(s) = &profile.storage {
         if utilisation.is_some() {
             return Err(invalid(

@@ -249,17 +249,69 @@ fn warnings_text(out: &mut String, w: &[Warning]) {
     }
 }
 
-fn market_line(out: &mut String, i: &EstimateInputs) {
+/// The token-price assumptions in words: scenario, drift, volatility and crashes.
+pub fn scenario_text(m: &crate::Market) -> String {
+    let name = match m.scenario {
+        Some(s) if s.parameters() == scenario_of(m) => format!("scenario {}", s.as_str()),
+        Some(s) => format!("scenario {} with your overrides", s.as_str()),
+        None => "your own token assumptions".to_string(),
+    };
+    let crashes = if m.crash_probability_per_year > 0.0 && m.crash_size > 0.0 {
+        format!(
+            "crashes of −{:.0}% at {} a year on average (about one in {:.0} years)",
+            m.crash_size * 100.0,
+            num(m.crash_probability_per_year),
+            1.0 / m.crash_probability_per_year
+        )
+    } else {
+        "no crashes".to_string()
+    };
+    format!(
+        "{name}: token price USD {}, median drift {:+.0}%/year (×{:.2} a year), volatility {:.0}%/year, {crashes}",
+        num(m.token_price_usd),
+        m.token_drift_per_year * 100.0,
+        m.token_drift_per_year.exp(),
+        m.token_volatility_per_year * 100.0,
+    )
+}
+
+fn scenario_of(m: &crate::Market) -> crate::ScenarioParameters {
+    crate::ScenarioParameters {
+        token_drift_per_year: m.token_drift_per_year,
+        token_volatility_per_year: m.token_volatility_per_year,
+        crash_probability_per_year: m.crash_probability_per_year,
+        crash_size: m.crash_size,
+    }
+}
+
+fn market_line(out: &mut String, i: &EstimateInputs, emission: bool) {
     let m = &i.market;
+    let _ = writeln!(out, "{}", scenario_text(m));
     let _ = writeln!(
         out,
-        "token price USD {}, volatility {:.0}%/year; network growth {:.1}%/month ± {:.1}%; uptime {:.0}%",
-        num(m.token_price_usd),
-        m.token_volatility_per_year * 100.0,
+        "network growth {:.1}%/month ± {:.1}%; uptime {:.0}%",
         m.network_growth_per_month * 100.0,
         m.network_growth_volatility_per_month * 100.0,
         i.rewards.uptime * 100.0
     );
+    let r = &i.rewards;
+    if !emission {
+        return;
+    }
+    if let Some(h) = &r.halving {
+        let _ = writeln!(
+            out,
+            "emission halves in month {} and every {} months after ({})",
+            h.first_month, h.interval_months, h.note
+        );
+    }
+    if r.emission_decay_per_year > 0.0 {
+        let _ = writeln!(
+            out,
+            "emission falls {:.0}% a year",
+            r.emission_decay_per_year * 100.0
+        );
+    }
 }
 
 /// The plain table for one device.
@@ -293,7 +345,7 @@ pub fn device_table(e: &Estimate) -> String {
             num(h.price_usd)
         );
     }
-    market_line(&mut out, i);
+    market_line(&mut out, i, true);
     let _ = writeln!(
         out,
         "costs: electricity USD {}/kWh, internet USD {}/month × {:.0}% share, maintenance USD {}/month\n",
@@ -317,7 +369,22 @@ pub fn device_table(e: &Estimate) -> String {
 pub fn device_json(e: &Estimate) -> serde_json::Value {
     let mut v = serde_json::to_value(e).expect("estimates serialise");
     v["schema"] = "depin.estimate.device.v1".into();
+    v["scenario"] = scenario_json(&e.inputs.market);
     v
+}
+
+/// `{ "name", "token_drift_per_year", "token_volatility_per_year",
+/// "crash_probability_per_year", "crash_size", "description" }`; `name` is null for
+/// assumptions given one by one.
+pub fn scenario_json(m: &crate::Market) -> serde_json::Value {
+    serde_json::json!({
+        "name": m.scenario.map(|s| s.as_str()),
+        "token_drift_per_year": m.token_drift_per_year,
+        "token_volatility_per_year": m.token_volatility_per_year,
+        "crash_probability_per_year": m.crash_probability_per_year,
+        "crash_size": m.crash_size,
+        "description": scenario_text(m),
+    })
 }
 
 /// One row of `--rank`.
@@ -376,7 +443,7 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
             e.simulation.paths,
             e.simulation.seed
         );
-        market_line(&mut out, &e.inputs);
+        market_line(&mut out, &e.inputs, false);
         out.push('\n');
     }
     let _ = writeln!(
@@ -431,6 +498,7 @@ pub fn rank_json(rows: &[RankRow], estimates: &[Estimate]) -> serde_json::Value 
         "schema": "depin.estimate.rank.v1",
         "simulation": estimates.first().map(|e| e.simulation),
         "market": estimates.first().map(|e| &e.inputs.market),
+        "scenario": estimates.first().map(|e| scenario_json(&e.inputs.market)),
         "devices": rows,
     })
 }
@@ -444,6 +512,7 @@ pub fn portfolio_table(p: &PortfolioEstimate) -> String {
         p.simulation.paths,
         p.simulation.seed
     );
+    let _ = writeln!(out, "{}", scenario_text(&p.market));
     let _ = writeln!(
         out,
         "{:<26}{:<10}{:>6}{:>12}{:>16}{:>10}",
@@ -492,5 +561,6 @@ pub fn portfolio_table(p: &PortfolioEstimate) -> String {
 pub fn portfolio_json(p: &PortfolioEstimate) -> serde_json::Value {
     let mut v = serde_json::to_value(p).expect("portfolio estimates serialise");
     v["schema"] = "depin.estimate.portfolio.v1".into();
+    v["scenario"] = scenario_json(&p.market);
     v
 }

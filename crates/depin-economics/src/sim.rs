@@ -254,6 +254,32 @@ pub(crate) struct Draws {
     /// One uniform in [0, 1) per path from a stream of its own (so the monthly draws are
     /// unchanged): the path's rental utilisation level.
     level: Vec<f64>,
+    /// Per path and month (`p * months + t`), a uniform in (0, 1) from the spare normal
+    /// of the month's Box–Muller pairs, Φ(z): a crash happens in the month when it falls
+    /// below the month's crash probability.
+    jump: Vec<f64>,
+}
+
+/// The standard normal CDF, Φ(x) = erfc(−x/√2)/2, with erfc by the Chebyshev fit of
+/// Numerical Recipes (`erfcc`, fractional error below 1.2e-7).
+pub(crate) fn std_normal_cdf(x: f64) -> f64 {
+    let z = (-x / std::f64::consts::SQRT_2).abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    let erfc = if -x / std::f64::consts::SQRT_2 >= 0.0 {
+        erfc
+    } else {
+        2.0 - erfc
+    };
+    0.5 * erfc
 }
 
 /// Streams at and above this carry the per-path levels (paths stay below `MAX_PATHS`).
@@ -263,6 +289,7 @@ impl Draws {
     pub(crate) fn generate(sim: Simulation, months: u32) -> Draws {
         let (paths, months) = (sim.paths as usize, months as usize);
         let mut cum = vec![0.0; paths * months * 5];
+        let mut jump = vec![0.0; paths * months];
         let mut z = [0.0f64; NORMALS_PER_MONTH];
         let level = (0..paths)
             .map(|p| {
@@ -289,6 +316,7 @@ impl Draws {
                 for k in 0..5 {
                     acc[k] += z[k];
                 }
+                jump[p * months + t] = std_normal_cdf(z[5]);
             }
         }
         Draws {
@@ -296,6 +324,7 @@ impl Draws {
             months,
             cum,
             level,
+            jump,
         }
     }
 }
@@ -329,6 +358,11 @@ impl Factors {
         let drift_month = m.token_drift_per_year / 12.0;
         let log_growth = (1.0 + m.network_growth_per_month).ln();
         let sg = m.network_growth_volatility_per_month;
+        // Crashes: a Poisson rate per year → the chance of one in a month; each one takes
+        // `crash_size` of the price from the next month on.
+        let crash_month = 1.0 - (-m.crash_probability_per_year / 12.0).exp();
+        let keep_log = (1.0 - m.crash_size).ln();
+        let mut crashes = 0u32;
         let mut price = Vec::with_capacity(n);
         let mut dilution: [Vec<f64>; 4] = Default::default();
         for v in &mut dilution {
@@ -336,8 +370,16 @@ impl Factors {
         }
         for i in 0..n {
             let t = (i % d.months) as f64;
+            if t == 0.0 {
+                crashes = 0;
+            }
             let c = &d.cum[i * 5..i * 5 + 5];
-            price.push((drift_month * t + sigma * sd_month * c[0]).exp());
+            price.push(
+                (drift_month * t + sigma * sd_month * c[0] + keep_log * f64::from(crashes)).exp(),
+            );
+            if d.jump[i] < crash_month {
+                crashes += 1;
+            }
             for (k, v) in dilution.iter_mut().enumerate() {
                 let w = if common_sector_shock { c[1] } else { c[1 + k] };
                 v.push((-(log_growth * t + sg * w)).exp());
@@ -383,6 +425,8 @@ pub(crate) struct DeviceModel {
     pub age_months: u32,
     /// The full lifetime (for the storage schedule's graceful exit).
     pub full_lifetime: u32,
+    /// Scheduled emission halvings, months counted from the estimate's first month.
+    pub halving: Option<crate::model::Halving>,
 }
 
 /// One device's month on one path: rental revenue, electricity and running costs.
@@ -438,6 +482,7 @@ impl DeviceModel {
             storage: i.storage.clone().map(|s| (s, i.hardware.capacity_units)),
             age_months: i.hardware.lifetime_months.saturating_sub(lifetime),
             full_lifetime: i.hardware.lifetime_months,
+            halving: i.rewards.halving.clone(),
         }
     }
 
@@ -540,7 +585,10 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         .iter()
         .map(|d| {
             (0..h)
-                .map(|t| (d.decay_log_per_month * t as f64).exp())
+                .map(|t| {
+                    let halved = d.halving.as_ref().map_or(1.0, |x| x.factor(t as u32 + 1));
+                    (d.decay_log_per_month * t as f64).exp() * halved
+                })
                 .collect()
         })
         .collect();
@@ -876,4 +924,26 @@ pub fn project_from_observed(
         today,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::std_normal_cdf;
+
+    #[test]
+    fn normal_cdf_matches_the_table() {
+        // Φ(0) = 0.5, Φ(1.959964) = 0.975, Φ(−1.281552) = 0.1, Φ(−3) = 0.0013499.
+        for (x, p) in [
+            (0.0, 0.5),
+            (1.959964, 0.975),
+            (-1.281552, 0.1),
+            (-3.0, 0.0013499),
+        ] {
+            assert!(
+                (std_normal_cdf(x) - p).abs() < 2e-7,
+                "{x}: {}",
+                std_normal_cdf(x)
+            );
+        }
+    }
 }

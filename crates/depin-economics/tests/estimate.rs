@@ -23,6 +23,7 @@ fn still_market(price: f64) -> Market {
         token_drift_per_year: 0.0,
         network_growth_per_month: 0.0,
         network_growth_volatility_per_month: 0.0,
+        ..Market::default()
     }
 }
 
@@ -51,11 +52,19 @@ fn golden_inputs() -> EstimateInputs {
             source: "given".into(),
             uptime: 1.0,
             emission_decay_per_year: 0.0,
+            halving: None,
         },
         market: still_market(0.50),
         months: 36,
         rental: None,
         storage: None,
+    }
+}
+
+fn opts(utilisation: Option<f64>) -> depin_economics::EstimateOptions {
+    depin_economics::EstimateOptions {
+        utilisation,
+        ..Default::default()
     }
 }
 
@@ -447,7 +456,7 @@ fn rtx_4090_rental_stays_below_full_time_at_the_top_rate() {
     let p = cat.get("rtx-4090").unwrap();
     let s = OperatorSettings::default();
     let r = NetworkRates::builtin();
-    let i = depin_economics::inputs_for_estimate(p, None, &s, &r, None, None).unwrap();
+    let i = depin_economics::inputs_for_estimate(p, None, &s, &r, None, &opts(None)).unwrap();
     assert_eq!(
         i.rewards.tokens_per_month, 0.0,
         "the built-in token proxy is dropped"
@@ -469,7 +478,8 @@ fn rtx_4090_rental_stays_below_full_time_at_the_top_rate() {
         "{rev:?}"
     );
     // Rented all the time: 730.5 × 0.35 = 255.675, still below the ceiling.
-    let full = depin_economics::inputs_for_estimate(p, None, &s, &r, None, Some(1.0)).unwrap();
+    let full =
+        depin_economics::inputs_for_estimate(p, None, &s, &r, None, &opts(Some(1.0))).unwrap();
     let rev = estimate(&full, sim(1))
         .unwrap()
         .figures
@@ -478,14 +488,14 @@ fn rtx_4090_rental_stays_below_full_time_at_the_top_rate() {
     // Utilisation is for rented devices only, and a fraction.
     let hotspot = cat.get("lorawan-indoor-hotspot").unwrap();
     assert!(matches!(
-        depin_economics::inputs_for_estimate(hotspot, None, &s, &r, None, Some(0.3)),
+        depin_economics::inputs_for_estimate(hotspot, None, &s, &r, None, &opts(Some(0.3))),
         Err(EconomicsError::Invalid {
             field: "utilisation",
             ..
         })
     ));
     assert!(matches!(
-        depin_economics::inputs_for_estimate(p, None, &s, &r, None, Some(1.5)),
+        depin_economics::inputs_for_estimate(p, None, &s, &r, None, &opts(Some(1.5))),
         Err(EconomicsError::Invalid {
             field: "utilisation",
             ..
@@ -526,6 +536,221 @@ fn hardware_already_owned_pays_back_against_its_resale_value() {
     let f = estimate(&free, sim(4)).unwrap().figures;
     assert_eq!(f.payback_months.p90, None);
     assert_eq!(f.payback_within_lifetime_probability, 0.0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Downside: halvings, crashes, scenarios
+
+#[test]
+fn a_halving_by_hand() {
+    // The golden hotspot (40 tokens × USD 0.50 = 20 a month, running 1.7305, USD 120, 36
+    // months) on a network that halves its emission in month 7 and every 12 months after:
+    //   tokens: months 1–6 40, 7–18 20, 19–30 10, 31–36 5 → 240 + 240 + 120 + 30 = 630,
+    //   17.5 a month on average, USD 8.75 a month.
+    //   net a month: 18.2695, then 8.2695, 3.2695, 0.7695.
+    //   cash: −120 + 6 × 18.2695 = −10.383 after month 6, −2.1135 after month 7, +6.156
+    //   after month 8 → payback month 8 (month 7 without the halving).
+    //   cash after 36 months: 630 × 0.5 − 36 × 1.7305 − 120 = 132.702.
+    //   break-even token price: (120 + 36 × 1.7305) / 630 = 0.289362.
+    let mut i = golden_inputs();
+    i.rewards.halving = Some(depin_economics::Halving {
+        first_month: 7,
+        interval_months: 12,
+        note: "test".into(),
+    });
+    let f = estimate(&i, sim(1)).unwrap().figures;
+    assert!(close(f.revenue_tokens_per_month.p50, 17.5));
+    assert!(close(f.revenue_usd_per_month.p50, 8.75));
+    assert_eq!(f.payback_months.p50, Some(8.0));
+    assert!(
+        close(f.cumulative_net_usd.p50, 132.702),
+        "{:?}",
+        f.cumulative_net_usd
+    );
+    assert!(close(
+        f.break_even_token_price_usd.p50.unwrap(),
+        182.298 / 630.0
+    ));
+    assert!(close(
+        f.cumulative_net_usd_by_month[6].cumulative_net_usd.p50,
+        -2.1135
+    ));
+    let h = i.rewards.halving.as_ref().unwrap();
+    assert_eq!(
+        [
+            h.factor(6),
+            h.factor(7),
+            h.factor(18),
+            h.factor(19),
+            h.factor(31)
+        ],
+        [1.0, 0.5, 0.5, 0.25, 0.125]
+    );
+}
+
+#[test]
+fn catalogue_halving_dates_land_on_the_right_months() {
+    use depin_economics::YearMonth;
+    let cat = Catalogue::builtin();
+    let dec = |y, m| YearMonth { year: y, month: m };
+    let halving = |name: &str, start: YearMonth| {
+        cat.get(name)
+            .unwrap()
+            .emission
+            .as_ref()
+            .unwrap()
+            .halving_from(start)
+            .map(|h| (h.first_month, h.interval_months))
+    };
+    // GEODNET halves on 2027-06-30: from a December 2026 start, June 2027 is month 7 and
+    // the halving takes effect from July, month 8.
+    assert_eq!(
+        halving("gnss-reference-station", dec(2026, 12)),
+        Some((8, 12))
+    );
+    // Helium halves on 2027-08-01: August 2027 is month 9.
+    assert_eq!(
+        halving("lorawan-indoor-hotspot", dec(2026, 12)),
+        Some((9, 24))
+    );
+    // Starting September 2027, that date is past: the next is 2029-08-01, month 24.
+    assert_eq!(
+        halving("lorawan-indoor-hotspot", dec(2027, 9)),
+        Some((24, 24))
+    );
+    // Through inputs_for_estimate, with the built-in rates only.
+    let o = depin_economics::EstimateOptions {
+        start: Some(dec(2026, 12)),
+        catalogue_halvings: true,
+        catalogue_decay: true,
+        ..Default::default()
+    };
+    let s = OperatorSettings::default();
+    let r = NetworkRates::builtin();
+    let gnss = cat.get("gnss-reference-station").unwrap();
+    let i = depin_economics::inputs_for_estimate(gnss, None, &s, &r, None, &o).unwrap();
+    assert_eq!(i.rewards.halving.as_ref().map(|h| h.first_month), Some(8));
+    let dimo = cat.get("vehicle-dongle").unwrap();
+    let i = depin_economics::inputs_for_estimate(dimo, None, &s, &r, None, &o).unwrap();
+    assert_eq!(i.rewards.emission_decay_per_year, 0.15);
+    assert!(device_table(&estimate(&i, sim(1)).unwrap()).contains("emission falls 15% a year"));
+    let mut live = r.clone();
+    live.policy_id = "p1".into();
+    live.window_epochs = 30;
+    let i = depin_economics::inputs_for_estimate(gnss, None, &s, &live, None, &o).unwrap();
+    assert!(
+        i.rewards.halving.is_none(),
+        "a live network's rates carry its own schedule"
+    );
+    // No start month: refused, naming it.
+    let o = depin_economics::EstimateOptions {
+        catalogue_halvings: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        depin_economics::inputs_for_estimate(gnss, None, &s, &r, None, &o),
+        Err(EconomicsError::Invalid { field: "start", .. })
+    ));
+}
+
+#[test]
+fn crashes_take_their_share_of_the_price_by_hand() {
+    // No volatility or drift; crashes at 0.5 a year, each taking 60%. The price after 24
+    // months is the one of month 24, which has seen crashes in months 1–23: a Poisson
+    // count N with mean 0.5 × 23/12 = 0.958. P(N = 0) = 0.384, P(N ≤ 1) = 0.752,
+    // P(N ≤ 2) = 0.927. So the good case (p90) has no crash: USD 0.50; the median one
+    // crash: 0.5 × 0.4 = 0.20; the bad case (p10) two: 0.5 × 0.16 = 0.08.
+    let mut i = golden_inputs();
+    i.months = 24;
+    i.market.crash_probability_per_year = 0.5;
+    i.market.crash_size = 0.6;
+    let e = estimate(
+        &i,
+        Simulation {
+            seed: 3,
+            paths: 4000,
+        },
+    )
+    .unwrap();
+    let p = e.figures.token_price_usd_at_window_end;
+    assert!(
+        close(p.p90, 0.5) && close(p.p50, 0.2) && close(p.p10, 0.08),
+        "{p:?}"
+    );
+    // Crashes only lower the cash, path by path: every quantile is at or below the
+    // crash-free one (which is 24 × 18.2695 − 120 = 318.468 on every path).
+    let c = e.figures.cumulative_net_usd;
+    assert!(c.p90 <= 318.468 + 1e-9 && c.p10 < c.p50, "{c:?}");
+    for bad in [-0.1, f64::NAN, 13.0] {
+        let mut j = i.clone();
+        j.market.crash_probability_per_year = bad;
+        assert!(matches!(
+            estimate(&j, sim(1)),
+            Err(EconomicsError::Invalid {
+                field: "crash_probability_per_year",
+                ..
+            })
+        ));
+    }
+    let mut j = i.clone();
+    j.market.crash_size = 1.0;
+    assert!(matches!(
+        estimate(&j, sim(1)),
+        Err(EconomicsError::Invalid {
+            field: "crash_size",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn scenarios_order_the_downside_and_say_their_parameters() {
+    use depin_economics::Scenario;
+    let run = |s: Scenario| {
+        let mut i = golden_inputs();
+        i.market = Market::for_scenario(s, 0.5);
+        estimate(
+            &i,
+            Simulation {
+                seed: 8,
+                paths: 1000,
+            },
+        )
+        .unwrap()
+    };
+    let (base, bear, crash) = (
+        run(Scenario::Base),
+        run(Scenario::Bear),
+        run(Scenario::Crash),
+    );
+    let p50 = |e: &depin_economics::Estimate| e.figures.cumulative_net_usd.p50;
+    assert!(p50(&base) > p50(&bear) && p50(&bear) > p50(&crash));
+    // The crash scenario's median price after 20 months: drift e^(−1 × 20/12) = 0.189,
+    // and with crashes of −60% at 0.5 a year (0.83 expected) about 90% is gone.
+    let mut i = golden_inputs();
+    i.months = 20;
+    i.market = Market::for_scenario(Scenario::Crash, 1.0);
+    let p = estimate(
+        &i,
+        Simulation {
+            seed: 8,
+            paths: 2000,
+        },
+    )
+    .unwrap()
+    .figures
+    .token_price_usd_at_window_end;
+    assert!(p.p50 < 0.15 && p.p50 > 0.03, "{p:?}");
+    let table = device_table(&bear);
+    assert!(
+        table.contains("scenario bear: token price USD 0.500, median drift -50%/year (×0.61 a year), volatility 90%/year, crashes of −50% at 0.250 a year on average (about one in 4 years)"),
+        "{table}"
+    );
+    let v = device_json(&crash);
+    assert_eq!(v["scenario"]["name"], "crash");
+    assert_eq!(v["scenario"]["crash_size"], 0.6);
+    assert_eq!(v["inputs"]["market"]["scenario"], "crash");
+    assert!("boom".parse::<Scenario>().is_err());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -645,7 +870,7 @@ fn catalogue_storage_nodes_are_paid_on_data_held_not_on_tokens() {
     let r = NetworkRates::builtin();
     for name in ["spare-disk-4tb", "small-nas-16tb"] {
         let p = cat.get(name).unwrap();
-        let i = depin_economics::inputs_for_estimate(p, None, &s, &r, None, None).unwrap();
+        let i = depin_economics::inputs_for_estimate(p, None, &s, &r, None, &opts(None)).unwrap();
         assert_eq!(
             i.rewards.tokens_per_month, 0.0,
             "{name}: token proxy dropped"
@@ -671,7 +896,7 @@ fn catalogue_storage_nodes_are_paid_on_data_held_not_on_tokens() {
         }
         assert!(
             matches!(
-                depin_economics::inputs_for_estimate(p, None, &s, &r, None, Some(0.3)),
+                depin_economics::inputs_for_estimate(p, None, &s, &r, None, &opts(Some(0.3))),
                 Err(EconomicsError::Invalid {
                     field: "utilisation",
                     ..
@@ -760,6 +985,7 @@ fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
                     source: "p".into(),
                     uptime,
                     emission_decay_per_year: decay,
+                    halving: None,
                 },
                 market: Market {
                     token_price_usd: tp,
@@ -767,6 +993,7 @@ fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
                     token_drift_per_year: 0.0,
                     network_growth_per_month: g,
                     network_growth_volatility_per_month: gv,
+                    ..Market::default()
                 },
                 months,
                 rental: None,
