@@ -509,6 +509,7 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
                 rental: None,
                 storage: None,
                 emission: None,
+                placement: None,
                 assumption: "given on the command line".into(),
             };
             (p, None)
@@ -543,6 +544,8 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
     if let Some(t) = args.tokens_per_month {
         inputs.rewards.tokens_per_month = t;
         inputs.rewards.source = format!("{t} tokens/month given with --tokens-per-month");
+        // A rate the operator knows is the rate of their site: no placement draw.
+        inputs.placement = None;
     }
     let e = estimate(&inputs, sim).map_err(flag_error)?;
     Ok(if args.json {
@@ -815,6 +818,34 @@ mod tests {
                 year: 2000,
                 month: 3
             }
+        );
+    }
+
+    #[test]
+    fn a_weather_station_in_a_full_cell_is_told_it_earns_nothing() {
+        let mut rates = NetworkRates::builtin();
+        rates.cells.push(depin_economics::CellRates {
+            h3: "871f1d489ffffff".into(),
+            sector: Sector::Sensor,
+            devices: 10,
+            tokens_per_device_month: 8.0,
+        });
+        let c = Gathered { rates, ..ctx() };
+        let out = go_with(
+            "--device weather-station --h3 871f1d489ffffff --paths 100",
+            c,
+        )
+        .unwrap();
+        assert!(
+            out.contains("already has 10 sensor devices, at its capacity of 10")
+                && out.contains("earns no tokens"),
+            "{out}"
+        );
+        // Without a cell, each path draws a site: 10% of them are in a full cell.
+        let out = go("--device weather-station --paths 100").unwrap();
+        assert!(
+            out.contains("placement: 10% of sites are in a cell that is already full"),
+            "{out}"
         );
     }
 

@@ -50,6 +50,10 @@ pub struct DeviceProfile {
     /// yearly decay), used with the built-in rates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emission: Option<EmissionProfile>,
+    /// For devices paid by where they stand: how often a site's cell is already full,
+    /// and the cell capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementProfile>,
     /// Where the figures come from; they are assumptions, not quotes.
     #[serde(default)]
     pub assumption: String,
@@ -69,6 +73,21 @@ pub struct RentalProfile {
     pub load_watts: f64,
     /// Draw while waiting for a renter, W.
     pub idle_watts: f64,
+}
+
+/// Placement of a coverage or sensor device class. Catalogue `[device.placement]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementProfile {
+    /// Share of would-be sites whose cell already holds as many devices as the network
+    /// pays: such a device earns nothing.
+    pub full_cell_probability: f64,
+    /// Devices a cell pays; a newcomer in a cell that has this many earns nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_capacity: Option<u64>,
+    /// Source of the figures.
+    #[serde(default)]
+    pub note: String,
 }
 
 /// A network's emission schedule. Catalogue `[device.emission]`.
@@ -224,6 +243,18 @@ impl DeviceProfile {
         }
         if let Some(e) = &self.emission {
             e.validate()?;
+        }
+        if let Some(p) = &self.placement {
+            let f = p.full_cell_probability;
+            if !(f.is_finite() && (0.0..=1.0).contains(&f)) {
+                return Err(invalid(
+                    "full_cell_probability",
+                    format!("must be between 0 and 1, got {f}"),
+                ));
+            }
+            if p.cell_capacity == Some(0) {
+                return Err(invalid("cell_capacity", "must be ≥ 1"));
+            }
         }
         if self.lifetime_months == 0 || self.lifetime_months > crate::MAX_MONTHS {
             return Err(invalid(

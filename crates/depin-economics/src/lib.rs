@@ -43,8 +43,8 @@ pub use catalogue::EmissionProfile;
 pub use catalogue::{Catalogue, DeviceProfile, RentalProfile};
 pub use model::{
     Defaults, EstimateInputs, EstimateOptions, Halving, Hardware, Market, OperatorCosts,
-    OperatorSettings, Rental, RewardAssumptions, Scenario, ScenarioParameters, YearMonth,
-    inputs_for_estimate, inputs_for_profile,
+    OperatorSettings, Placement, Rental, RewardAssumptions, Scenario, ScenarioParameters,
+    YearMonth, inputs_for_estimate, inputs_for_profile,
 };
 pub use portfolio::{Holding, PortfolioEstimate, PortfolioFile, estimate_portfolio};
 pub use rates::{CellRates, DeviceWindowReward, NetworkRates, SectorRates, rates_from_rewards};

@@ -518,6 +518,52 @@ pub struct EstimateInputs {
     /// A storage node paid in USD on the data it holds; `None` means token rewards only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<crate::storage::StorageMarket>,
+    /// Where a coverage or sensor device stands, drawn per path; `None`: every path earns
+    /// today's rate (a known cell, or a device whose spread is modelled otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// Placement of a device whose rewards depend on where it stands (coverage, sensors). Each
+/// path draws one site: with probability `full_cell_probability` its cell is already at
+/// capacity and it earns nothing (WeatherXM's `CELL_CAPACITY_REACHED`); otherwise its
+/// token rewards are today's rate × a factor whose p10, p50 and p90 over those sites are
+/// `spread_p10`, 1 and `spread_p90` ([`through_quantiles`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    pub full_cell_probability: f64,
+    pub spread_p10: f64,
+    pub spread_p90: f64,
+    #[serde(default)]
+    pub note: String,
+}
+
+impl Placement {
+    pub fn validate(&self) -> Result<(), EconomicsError> {
+        fraction("full_cell_probability", self.full_cell_probability)?;
+        non_negative("placement_spread_p10", self.spread_p10)?;
+        if !(self.spread_p10 <= 1.0 && self.spread_p90.is_finite() && self.spread_p90 >= 1.0)
+            || self.spread_p90 > 100.0
+        {
+            return Err(invalid(
+                "placement_spread",
+                format!(
+                    "needs p10 ≤ 1 ≤ p90 ≤ 100 (ratios to the median site), got {} and {}",
+                    self.spread_p10, self.spread_p90
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The factor on today's token rate at a site drawn at level `u` ∈ [0, 1).
+    pub fn factor(&self, u: f64) -> f64 {
+        let f = self.full_cell_probability;
+        if u < f || f >= 1.0 {
+            return 0.0;
+        }
+        through_quantiles((u - f) / (1.0 - f), self.spread_p10, 1.0, self.spread_p90).max(0.0)
+    }
 }
 
 pub(crate) fn non_negative(field: &'static str, v: f64) -> Result<(), EconomicsError> {
@@ -553,6 +599,9 @@ impl EstimateInputs {
         fraction("resale_fraction", h.resale_fraction)?;
         if let Some(r) = &self.rental {
             r.validate()?;
+        }
+        if let Some(p) = &self.placement {
+            p.validate()?;
         }
         if let Some(s) = &self.storage {
             s.validate()?;
@@ -768,9 +817,68 @@ pub fn inputs_for_profile(
         months: settings.months.unwrap_or(profile.lifetime_months),
         rental: None,
         storage: None,
+        placement: None,
     };
     inputs.validate()?;
     Ok(inputs)
+}
+
+/// Placement for a coverage or sensor device. In a known cell (`h3_cell`, from a live
+/// network) the cell's rate already says where it stands: no draw, but a cell at the
+/// device class's capacity pays a newcomer nothing (it ranks last by seniority). Otherwise
+/// each path draws a site: a full cell with the catalogue's probability (built-in rates
+/// only: a live network's p10 already counts its devices that earn nothing), elsewhere
+/// the spread of the network's per-device earnings (p10/p50 and p90/p50; built in,
+/// [`crate::rates::BUILTIN_SPREAD`]).
+fn place(
+    inputs: &mut EstimateInputs,
+    profile: &crate::DeviceProfile,
+    rates: &crate::NetworkRates,
+    h3_cell: Option<&str>,
+) -> Result<(), EconomicsError> {
+    let capacity = profile.placement.as_ref().and_then(|p| p.cell_capacity);
+    if let Some(cell) = h3_cell {
+        let n = rates
+            .cells
+            .iter()
+            .find(|c| c.h3 == cell && c.sector == profile.sector)
+            .map(|c| c.devices);
+        if let (Some(n), Some(cap)) = (n, capacity)
+            && n >= cap
+        {
+            inputs.rewards.tokens_per_month = 0.0;
+            inputs.rewards.source = format!(
+                "cell {cell} already has {n} {} devices, at its capacity of {cap}: a newcomer ranks last and earns nothing (cell capacity reached)",
+                profile.sector
+            );
+        }
+        return Ok(());
+    }
+    let Some(s) = rates.sectors.get(&profile.sector) else {
+        return Ok(());
+    };
+    let p50 = s.tokens_per_device_month_p50;
+    if p50 <= 0.0 {
+        return Ok(());
+    }
+    let builtin = rates.policy_id == crate::rates::BUILTIN_POLICY_ID;
+    let full = match &profile.placement {
+        Some(p) if builtin => p.full_cell_probability,
+        _ => 0.0,
+    };
+    let placement = Placement {
+        full_cell_probability: full,
+        spread_p10: (s.tokens_per_device_month_p10 / p50).min(1.0),
+        spread_p90: (s.tokens_per_device_month_p90 / p50).max(1.0),
+        note: profile
+            .placement
+            .as_ref()
+            .map(|p| p.note.clone())
+            .unwrap_or_default(),
+    };
+    placement.validate()?;
+    inputs.placement = Some(placement);
+    Ok(())
 }
 
 /// What `depin estimate` adds to an operator's settings for one device.
@@ -808,6 +916,9 @@ pub fn inputs_for_estimate(
     let mut inputs = inputs_for_profile(profile, catalogue_price_usd, settings, rates, h3_cell)?;
     let builtin = rates.policy_id == crate::rates::BUILTIN_POLICY_ID;
     let utilisation = options.utilisation;
+    if matches!(profile.sector, Sector::Wireless | Sector::Sensor) {
+        place(&mut inputs, profile, rates, h3_cell)?;
+    }
     if builtin && let Some(e) = &profile.emission {
         if options.catalogue_decay
             && let Some(d) = e.decay_per_year

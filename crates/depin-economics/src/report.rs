@@ -331,6 +331,20 @@ pub fn device_table(e: &Estimate) -> String {
         e.simulation.seed
     );
     let _ = writeln!(out, "rate: {}", i.rewards.source);
+    if let Some(p) = &i.placement {
+        let _ = writeln!(
+            out,
+            "placement: {:.0}% of sites are in a cell that is already full and earn nothing; elsewhere a site earns {}–{}× the median rate (p10–p90){}",
+            p.full_cell_probability * 100.0,
+            num(p.spread_p10),
+            num(p.spread_p90),
+            if p.note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.note)
+            }
+        );
+    }
     if let Some(s) = &i.storage
         && !i.rewards.source.contains(&s.describe())
     {

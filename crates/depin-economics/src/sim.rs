@@ -254,6 +254,9 @@ pub(crate) struct Draws {
     /// One uniform in [0, 1) per path from a stream of its own (so the monthly draws are
     /// unchanged): the path's rental utilisation level.
     level: Vec<f64>,
+    /// One uniform in [0, 1) per path from another stream: the site a coverage or sensor
+    /// device is placed at.
+    site: Vec<f64>,
     /// Per path and month (`p * months + t`), a uniform in (0, 1) from the spare normal
     /// of the month's Box–Muller pairs, Φ(z): a crash happens in the month when it falls
     /// below the month's crash probability.
@@ -284,6 +287,8 @@ pub(crate) fn std_normal_cdf(x: f64) -> f64 {
 
 /// Streams at and above this carry the per-path levels (paths stay below `MAX_PATHS`).
 const LEVEL_STREAM: u64 = 1 << 32;
+/// Streams at and above this carry the per-path sites.
+const SITE_STREAM: u64 = 2 << 32;
 
 impl Draws {
     pub(crate) fn generate(sim: Simulation, months: u32) -> Draws {
@@ -291,13 +296,17 @@ impl Draws {
         let mut cum = vec![0.0; paths * months * 5];
         let mut jump = vec![0.0; paths * months];
         let mut z = [0.0f64; NORMALS_PER_MONTH];
-        let level = (0..paths)
-            .map(|p| {
-                let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
-                rng.set_stream(LEVEL_STREAM + p as u64);
-                rng.r#gen::<f64>()
-            })
-            .collect();
+        let uniform_per_path = |stream: u64| -> Vec<f64> {
+            (0..paths)
+                .map(|p| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
+                    rng.set_stream(stream + p as u64);
+                    rng.r#gen::<f64>()
+                })
+                .collect()
+        };
+        let level = uniform_per_path(LEVEL_STREAM);
+        let site = uniform_per_path(SITE_STREAM);
         for p in 0..paths {
             let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
             rng.set_stream(p as u64);
@@ -324,6 +333,7 @@ impl Draws {
             months,
             cum,
             level,
+            site,
             jump,
         }
     }
@@ -336,6 +346,7 @@ pub(crate) struct Factors {
     price: Vec<f64>,
     dilution: [Vec<f64>; 4],
     level: Vec<f64>,
+    site: Vec<f64>,
 }
 
 pub(crate) fn sector_index(s: Sector) -> usize {
@@ -391,6 +402,7 @@ impl Factors {
             price,
             dilution,
             level: d.level.clone(),
+            site: d.site.clone(),
         }
     }
 }
@@ -427,6 +439,8 @@ pub(crate) struct DeviceModel {
     pub full_lifetime: u32,
     /// Scheduled emission halvings, months counted from the estimate's first month.
     pub halving: Option<crate::model::Halving>,
+    /// A per-path site for coverage and sensor devices.
+    pub placement: Option<crate::model::Placement>,
 }
 
 /// One device's month on one path: rental revenue, electricity and running costs.
@@ -483,6 +497,7 @@ impl DeviceModel {
             age_months: i.hardware.lifetime_months.saturating_sub(lifetime),
             full_lifetime: i.hardware.lifetime_months,
             halving: i.rewards.halving.clone(),
+            placement: i.placement.clone(),
         }
     }
 
@@ -665,8 +680,9 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
                     _ => None,
                 };
             }
+            let site = d.placement.as_ref().map_or(1.0, |x| x.factor(f.site[p]));
             for t in 0..alive {
-                let tok = d.tokens_first_month * dec[t] * dil[t];
+                let tok = d.tokens_first_month * dec[t] * dil[t] * site;
                 let usd_income =
                     lines.rental_usd + storage.as_ref().map_or(0.0, |sm| sm[t].paid_usd);
                 let usd = tok * d.token_price_usd * pr[t] + usd_income;

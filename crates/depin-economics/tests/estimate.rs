@@ -58,6 +58,7 @@ fn golden_inputs() -> EstimateInputs {
         months: 36,
         rental: None,
         storage: None,
+        placement: None,
     }
 }
 
@@ -754,6 +755,146 @@ fn scenarios_order_the_downside_and_say_their_parameters() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Placement and cell saturation
+
+#[test]
+fn a_weather_station_in_a_saturated_cell_earns_nothing_by_hand() {
+    // WeatherXM pays at most 10 stations per cell. The network reports a cell with 10
+    // stations earning a median 8 tokens/month: a newcomer ranks last and earns 0.
+    // Running costs: 2 W × 730.5 h = 1.461 kWh × USD 0.17 = 0.24837, internet 50 × 2% =
+    // 1.00, maintenance 1.00 → 2.24837 a month; cash after 60 months −400 − 60 × 2.24837
+    // = −534.9022, on every path; never pays back.
+    let cat = Catalogue::builtin();
+    let ws = cat.get("weather-station").unwrap();
+    assert_eq!(ws.placement.as_ref().unwrap().cell_capacity, Some(10));
+    let cell = |devices: u64| {
+        let mut r = NetworkRates::builtin();
+        r.cells.push(depin_economics::CellRates {
+            h3: "871f1d489ffffff".into(),
+            sector: Sector::Sensor,
+            devices,
+            tokens_per_device_month: 8.0,
+        });
+        r
+    };
+    let s = OperatorSettings::default();
+    let i = depin_economics::inputs_for_estimate(
+        ws,
+        None,
+        &s,
+        &cell(10),
+        Some("871f1d489ffffff"),
+        &opts(None),
+    )
+    .unwrap();
+    assert_eq!(i.rewards.tokens_per_month, 0.0);
+    assert!(
+        i.rewards.source.contains("at its capacity of 10"),
+        "{}",
+        i.rewards.source
+    );
+    assert!(i.placement.is_none(), "a known cell has no placement draw");
+    let e = estimate(&i, sim(1)).unwrap();
+    let f = &e.figures;
+    assert!(close(f.revenue_usd_per_month.p90, 0.0));
+    assert!(
+        close(f.cumulative_net_usd.p90, -534.9022),
+        "{:?}",
+        f.cumulative_net_usd
+    );
+    assert_eq!(f.payback_months.p90, None);
+    assert!(e.warnings.iter().any(|w| w.code == "no_rewards"));
+    // Nine stations: below capacity, the newcomer shares the cell: 8 × 9/10 = 7.2 tokens.
+    let i = depin_economics::inputs_for_estimate(
+        ws,
+        None,
+        &s,
+        &cell(9),
+        Some("871f1d489ffffff"),
+        &opts(None),
+    )
+    .unwrap();
+    assert!(close(i.rewards.tokens_per_month, 7.2));
+}
+
+#[test]
+fn placement_is_drawn_per_path_and_a_full_cell_pays_nothing() {
+    // A quarter of sites in a full cell; elsewhere 0.3× (p10), 1× (p50), 2× (p90) the
+    // median. Site level u: below 0.25 → 0; else v = (u − 0.25)/0.75 through the spread:
+    // v 0 → 0.3 − 0.7/4 = 0.125; v 0.1 (u 0.325) → 0.3; v 0.5 (u 0.625) → 1; v 0.9
+    // (u 0.925) → 2; beyond, slope 2.5: v 0.98667 (u 0.99) → 2.2167.
+    let p = depin_economics::model::Placement {
+        full_cell_probability: 0.25,
+        spread_p10: 0.3,
+        spread_p90: 2.0,
+        note: String::new(),
+    };
+    for (u, v) in [
+        (0.2, 0.0),
+        (0.25, 0.125),
+        (0.325, 0.3),
+        (0.625, 1.0),
+        (0.925, 2.0),
+        (0.99, 2.216_666_666_666_667),
+    ] {
+        assert!(close(p.factor(u), v), "{u}: {}", p.factor(u));
+    }
+    // The golden hotspot (20 USD a month at the median) placed so: more than 10% of paths
+    // earn nothing, so the bad case is 0; the median site (u 0.5 → v 1/3 → 0.3 + 0.7 ×
+    // 0.2333/0.4 = 0.7083) earns 14.17; the good case (u 0.9 → v 0.8667 → 1.9167) 38.33.
+    let mut i = golden_inputs();
+    i.placement = Some(p);
+    let f = estimate(
+        &i,
+        Simulation {
+            seed: 5,
+            paths: 4000,
+        },
+    )
+    .unwrap()
+    .figures;
+    let r = f.revenue_usd_per_month;
+    assert_eq!(r.p10, 0.0, "{r:?}");
+    assert!(
+        (r.p50 - 14.1667).abs() < 0.5 && (r.p90 - 38.333).abs() < 0.8,
+        "{r:?}"
+    );
+    assert_eq!(f.payback_months.p10, None);
+    // The built-in spread reaches the catalogue's coverage devices, not the others.
+    let cat = Catalogue::builtin();
+    let s = OperatorSettings::default();
+    let r = NetworkRates::builtin();
+    let hs = cat.get("lorawan-indoor-hotspot").unwrap();
+    let i = depin_economics::inputs_for_estimate(hs, None, &s, &r, None, &opts(None)).unwrap();
+    let pl = i.placement.unwrap();
+    assert_eq!(
+        (pl.full_cell_probability, pl.spread_p10, pl.spread_p90),
+        (
+            0.1,
+            depin_economics::rates::BUILTIN_SPREAD.0,
+            depin_economics::rates::BUILTIN_SPREAD.1
+        )
+    );
+    let gpu = cat.get("rtx-4090").unwrap();
+    let i = depin_economics::inputs_for_estimate(gpu, None, &s, &r, None, &opts(None)).unwrap();
+    assert!(i.placement.is_none());
+    let mut bad = golden_inputs();
+    bad.placement = Some(depin_economics::model::Placement {
+        full_cell_probability: 1.5,
+        spread_p10: 0.3,
+        spread_p90: 2.0,
+        note: String::new(),
+    });
+    assert!(matches!(
+        estimate(&bad, sim(1)),
+        Err(EconomicsError::Invalid {
+            field: "full_cell_probability",
+            ..
+        })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------
 // Storage paid on what is stored
 
 /// A 6 TB node: no data in 2 vetting months, then 0.5 TB a month on every path (full at
@@ -998,6 +1139,7 @@ fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
                 months,
                 rental: None,
                 storage: None,
+                placement: None,
             },
         )
 }
