@@ -60,6 +60,9 @@ pub struct EstimateArgs {
     /// Share of the internet line charged to the device, 0–1 [default: the catalogue's].
     #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     pub internet_share: Option<f64>,
+    /// Income tax on each month's profit after depreciation, 0–0.9 (0.3 = 30%) [default: 0].
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
+    pub tax_rate: Option<f64>,
     /// Maintenance in USD per month [default: the catalogue's].
     #[arg(long, value_name = "USD", allow_negative_numbers = true)]
     pub maintenance: Option<f64>,
@@ -239,6 +242,7 @@ fn flag_of(field: &str) -> &'static str {
         "emission_decay_per_year" => "--emission-decay",
         "crash_probability_per_year" => "--crash-probability",
         "crash_size" => "--crash-size",
+        "tax_rate" => "--tax-rate",
         "start" => "--start",
         "months" => "--months",
         "paths" => "--paths",
@@ -298,6 +302,7 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         ("--emission-decay", args.emission_decay),
         ("--crash-probability", args.crash_probability),
         ("--crash-size", args.crash_size),
+        ("--tax-rate", args.tax_rate),
         ("--utilisation", args.utilisation),
     ] {
         non_negative(flag, v)?;
@@ -362,6 +367,7 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         start: Some(start),
         catalogue_halvings: true,
         catalogue_decay: args.emission_decay.is_none(),
+        tax_rate: args.tax_rate,
     };
     let sim = Simulation {
         seed: args.seed.unwrap_or(Defaults::SEED),
@@ -847,6 +853,28 @@ mod tests {
             out.contains("placement: 10% of sites are in a cell that is already full"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn tax_fees_resale_and_break_even_electricity_are_shown() {
+        let out = go("--device rtx-4090 --tax-rate 0.3 --paths 200").unwrap();
+        for want in [
+            "income tax 30% of each month's profit",
+            "the platform keeps 10%; paid once the balance reaches USD 25.00",
+            "resale value at month 48, USD",
+            "cash if sold then, USD",
+            "break-even electricity, USD/kWh",
+        ] {
+            assert!(out.contains(want), "{want}: {out}");
+        }
+        // USD 1800 × 0.5^(48/24) = 450 at the end of the 48 months.
+        let line = out
+            .lines()
+            .find(|l| l.contains("resale value at month 48"))
+            .unwrap();
+        assert!(line.contains("450.00"), "{line}");
+        assert!(err("--device rtx-4090 --tax-rate 30").starts_with("--tax-rate:"));
+        assert!(go("--rank --paths 100").unwrap().contains("max USD/kWh"));
     }
 
     #[test]

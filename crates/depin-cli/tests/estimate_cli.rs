@@ -78,11 +78,15 @@ fn payback_legend_never_and_null() {
 
 #[test]
 fn already_own_and_utilisation_flags() {
-    // 100% rented: 730.5 h × USD 0.35 = 255.675 a month, below 329 (100% at 0.45).
+    // 100% rented: 730.5 h × USD 0.35 = 255.675 a month, below 329 (100% at 0.45); the
+    // platform keeps 10%: 230.1075.
     let v: serde_json::Value =
         serde_json::from_str(&ok("--device rtx-4090 --utilisation 1 --json --paths 100")).unwrap();
     let p90 = v["revenue_usd_per_month"]["p90"].as_f64().unwrap();
-    assert!((p90 - 255.675).abs() < 1e-6 && p90 <= 730.5 * 0.45, "{p90}");
+    assert!(
+        (p90 - 230.1075).abs() < 1e-6 && p90 <= 730.5 * 0.45,
+        "{p90}"
+    );
     // Already owned: the opportunity cost is 1800 × 0.5 = 900.
     let out = ok("--device rtx-4090 --already-own --paths 100");
     assert!(

@@ -73,6 +73,16 @@ pub struct RentalProfile {
     pub load_watts: f64,
     /// Draw while waiting for a renter, W.
     pub idle_watts: f64,
+    /// Share of the revenue the platform keeps (0.10 = 10%).
+    #[serde(default)]
+    pub platform_fee: f64,
+    /// USD income is paid out only once the balance reaches this; a balance below it when
+    /// the device stops is never paid.
+    #[serde(default)]
+    pub payout_threshold_usd: f64,
+    /// Charged on each payout, USD (a transaction fee).
+    #[serde(default)]
+    pub payout_fee_usd: f64,
 }
 
 /// Placement of a coverage or sensor device class. Catalogue `[device.placement]`.

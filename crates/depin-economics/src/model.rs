@@ -81,6 +81,47 @@ pub struct Rental {
     pub utilisation_p90: f64,
     pub load_watts: f64,
     pub idle_watts: f64,
+    /// Share of the revenue the platform keeps (0.10 = 10%).
+    #[serde(default)]
+    pub platform_fee: f64,
+    /// USD income is paid out only once the balance reaches this; a balance below it when
+    /// the device stops is never paid.
+    #[serde(default)]
+    pub payout_threshold_usd: f64,
+    /// Charged on each payout, USD (a transaction fee).
+    #[serde(default)]
+    pub payout_fee_usd: f64,
+}
+
+/// How USD income reaches the operator: a platform's share, a minimum payout and a fee
+/// per payout.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct PayoutTerms {
+    pub platform_fee: f64,
+    pub payout_threshold_usd: f64,
+    pub payout_fee_usd: f64,
+}
+
+impl PayoutTerms {
+    pub fn validate(&self) -> Result<(), EconomicsError> {
+        if !(self.platform_fee.is_finite() && (0.0..1.0).contains(&self.platform_fee)) {
+            return Err(invalid(
+                "platform_fee",
+                format!("must be in [0, 1), got {}", self.platform_fee),
+            ));
+        }
+        non_negative("payout_threshold_usd", self.payout_threshold_usd)?;
+        non_negative("payout_fee_usd", self.payout_fee_usd)?;
+        for (field, v) in [
+            ("payout_threshold_usd", self.payout_threshold_usd),
+            ("payout_fee_usd", self.payout_fee_usd),
+        ] {
+            if v > 10_000.0 {
+                return Err(invalid(field, format!("USD {v} is above USD 10000")));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A rental rate above this is refused as a typo (an H100 rents for USD 2–3 an hour).
@@ -100,10 +141,22 @@ impl Rental {
             utilisation_p90: p90,
             load_watts: r.load_watts,
             idle_watts: r.idle_watts,
+            platform_fee: r.platform_fee,
+            payout_threshold_usd: r.payout_threshold_usd,
+            payout_fee_usd: r.payout_fee_usd,
+        }
+    }
+
+    pub fn payout(&self) -> PayoutTerms {
+        PayoutTerms {
+            platform_fee: self.platform_fee,
+            payout_threshold_usd: self.payout_threshold_usd,
+            payout_fee_usd: self.payout_fee_usd,
         }
     }
 
     pub fn validate(&self) -> Result<(), EconomicsError> {
+        self.payout().validate()?;
         non_negative("rental_usd_per_hour", self.usd_per_hour)?;
         if self.usd_per_hour > MAX_RENTAL_USD_PER_HOUR {
             return Err(invalid(
@@ -158,9 +211,9 @@ impl Rental {
         u * HOURS_PER_MONTH
     }
 
-    /// Revenue in USD for a month at utilisation `u`.
+    /// Revenue in USD for a month at utilisation `u`, after the platform's fee.
     pub fn revenue_usd_per_month(&self, u: f64) -> f64 {
-        Rental::rented_hours(u) * self.usd_per_hour
+        Rental::rented_hours(u) * self.usd_per_hour * (1.0 - self.platform_fee)
     }
 
     /// Grid draw in kWh for a month at utilisation `u`.
@@ -211,7 +264,14 @@ pub struct OperatorCosts {
     /// Share of that line charged to this device, 0–1.
     pub internet_share: f64,
     pub maintenance_usd_per_month: f64,
+    /// Income tax on each month's profit (revenue − running costs − depreciation), 0–1;
+    /// a month at a loss pays none and is not offset against later profit.
+    #[serde(default)]
+    pub tax_rate: f64,
 }
+
+/// A tax rate above this is refused as a typo (give a fraction: 0.3, not 30).
+pub const MAX_TAX_RATE: f64 = 0.9;
 
 impl OperatorCosts {
     pub fn internet_charged_usd_per_month(&self) -> f64 {
@@ -633,6 +693,15 @@ impl EstimateInputs {
         non_negative("internet_usd_per_month", c.internet_usd_per_month)?;
         fraction("internet_share", c.internet_share)?;
         non_negative("maintenance_usd_per_month", c.maintenance_usd_per_month)?;
+        if !(c.tax_rate.is_finite() && (0.0..=MAX_TAX_RATE).contains(&c.tax_rate)) {
+            return Err(invalid(
+                "tax_rate",
+                format!(
+                    "must be between 0 and {MAX_TAX_RATE} (a fraction: 0.3 for 30%), got {}",
+                    c.tax_rate
+                ),
+            ));
+        }
         let r = &self.rewards;
         non_negative("tokens_per_month", r.tokens_per_month)?;
         fraction("uptime", r.uptime)?;
@@ -738,6 +807,25 @@ impl EstimateInputs {
         self.hardware.capital_usd() / self.hardware.lifetime_months as f64
     }
 
+    /// What the hardware would fetch if sold `months` from now: the new price × the
+    /// class's resale curve `resale_fraction^(age / 24)` (the catalogue's fraction is the
+    /// share kept at about two years, so the curve keeps it there and goes on falling at
+    /// the same rate). Hardware already owned is taken to be two years old today.
+    pub fn resale_usd_after(&self, months: u32) -> f64 {
+        let h = &self.hardware;
+        let age = months as f64 + if h.already_owned { 24.0 } else { 0.0 };
+        h.price_usd * h.resale_fraction.powf(age / 24.0)
+    }
+
+    /// How the device's USD income (rental or storage) is paid out.
+    pub fn payout(&self) -> PayoutTerms {
+        match (&self.rental, &self.storage) {
+            (Some(r), _) => r.payout(),
+            (None, Some(s)) => s.payout(),
+            _ => PayoutTerms::default(),
+        }
+    }
+
     /// Tokens in the first month: today's rate × uptime.
     pub fn tokens_first_month(&self) -> f64 {
         self.rewards.tokens_per_month * self.rewards.uptime
@@ -805,6 +893,7 @@ pub fn inputs_for_profile(
             maintenance_usd_per_month: settings
                 .maintenance_usd_per_month
                 .unwrap_or(profile.maintenance_usd_per_month),
+            tax_rate: 0.0,
         },
         rewards: RewardAssumptions {
             tokens_per_month,
@@ -895,6 +984,8 @@ pub struct EstimateOptions {
     /// Use the catalogue's yearly emission decay instead of the settings' (when the
     /// operator gave none).
     pub catalogue_decay: bool,
+    /// Income tax rate on monthly profit (`--tax-rate`), 0 when `None`.
+    pub tax_rate: Option<f64>,
 }
 
 /// What `depin estimate` uses: [`inputs_for_profile`], and for a profile with a rental
@@ -916,6 +1007,7 @@ pub fn inputs_for_estimate(
     let mut inputs = inputs_for_profile(profile, catalogue_price_usd, settings, rates, h3_cell)?;
     let builtin = rates.policy_id == crate::rates::BUILTIN_POLICY_ID;
     let utilisation = options.utilisation;
+    inputs.costs.tax_rate = options.tax_rate.unwrap_or(0.0);
     if matches!(profile.sector, Sector::Wireless | Sector::Sensor) {
         place(&mut inputs, profile, rates, h3_cell)?;
     }

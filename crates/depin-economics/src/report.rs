@@ -159,7 +159,7 @@ fn opt_row(out: &mut String, label: &str, s: &OptSpread, none: &str) {
 }
 
 /// The legend printed under every table of quantiles.
-pub const QUANTILE_LEGEND: &str = "p10 is the bad case and p90 the good case on every row (1 path in 10 does worse than p10): for costs, payback and the break-even price p10 is the high value; \"never\" means the running cash total does not stay at or above zero within the horizon.";
+pub const QUANTILE_LEGEND: &str = "p10 is the bad case and p90 the good case on every row (1 path in 10 does worse than p10): for costs, payback and the break-even token price p10 is the high value, for the break-even electricity price (the most a kWh may cost before the lifetime cash, before tax, turns negative) the low one; \"never\" means the running cash total does not stay at or above zero within the horizon; cash rows do not count the resale value except \"cash if sold then\".";
 
 fn figures_table(out: &mut String, f: &Figures, window: u32) {
     row(
@@ -208,11 +208,24 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
         "net before hardware, USD/month",
         &f.net_operating_usd_per_month,
     );
+    if f.tax_usd_per_month.p10 > 0.0 {
+        spread_row(out, "income tax, USD/month", &f.tax_usd_per_month);
+    }
     spread_row(out, "net profit, USD/month", &f.net_profit_usd_per_month);
     spread_row(
         out,
         &format!("cash after {window} months, USD"),
         &f.cumulative_net_usd,
+    );
+    spread_row(
+        out,
+        &format!("resale value at month {window}, USD"),
+        &Spread::constant(f.resale_value_usd_at_window_end),
+    );
+    spread_row(
+        out,
+        "cash if sold then, USD",
+        &f.cumulative_net_with_resale_usd,
     );
     // Without token revenue (a rented GPU) no token price matters: n/a, not "none".
     let no_tokens = f.revenue_tokens_per_month.p90 <= 0.0;
@@ -222,6 +235,9 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
         &f.break_even_token_price_usd,
         if no_tokens { "n/a" } else { "none" },
     );
+    if let Some(k) = &f.break_even_kwh_price_usd {
+        opt_row(out, "break-even electricity, USD/kWh", k, "none");
+    }
     row(
         out,
         "payback, months",
@@ -360,13 +376,31 @@ pub fn device_table(e: &Estimate) -> String {
         );
     }
     market_line(&mut out, i, true);
+    let pay = i.payout();
+    if pay != crate::model::PayoutTerms::default() {
+        let _ = writeln!(
+            out,
+            "payouts: the platform keeps {:.0}%; paid once the balance reaches USD {} (a balance below it when the device stops is lost), USD {} fee per payout",
+            pay.platform_fee * 100.0,
+            num(pay.payout_threshold_usd),
+            num(pay.payout_fee_usd)
+        );
+    }
     let _ = writeln!(
         out,
-        "costs: electricity USD {}/kWh, internet USD {}/month × {:.0}% share, maintenance USD {}/month\n",
+        "costs: electricity USD {}/kWh, internet USD {}/month × {:.0}% share, maintenance USD {}/month{}\n",
         num(i.costs.kwh_price_usd),
         num(i.costs.internet_usd_per_month),
         i.costs.internet_share * 100.0,
-        num(i.costs.maintenance_usd_per_month)
+        num(i.costs.maintenance_usd_per_month),
+        if i.costs.tax_rate > 0.0 {
+            format!(
+                "; income tax {:.0}% of each month's profit after depreciation (no loss carried forward)",
+                i.costs.tax_rate * 100.0
+            )
+        } else {
+            String::new()
+        }
     );
     figures_table(&mut out, &e.figures, e.months);
     let _ = writeln!(
@@ -411,6 +445,9 @@ pub struct RankRow {
     pub net_profit_usd_per_month: Spread,
     pub payback_months: OptSpread,
     pub payback_within_lifetime_probability: f64,
+    /// The most a kWh may cost before the median path's lifetime cash turns negative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_even_kwh_price_usd: Option<OptSpread>,
     pub never_pays_back: bool,
     pub warnings: Vec<Warning>,
 }
@@ -440,6 +477,7 @@ pub fn rank(estimates: &[Estimate]) -> Vec<RankRow> {
             net_profit_usd_per_month: e.figures.net_profit_usd_per_month,
             payback_months: e.figures.payback_months,
             payback_within_lifetime_probability: e.figures.payback_within_lifetime_probability,
+            break_even_kwh_price_usd: e.figures.break_even_kwh_price_usd,
             never_pays_back: e.figures.payback_months.p50.is_none(),
             warnings: e.warnings.clone(),
         })
@@ -462,14 +500,15 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
     }
     let _ = writeln!(
         out,
-        "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>11}",
+        "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>11}{:>14}",
         "rank",
         "device",
         "sector",
         "price USD",
         "net USD/mo p50",
         "payback bad/p50/good",
-        "pays back"
+        "pays back",
+        "max USD/kWh"
     );
     for r in rows {
         let pb = &r.payback_months;
@@ -485,7 +524,7 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>10.0}%{}",
+            "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>10.0}%{:>14}{}",
             r.rank,
             r.device,
             r.sector.as_str(),
@@ -493,6 +532,10 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
             num(r.net_profit_usd_per_month.p50),
             payback,
             r.payback_within_lifetime_probability * 100.0,
+            match &r.break_even_kwh_price_usd {
+                None => "n/a".to_string(),
+                Some(k) => opt(k.p50, "none"),
+            },
             if r.never_pays_back {
                 "  NEVER PAYS BACK (median)"
             } else {
@@ -502,7 +545,7 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
     }
     let _ = writeln!(
         out,
-        "\npayback in months: p10 (bad, slow) / p50 / p90 (good, fast); {QUANTILE_LEGEND}"
+        "\npayback in months: p10 (bad, slow) / p50 / p90 (good, fast); max USD/kWh: the electricity price at which the median path's lifetime cash before tax is zero (\"none\": no price is low enough); {QUANTILE_LEGEND}"
     );
     out
 }

@@ -122,6 +122,23 @@ impl OptSpread {
             p90: s.p10,
         }
     }
+    /// For a figure where more is better and `None` is the worst (a break-even
+    /// electricity price, "no price is low enough"): p10 is the low value or `None`.
+    pub(crate) fn of_benefit(v: Vec<Option<f64>>) -> OptSpread {
+        let nones = v.iter().filter(|x| x.is_none()).count();
+        let mut nums: Vec<f64> = v.iter().flatten().copied().collect();
+        nums.sort_unstable_by(f64::total_cmp);
+        let n = v.len();
+        let q = |q: f64| {
+            let i = ((n - 1) as f64 * q).round() as usize;
+            i.checked_sub(nones).map(|k| nums[k])
+        };
+        OptSpread {
+            p10: q(0.1),
+            p50: q(0.5),
+            p90: q(0.9),
+        }
+    }
     fn of(v: Vec<Option<f64>>) -> OptSpread {
         // Sort numbers, then append the Nones (they rank above every number).
         let mut nums: Vec<f64> = v.iter().flatten().copied().collect();
@@ -193,6 +210,16 @@ pub struct Figures {
     /// Revenue minus running costs minus hardware depreciation.
     pub net_profit_usd_per_month: Spread,
     pub cumulative_net_usd: Spread,
+    /// Income tax (`tax_rate` on each month's positive profit), USD a month.
+    pub tax_usd_per_month: Spread,
+    /// What the hardware would fetch if sold at the window's end (resale curve), USD.
+    pub resale_value_usd_at_window_end: f64,
+    /// `cumulative_net_usd` plus that resale value: the position if the operator sold.
+    pub cumulative_net_with_resale_usd: Spread,
+    /// The electricity price (USD/kWh) at which lifetime cash before tax is zero; p10 is
+    /// the low, bad one; `null`: no price is low enough. Absent for a device drawing none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub break_even_kwh_price_usd: Option<OptSpread>,
     pub electricity_share_of_revenue_pct: OptSpread,
     pub break_even_token_price_usd: OptSpread,
     pub payback_months: OptSpread,
@@ -441,6 +468,14 @@ pub(crate) struct DeviceModel {
     pub halving: Option<crate::model::Halving>,
     /// A per-path site for coverage and sensor devices.
     pub placement: Option<crate::model::Placement>,
+    /// How the USD income is paid out (threshold and fee are per device).
+    pub payout: crate::model::PayoutTerms,
+    pub tax_rate: f64,
+    /// What all `count` devices would fetch if sold at month `m` from now: `price ×
+    /// resale_fraction^(age/24)`; kept as its parts.
+    pub list_price_usd: f64,
+    pub resale_fraction: f64,
+    pub already_owned: bool,
 }
 
 /// One device's month on one path: rental revenue, electricity and running costs.
@@ -498,6 +533,11 @@ impl DeviceModel {
             full_lifetime: i.hardware.lifetime_months,
             halving: i.rewards.halving.clone(),
             placement: i.placement.clone(),
+            payout: i.payout(),
+            tax_rate: i.costs.tax_rate,
+            list_price_usd: i.hardware.price_usd,
+            resale_fraction: i.hardware.resale_fraction,
+            already_owned: i.hardware.already_owned,
         }
     }
 
@@ -523,6 +563,14 @@ impl DeviceModel {
         )
     }
 
+    /// What the devices would fetch if sold `months` from now (their age then counts
+    /// the months already behind them, and two years for hardware already owned).
+    fn resale_after(&self, months: usize) -> f64 {
+        let age = (self.age_months as usize + months) as f64
+            + if self.already_owned { 24.0 } else { 0.0 };
+        self.list_price_usd * self.resale_fraction.powf(age / 24.0)
+    }
+
     /// `count` identical devices.
     pub(crate) fn times(mut self, count: u32) -> DeviceModel {
         let c = count as f64;
@@ -535,6 +583,7 @@ impl DeviceModel {
             &mut self.running_usd,
             &mut self.price_usd,
             &mut self.depreciation_usd,
+            &mut self.list_price_usd,
         ] {
             *v *= c;
         }
@@ -622,6 +671,14 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     let mut elec_avg = Vec::with_capacity(n);
     let mut running_avg = Vec::with_capacity(n);
     let mut utilisation = Vec::with_capacity(n);
+    let mut break_even_kwh = Vec::with_capacity(n);
+    let mut tax_avg = Vec::with_capacity(n);
+    let kwh_price = book.devices.first().map(|d| d.kwh_price_usd).unwrap_or(0.0);
+    let resale_w: f64 = book.devices.iter().map(|d| d.resale_after(w)).sum();
+    let any_kwh = book
+        .devices
+        .iter()
+        .any(|d| d.electricity_kwh > 0.0 || d.rental.is_some());
     let has_storage = book.devices.iter().any(|d| d.storage.is_some());
     let mut stored_end = Vec::with_capacity(n);
     let mut held_end = Vec::with_capacity(n);
@@ -653,6 +710,7 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         let (mut kwh_w, mut elec_w, mut running_w) = (0.0, 0.0, 0.0);
         let (mut running_life, mut usd_income_life, mut used) = (0.0, 0.0, 0.0);
         let (mut stored, mut held, mut filled) = (0.0, 0.0, Some(0u32));
+        let (mut tax_w, mut token_usd_life, mut kwh_life) = (0.0, 0.0, 0.0);
         for (d, dec) in book.devices.iter().zip(&decay) {
             let dil = &f.dilution[d.sector][row..row + h];
             let pr = &f.price[row..row + h];
@@ -666,7 +724,7 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
             elec_w += lines.electricity_usd * in_window;
             running_w += lines.running_usd * in_window;
             running_life += lines.running_usd * alive as f64;
-            usd_income_life += lines.rental_usd * alive as f64;
+            kwh_life += lines.electricity_kwh * alive as f64;
             let storage = d.storage_months(f.level[p]);
             if let (Some(sm), Some((s, cap))) = (&storage, &d.storage) {
                 let end = alive.min(w);
@@ -674,24 +732,37 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
                     stored += sm[end - 1].stored_tb;
                     held += sm[end - 1].held_balance_usd;
                 }
-                usd_income_life += sm.iter().take(alive).map(|m| m.paid_usd).sum::<f64>();
                 filled = match (filled, s.months_to_fill(*cap, s.ingress_at(f.level[p]))) {
                     (Some(a), Some(b)) => Some(a.max(b.saturating_sub(d.age_months))),
                     _ => None,
                 };
             }
             let site = d.placement.as_ref().map_or(1.0, |x| x.factor(f.site[p]));
+            // USD income waits in a balance until it reaches the payout threshold; what is
+            // below it when the device stops is never paid.
+            let threshold = d.payout.payout_threshold_usd * d.count;
+            let payout_fee = d.payout.payout_fee_usd * d.count;
+            let mut pending = 0.0;
             for t in 0..alive {
                 let tok = d.tokens_first_month * dec[t] * dil[t] * site;
-                let usd_income =
-                    lines.rental_usd + storage.as_ref().map_or(0.0, |sm| sm[t].paid_usd);
-                let usd = tok * d.token_price_usd * pr[t] + usd_income;
+                pending += lines.rental_usd + storage.as_ref().map_or(0.0, |sm| sm[t].paid_usd);
+                let usd_income = if pending > 0.0 && pending >= threshold.max(payout_fee) {
+                    std::mem::take(&mut pending) - payout_fee
+                } else {
+                    0.0
+                };
+                let token_usd = tok * d.token_price_usd * pr[t];
+                let usd = token_usd + usd_income;
+                let tax = d.tax_rate * (usd - lines.running_usd - d.depreciation_usd).max(0.0);
                 tok_life += tok;
+                token_usd_life += token_usd;
+                usd_income_life += usd_income;
                 if t < w {
                     tok_w += tok;
                     usd_w += usd;
+                    tax_w += tax;
                 }
-                monthly_net[t] += usd - lines.running_usd;
+                monthly_net[t] += usd - lines.running_usd - tax;
             }
         }
         kwh_avg.push(kwh_w / months_avg);
@@ -739,6 +810,16 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         revenue_w.push(usd_w / months_avg);
         cum_w.push(cwin);
         elec_share.push((usd_w > 0.0).then(|| elec_w / usd_w * 100.0));
+        // The electricity price at which the lifetime cash before tax is zero: cash is
+        // linear in the price, falling by the lifetime's kWh for each USD/kWh.
+        let pretax_life =
+            book.cash_so_far_usd + token_usd_life + usd_income_life - running_life - total_price;
+        break_even_kwh.push(
+            (kwh_life > 0.0)
+                .then(|| kwh_price + pretax_life / kwh_life)
+                .filter(|k| *k >= 0.0),
+        );
+        tax_avg.push(tax_w / months_avg);
         // The token price at which token revenue covers what USD income does not.
         break_even.push(
             (tok_life > 0.0)
@@ -757,8 +838,17 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         .zip(&running_avg)
         .map(|(r, c)| r - c)
         .collect();
-    let total_cost: Vec<f64> = running_avg.iter().map(|c| c + depreciation_avg).collect();
-    let net_profit: Vec<f64> = net_op.iter().map(|r| r - depreciation_avg).collect();
+    let total_cost: Vec<f64> = running_avg
+        .iter()
+        .zip(&tax_avg)
+        .map(|(c, t)| c + depreciation_avg + t)
+        .collect();
+    let net_profit: Vec<f64> = net_op
+        .iter()
+        .zip(&tax_avg)
+        .map(|(r, t)| r - depreciation_avg - t)
+        .collect();
+    let with_resale: Vec<f64> = cum_w.iter().map(|c| c + resale_w).collect();
     let cum_raw = cum_w.clone();
     let figures = Figures {
         revenue_tokens_per_month: Spread::of(tokens_w),
@@ -776,6 +866,10 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         net_operating_usd_per_month: Spread::of(net_op),
         net_profit_usd_per_month: Spread::of(net_profit),
         cumulative_net_usd: Spread::of(cum_w),
+        tax_usd_per_month: Spread::of_cost(tax_avg),
+        resale_value_usd_at_window_end: resale_w,
+        cumulative_net_with_resale_usd: Spread::of(with_resale),
+        break_even_kwh_price_usd: any_kwh.then(|| OptSpread::of_benefit(break_even_kwh)),
         electricity_share_of_revenue_pct: OptSpread::of_cost(elec_share),
         break_even_token_price_usd: OptSpread::of_cost(break_even),
         payback_months: OptSpread::of_cost(payback),

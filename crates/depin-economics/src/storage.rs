@@ -48,6 +48,16 @@ pub struct StorageMarket {
     /// of the held amount back; a younger one forfeits it.
     #[serde(default)]
     pub graceful_exit_min_months: u32,
+    /// Share of the revenue the platform keeps (0.10 = 10%).
+    #[serde(default)]
+    pub platform_fee: f64,
+    /// USD income is paid out only once the balance reaches this; a balance below it when
+    /// the device stops is never paid.
+    #[serde(default)]
+    pub payout_threshold_usd: f64,
+    /// Charged on each payout, USD (a transaction fee).
+    #[serde(default)]
+    pub payout_fee_usd: f64,
 }
 
 /// One month of a storage node on one path.
@@ -68,7 +78,16 @@ pub struct StorageMonth {
 }
 
 impl StorageMarket {
+    pub fn payout(&self) -> crate::model::PayoutTerms {
+        crate::model::PayoutTerms {
+            platform_fee: self.platform_fee,
+            payout_threshold_usd: self.payout_threshold_usd,
+            payout_fee_usd: self.payout_fee_usd,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), EconomicsError> {
+        self.payout().validate()?;
         let nn = crate::model::non_negative;
         nn("storage_usd_per_tb_month", self.usd_per_tb_month)?;
         nn("storage_egress_usd_per_tb", self.egress_usd_per_tb)?;
@@ -167,7 +186,8 @@ impl StorageMarket {
     /// The node's months over a `lifetime` (months 1..=lifetime) at `ingress` TB a month.
     ///
     /// Month `m` (1-based): data held rises by that month's ingress up to `capacity_tb`;
-    /// it earns `avg × usd_per_tb_month + avg × egress_share × egress_usd_per_tb` where
+    /// it earns `(avg × usd_per_tb_month + avg × egress_share × egress_usd_per_tb) ×
+    /// (1 − platform_fee)` where
     /// `avg` is the mean of the data held at the month's start and end; `held_back[m]` of
     /// that is held; in `held_back_returned_month` the given share of the balance is paid;
     /// in the last month the balance is paid if the node is at least
@@ -175,7 +195,8 @@ impl StorageMarket {
     pub fn schedule(&self, capacity_tb: f64, ingress: f64, lifetime: u32) -> Vec<StorageMonth> {
         let mut out = Vec::with_capacity(lifetime as usize);
         let (mut stored, mut balance) = (0.0f64, 0.0f64);
-        let per_tb = self.usd_per_tb_month + self.egress_share_per_month * self.egress_usd_per_tb;
+        let per_tb = (self.usd_per_tb_month + self.egress_share_per_month * self.egress_usd_per_tb)
+            * (1.0 - self.platform_fee);
         for t in 0..lifetime {
             let month = t + 1;
             let start = stored;
