@@ -117,8 +117,11 @@ pub struct EstimateArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub paths: Option<i64>,
     /// Print JSON: every figure as { "p10", "p50", "p90" }.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// Print CSV: device,figure,p10,p50,p90 (with --rank: one row per device).
+    #[arg(long)]
+    pub csv: bool,
     /// Take reward rates from a running network (GET URL/v1/economics/rates).
     #[arg(long, value_name = "URL")]
     pub coordinator: Option<String>,
@@ -317,6 +320,9 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         catalogue.merge(Catalogue::from_toml(text, origin).map_err(flag_error)?);
     }
     if args.list_devices {
+        if args.csv {
+            bail!("--csv: --list-devices prints a table or --json");
+        }
         return Ok(list_devices(&catalogue, args.json));
     }
 
@@ -412,6 +418,8 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         let rows = report::rank(&est);
         return Ok(if args.json {
             json(report::rank_json(&rows, &est))
+        } else if args.csv {
+            report::rank_csv(&rows)
         } else {
             report::rank_table(&rows, est.first())
         });
@@ -453,6 +461,8 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         let p = estimate_portfolio(&holdings, months, sim).map_err(flag_error)?;
         return Ok(if args.json {
             json(report::portfolio_json(&p))
+        } else if args.csv {
+            report::portfolio_csv(&p)
         } else {
             report::portfolio_table(&p)
         });
@@ -556,6 +566,8 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
     let e = estimate(&inputs, sim).map_err(flag_error)?;
     Ok(if args.json {
         json(report::device_json(&e))
+    } else if args.csv {
+        report::device_csv(&e)
     } else {
         report::device_table(&e)
     })

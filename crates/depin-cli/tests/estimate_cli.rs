@@ -138,3 +138,13 @@ fn storage_is_paid_on_data_held_with_held_back_pay() {
     assert!(p50 == 10.0 || p50 == 11.0, "{p50}");
     assert!(fails("--device spare-disk-4tb --utilisation 0.5").contains("--utilisation:"));
 }
+
+#[test]
+fn csv_output() {
+    let out = ok("--device weather-station --csv --paths 100");
+    assert!(out.starts_with("device,figure,p10,p50,p90\n"), "{out}");
+    assert!(out.contains("weather-station,payback_months,"), "{out}");
+    let out = ok("--rank --csv --paths 100");
+    assert!(out.starts_with("rank,device,sector,price_usd,"), "{out}");
+    assert!(fails("--device dashcam --csv --json").contains("--csv"));
+}

@@ -621,3 +621,167 @@ pub fn portfolio_json(p: &PortfolioEstimate) -> serde_json::Value {
     v["scenario"] = scenario_json(&p.market);
     v
 }
+
+// ---------------------------------------------------------------------------------------
+// CSV
+
+/// One CSV field: quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A number for a CSV: at most 4 decimals, no trailing zeros; empty for `None`.
+fn csv_num(v: Option<f64>) -> String {
+    match v {
+        None => String::new(),
+        Some(x) => {
+            let s = format!("{x:.4}");
+            let s = s.trim_end_matches('0').trim_end_matches('.');
+            if s == "-0" { "0".into() } else { s.to_string() }
+        }
+    }
+}
+
+/// One figure: its name with the unit, p10, p50, p90.
+pub type FigureRow = (String, Option<f64>, Option<f64>, Option<f64>);
+
+/// The rows of a figures table as (name with unit, p10, p50, p90); every row reads p10
+/// bad, p90 good, as in the table; `None` is "never" / "none" / "undefined".
+pub fn figure_rows(f: &Figures) -> Vec<FigureRow> {
+    let s = |name: &str, x: &Spread| (name.to_string(), Some(x.p10), Some(x.p50), Some(x.p90));
+    let o = |name: &str, x: &OptSpread| (name.to_string(), x.p10, x.p50, x.p90);
+    let mut v = Vec::new();
+    if let Some(u) = &f.utilisation {
+        v.push(s("utilisation_share_of_hours", u));
+    }
+    if let Some(m) = &f.months_to_fill {
+        v.push(o("months_to_fill", m));
+    }
+    if let Some(x) = &f.stored_tb_at_window_end {
+        v.push(s("stored_tb_at_window_end", x));
+    }
+    if let Some(x) = &f.held_back_usd_at_window_end {
+        v.push(s("held_back_usd_at_window_end", x));
+    }
+    v.push(s("revenue_tokens_per_month", &f.revenue_tokens_per_month));
+    v.push(s("revenue_usd_per_month", &f.revenue_usd_per_month));
+    v.push(s("electricity_kwh_per_month", &f.electricity_kwh_per_month));
+    v.push(s("electricity_usd_per_month", &f.electricity_usd_per_month));
+    v.push(s("internet_usd_per_month", &f.internet_usd_per_month));
+    v.push(s("maintenance_usd_per_month", &f.maintenance_usd_per_month));
+    v.push(s(
+        "hardware_depreciation_usd_per_month",
+        &f.hardware_depreciation_usd_per_month,
+    ));
+    v.push(s("tax_usd_per_month", &f.tax_usd_per_month));
+    v.push(s("total_cost_usd_per_month", &f.total_cost_usd_per_month));
+    v.push(s(
+        "net_operating_usd_per_month",
+        &f.net_operating_usd_per_month,
+    ));
+    v.push(s("net_profit_usd_per_month", &f.net_profit_usd_per_month));
+    v.push(s("cumulative_net_usd", &f.cumulative_net_usd));
+    v.push(s(
+        "resale_value_usd_at_window_end",
+        &Spread::constant(f.resale_value_usd_at_window_end),
+    ));
+    v.push(s(
+        "cumulative_net_with_resale_usd",
+        &f.cumulative_net_with_resale_usd,
+    ));
+    v.push(o(
+        "break_even_token_price_usd",
+        &f.break_even_token_price_usd,
+    ));
+    if let Some(k) = &f.break_even_kwh_price_usd {
+        v.push(o("break_even_kwh_price_usd", k));
+    }
+    v.push(o("payback_months", &f.payback_months));
+    v.push(o("roi_12_months_pct", &f.roi_12_months_pct));
+    v.push(o("roi_24_months_pct", &f.roi_24_months_pct));
+    v.push(o(
+        "electricity_share_of_revenue_pct",
+        &f.electricity_share_of_revenue_pct,
+    ));
+    v.push(s(
+        "token_price_usd_at_window_end",
+        &f.token_price_usd_at_window_end,
+    ));
+    let p = f.payback_within_lifetime_probability;
+    v.push((
+        "payback_within_lifetime_probability".into(),
+        Some(p),
+        Some(p),
+        Some(p),
+    ));
+    for m in &f.cumulative_net_usd_by_month {
+        v.push(s(
+            &format!("cumulative_net_usd_month_{}", m.month),
+            &m.cumulative_net_usd,
+        ));
+    }
+    v
+}
+
+fn figures_csv(out: &mut String, device: &str, f: &Figures) {
+    for (name, a, b, c) in figure_rows(f) {
+        let _ = writeln!(
+            out,
+            "{},{name},{},{},{}",
+            csv_field(device),
+            csv_num(a),
+            csv_num(b),
+            csv_num(c)
+        );
+    }
+}
+
+/// The estimate as CSV: `device,figure,p10,p50,p90`, one row per figure (names carry the
+/// unit, as in the JSON), then one per month of the running cash. An empty cell is
+/// "never" (payback), "none" (break-even) or "undefined".
+pub fn device_csv(e: &Estimate) -> String {
+    let mut out = String::from("device,figure,p10,p50,p90\n");
+    figures_csv(&mut out, &e.inputs.hardware.name, &e.figures);
+    out
+}
+
+/// The portfolio's combined figures as CSV, in the shape of [`device_csv`] with the
+/// device column `portfolio`.
+pub fn portfolio_csv(p: &PortfolioEstimate) -> String {
+    let mut out = String::from("device,figure,p10,p50,p90\n");
+    figures_csv(&mut out, "portfolio", &p.combined);
+    out
+}
+
+/// `--rank` as CSV, one row per device.
+pub fn rank_csv(rows: &[RankRow]) -> String {
+    let mut out = String::from(
+        "rank,device,sector,price_usd,net_profit_usd_per_month_p10,net_profit_usd_per_month_p50,net_profit_usd_per_month_p90,payback_months_p10,payback_months_p50,payback_months_p90,payback_within_lifetime_probability,break_even_kwh_price_usd_p50,never_pays_back\n",
+    );
+    for r in rows {
+        let n = &r.net_profit_usd_per_month;
+        let pb = &r.payback_months;
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.rank,
+            csv_field(&r.device),
+            r.sector.as_str(),
+            csv_num(Some(r.price_usd)),
+            csv_num(Some(n.p10)),
+            csv_num(Some(n.p50)),
+            csv_num(Some(n.p90)),
+            csv_num(pb.p10),
+            csv_num(pb.p50),
+            csv_num(pb.p90),
+            csv_num(Some(r.payback_within_lifetime_probability)),
+            csv_num(r.break_even_kwh_price_usd.and_then(|k| k.p50)),
+            r.never_pays_back
+        );
+    }
+    out
+}

@@ -1591,6 +1591,34 @@ fn portfolio_file_and_json() {
 }
 
 #[test]
+fn csv_has_one_row_per_figure_with_the_hand_worked_values() {
+    // The golden hotspot: revenue 20, net before hardware 18.2695, payback month 7, cash
+    // after 36 months 537.702; month 6 of the running cash −120 + 6 × 18.2695 = −10.383.
+    let e = estimate(&golden_inputs(), sim(7)).unwrap();
+    let csv = depin_economics::report::device_csv(&e);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "device,figure,p10,p50,p90");
+    assert!(lines.iter().all(|l| l.split(',').count() == 5), "{csv}");
+    for want in [
+        "golden-hotspot,revenue_usd_per_month,20,20,20",
+        "golden-hotspot,net_operating_usd_per_month,18.2695,18.2695,18.2695",
+        "golden-hotspot,payback_months,7,7,7",
+        "golden-hotspot,cumulative_net_usd,537.702,537.702,537.702",
+        "golden-hotspot,cumulative_net_usd_month_6,-10.383,-10.383,-10.383",
+    ] {
+        assert!(lines.contains(&want), "{want}: {csv}");
+    }
+    // "never" is an empty cell.
+    let e = estimate(&halving_inputs(20.0), sim(3)).unwrap();
+    let csv = depin_economics::report::device_csv(&e);
+    assert!(csv.contains("golden-hotspot,payback_months,,,\n"), "{csv}");
+    let rows = rank(&every_catalogue_estimate());
+    let csv = depin_economics::report::rank_csv(&rows);
+    assert_eq!(csv.lines().count(), rows.len() + 1);
+    assert!(csv.lines().all(|l| l.split(',').count() == 13), "{csv}");
+}
+
+#[test]
 fn bad_input_names_the_field() {
     let check = |mutate: &dyn Fn(&mut EstimateInputs), field: &str| {
         let mut i = golden_inputs();
