@@ -1619,6 +1619,68 @@ fn csv_has_one_row_per_figure_with_the_hand_worked_values() {
 }
 
 #[test]
+fn the_methodology_page_matches_the_catalogue() {
+    // docs/economics.md lists every catalogue device with the catalogue's own figures.
+    let doc = include_str!("../../../docs/economics.md");
+    for d in Catalogue::builtin().devices() {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", d.name)))
+            .unwrap_or_else(|| panic!("docs/economics.md has no row for {}", d.name));
+        let mut want = vec![
+            format!(
+                "| {} | {} | {} | {} |",
+                d.sector, d.price_usd, d.watts, d.lifetime_months
+            ),
+            format!("| {:.0}% |", d.resale_fraction() * 100.0),
+        ];
+        if let Some(r) = &d.rental {
+            want.push(format!("USD {}/h", r.usd_per_hour));
+            want.push(format!("{:.0}% platform fee", r.platform_fee * 100.0));
+            want.push(format!("USD {} payout threshold", r.payout_threshold_usd));
+        }
+        if let Some(s) = &d.storage {
+            want.push(format!("USD {}/TB-month held", s.usd_per_tb_month));
+            want.push(format!("USD {}/TB egress", s.egress_usd_per_tb));
+        }
+        if let Some(e) = &d.emission {
+            if let Some(date) = &e.next_halving {
+                want.push(format!("next {date}"));
+            }
+            if let Some(decay) = e.decay_per_year {
+                want.push(format!("−{:.0}% a year", decay * 100.0));
+            }
+        }
+        if let Some(p) = &d.placement {
+            want.push(format!("{:.0}% of sites", p.full_cell_probability * 100.0));
+            if let Some(c) = p.cell_capacity {
+                want.push(format!("cell capacity {c}"));
+            }
+        }
+        for w in want {
+            assert!(row.contains(&w), "{}: docs row lacks {w:?}: {row}", d.name);
+        }
+    }
+    // The scenarios' figures.
+    for s in depin_economics::Scenario::ALL {
+        let p = s.parameters();
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}`", s.as_str())))
+            .unwrap();
+        assert!(
+            row.contains(&format!("{:.0}%", p.token_volatility_per_year * 100.0))
+                && row.contains(&format!(
+                    "−{:.0}%, {} a year",
+                    p.crash_size * 100.0,
+                    p.crash_probability_per_year
+                )),
+            "{row}"
+        );
+    }
+}
+
+#[test]
 fn bad_input_names_the_field() {
     let check = |mutate: &dyn Fn(&mut EstimateInputs), field: &str| {
         let mut i = golden_inputs();
