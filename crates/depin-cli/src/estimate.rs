@@ -122,6 +122,10 @@ pub struct EstimateArgs {
     /// Print CSV: device,figure,p10,p50,p90 (with --rank: one row per device).
     #[arg(long)]
     pub csv: bool,
+    /// Also write charts to an SVG file: running cash (p10/p50/p90, zero line, payback),
+    /// a tornado of what moves the result most, and a histogram of payback months.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Take reward rates from a running network (GET URL/v1/economics/rates).
     #[arg(long, value_name = "URL")]
     pub coordinator: Option<String>,
@@ -169,7 +173,7 @@ pub async fn run(args: EstimateArgs) -> anyhow::Result<()> {
         Some(url) => fetch_rates(url).await?,
         None => NetworkRates::builtin(),
     };
-    let out = render(
+    let (out, svg) = render_all(
         &args,
         Gathered {
             user_catalogue,
@@ -178,6 +182,14 @@ pub async fn run(args: EstimateArgs) -> anyhow::Result<()> {
             this_month: this_month(),
         },
     )?;
+    if let (Some(path), Some(svg)) = (&args.plot, svg) {
+        std::fs::write(path, svg)
+            .with_context(|| format!("--plot: cannot write {}", path.display()))?;
+        eprintln!(
+            "charts written to {} (running cash, tornado, payback histogram)",
+            path.display()
+        );
+    }
     print!("{out}");
     Ok(())
 }
@@ -288,7 +300,13 @@ fn parse_sector(s: &str) -> anyhow::Result<Sector> {
 }
 
 /// Computes the output text (table or JSON) for `args`. Pure apart from its `ctx`.
+#[cfg(test)]
 pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
+    Ok(render_all(args, ctx)?.0)
+}
+
+/// The output text and, with `--plot`, the SVG document to write.
+pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String, Option<String>)> {
     for (flag, v) in [
         ("--price", args.price),
         ("--watts", args.watts),
@@ -320,10 +338,10 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         catalogue.merge(Catalogue::from_toml(text, origin).map_err(flag_error)?);
     }
     if args.list_devices {
-        if args.csv {
-            bail!("--csv: --list-devices prints a table or --json");
+        if args.csv || args.plot.is_some() {
+            bail!("--list-devices prints a table or --json, without --csv or --plot");
         }
-        return Ok(list_devices(&catalogue, args.json));
+        return Ok((list_devices(&catalogue, args.json), None));
     }
 
     let rates = &ctx.rates;
@@ -393,6 +411,9 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
 
     if args.rank || args.portfolio.is_some() {
         let mode = if args.rank { "--rank" } else { "--portfolio" };
+        if args.plot.is_some() {
+            bail!("--plot draws one device's estimate; leave out {mode}");
+        }
         if args.rank && args.portfolio.is_some() {
             bail!("--rank and --portfolio: choose one");
         }
@@ -416,13 +437,14 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
             .map_err(flag_error)?;
         let est = estimate_many(&inputs, sim).map_err(flag_error)?;
         let rows = report::rank(&est);
-        return Ok(if args.json {
+        let text = if args.json {
             json(report::rank_json(&rows, &est))
         } else if args.csv {
             report::rank_csv(&rows)
         } else {
             report::rank_table(&rows, est.first())
-        });
+        };
+        return Ok((text, None));
     }
 
     if args.portfolio.is_some() {
@@ -459,13 +481,14 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
             });
         }
         let p = estimate_portfolio(&holdings, months, sim).map_err(flag_error)?;
-        return Ok(if args.json {
+        let text = if args.json {
             json(report::portfolio_json(&p))
         } else if args.csv {
             report::portfolio_csv(&p)
         } else {
             report::portfolio_table(&p)
-        });
+        };
+        return Ok((text, None));
     }
 
     // One device: from the catalogue, or described by the flags.
@@ -564,13 +587,26 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         inputs.placement = None;
     }
     let e = estimate(&inputs, sim).map_err(flag_error)?;
-    Ok(if args.json {
+    let svg = match &args.plot {
+        None => None,
+        Some(_) => {
+            // The tornado re-runs 11 variants; 1000 paths keep it quick.
+            let t_sim = Simulation {
+                paths: sim.paths.min(1000),
+                ..sim
+            };
+            let t = depin_economics::plot::tornado(&inputs, t_sim).map_err(flag_error)?;
+            Some(depin_economics::plot::charts_svg(&e, &t).map_err(flag_error)?)
+        }
+    };
+    let text = if args.json {
         json(report::device_json(&e))
     } else if args.csv {
         report::device_csv(&e)
     } else {
         report::device_table(&e)
-    })
+    };
+    Ok((text, svg))
 }
 
 fn list_devices(c: &Catalogue, as_json: bool) -> String {

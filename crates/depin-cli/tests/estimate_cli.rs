@@ -148,3 +148,34 @@ fn csv_output() {
     assert!(out.starts_with("rank,device,sector,price_usd,"), "{out}");
     assert!(fails("--device dashcam --csv --json").contains("--csv"));
 }
+
+#[test]
+fn plot_writes_an_svg_with_the_three_charts() {
+    let path = std::env::temp_dir().join(format!("depin-estimate-{}.svg", std::process::id()));
+    let arg = format!(
+        "--device weather-station --paths 200 --plot {}",
+        path.display()
+    );
+    let (success, out, err) = run(&arg);
+    assert!(success, "{err}");
+    assert!(
+        out.contains("payback, months"),
+        "the table is still printed: {out}"
+    );
+    assert!(err.contains("charts written to"), "{err}");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for want in [
+        "weather-station: running cash, USD",
+        "p90 (good)",
+        "what moves the median cash",
+        "site: p10 site",
+        "payback month over 200 paths",
+    ] {
+        assert!(svg.contains(want), "{want}");
+    }
+    assert!(fails("--rank --plot x.svg").contains("--plot draws one device's estimate"));
+    let bad = fails("--device dashcam --paths 50 --plot /nonexistent-dir/x.svg");
+    assert!(bad.contains("--plot: cannot write"), "{bad}");
+}

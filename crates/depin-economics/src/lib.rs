@@ -18,6 +18,7 @@
 //!   the held-back share.
 //! - [`portfolio`]: several devices across sectors, and how much spread diversification
 //!   removes compared with the same money in one sector.
+//! - [`plot`]: the fan chart, tornado chart and payback histogram as one SVG document.
 //! - [`report`]: the JSON document and the plain table `depin estimate` prints.
 //!
 //! Design decision: the crate is pure. It reads no files, no clock and no network, and its
@@ -33,6 +34,7 @@
 pub mod catalogue;
 pub mod model;
 pub mod operator;
+pub mod plot;
 pub mod portfolio;
 pub mod rates;
 pub mod report;

@@ -231,6 +231,17 @@ pub struct Figures {
     pub payback_within_lifetime_probability: f64,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub cumulative_net_usd_by_month: Vec<MonthSpread>,
+    /// How many paths pay back in each month (single-device estimates).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub payback_histogram: Option<PaybackHistogram>,
+}
+
+/// Paths by payback month: `paths_by_month[m]` paths pay back in month `m` (counted from
+/// purchase), `never` paths do not within the horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaybackHistogram {
+    pub paths_by_month: Vec<u32>,
+    pub never: u32,
 }
 
 /// A single-device estimate: its inputs, the figures, the baseline and the warnings.
@@ -697,6 +708,10 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     };
     let (roi12_t, roi24_t) = (roi_at(12), roi_at(24));
     let mut paid_back_in_life = 0usize;
+    let mut histogram = PaybackHistogram {
+        paths_by_month: vec![0; (book.months_elapsed as usize) + h + 1],
+        never: 0,
+    };
     let first_price = book
         .devices
         .first()
@@ -799,8 +814,12 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         }
         // Every device has stopped by the horizon, so the path's last total is final.
         let pb = payback_month(&cash_path).map(|m| (book.months_elapsed + m) as f64);
-        if pb.is_some() {
-            paid_back_in_life += 1;
+        match pb {
+            Some(m) => {
+                paid_back_in_life += 1;
+                histogram.paths_by_month[m as usize] += 1;
+            }
+            None => histogram.never += 1,
         }
         let roi = |c: Option<f64>| {
             c.filter(|_| total_price > 0.0)
@@ -885,6 +904,7 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
                 cumulative_net_usd: Spread::of(v),
             })
             .collect(),
+        payback_histogram: book.monthly_series.then_some(histogram),
     };
     (figures, cum_raw)
 }

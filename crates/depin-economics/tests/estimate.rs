@@ -1381,12 +1381,15 @@ proptest! {
         let f = estimate(&i, Simulation { seed, paths: 100 }).unwrap().figures;
         let json = serde_json::to_value(&f).unwrap();
         for (key, v) in json.as_object().unwrap() {
-            if let Some(o) = v.as_object() {
+            if let Some(o) = v.as_object().filter(|o| o.contains_key("p10")) {
                 prop_assert_eq!(&o["p10"], &o["p50"], "{}", key);
                 prop_assert_eq!(&o["p50"], &o["p90"], "{}", key);
             }
         }
         prop_assert!(f.payback_within_lifetime_probability == 0.0 || f.payback_within_lifetime_probability == 1.0);
+        // Every path pays back in the same month, or none does.
+        let h = f.payback_histogram.unwrap();
+        prop_assert!(h.never == 100 || h.paths_by_month.contains(&100));
     }
 
     #[test]
@@ -1678,6 +1681,96 @@ fn the_methodology_page_matches_the_catalogue() {
             "{row}"
         );
     }
+}
+
+/// Tags balance: every `<x …>` is closed by `</x>` in order, `<x …/>` closes itself.
+fn assert_well_formed(svg: &str) {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = svg;
+    while let Some(i) = rest.find('<') {
+        let j = rest[i..].find('>').expect("every tag ends") + i;
+        let tag = &rest[i + 1..j];
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(
+                stack.pop().as_deref(),
+                Some(name.trim()),
+                "unbalanced </{name}>"
+            );
+        } else if !tag.ends_with('/') && !tag.starts_with('?') && !tag.starts_with('!') {
+            stack.push(tag.split_whitespace().next().unwrap().to_string());
+        }
+        rest = &rest[j + 1..];
+    }
+    assert!(stack.is_empty(), "unclosed {stack:?}");
+}
+
+#[test]
+fn tornado_by_hand_and_the_charts_are_a_valid_svg() {
+    use depin_economics::plot::{charts_svg, tornado};
+    // The golden hotspot (no volatility), cash after 36 months 537.702 at the base. One
+    // input at a time:
+    //   token price 0.25: revenue 10, net 8.2695 → 36 × 8.2695 − 120 = 177.702;
+    //                1.00: revenue 40 → 36 × 38.2695 − 120 = 1257.702 (swing 1080)
+    //   uptime 80%: 32 tokens, USD 16 → 36 × 14.2695 − 120 = 393.702; 100%: 537.702 (144)
+    //   hardware USD 84: 573.702; USD 156: 501.702 (72)
+    //   electricity USD 0.10/kWh: running 1.36525 → 36 × 18.63475 − 120 = 550.851;
+    //               USD 0.30/kWh: running 2.09575 → 36 × 17.90425 − 120 = 524.553 (26.298)
+    let t = tornado(&golden_inputs(), sim(1)).unwrap();
+    assert!(close(t.base_cash_usd, 537.702));
+    let got: Vec<(&str, f64, f64)> = t
+        .bars
+        .iter()
+        .map(|b| (b.factor.as_str(), b.low_cash_usd, b.high_cash_usd))
+        .collect();
+    let want = [
+        ("token price", 177.702, 1257.702),
+        ("uptime", 393.702, 537.702),
+        ("hardware price", 573.702, 501.702),
+        ("electricity price", 550.851, 524.553),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for ((f, lo, hi), (wf, wlo, whi)) in got.iter().zip(want) {
+        assert!(*f == wf && close(*lo, wlo) && close(*hi, whi), "{got:?}");
+    }
+    // A rented GPU gets a utilisation bar, a storage node a fill-rate bar.
+    let t = tornado(&rented_gpu(0.2), sim(1)).unwrap();
+    assert!(t.bars.iter().any(|b| b.factor == "utilisation"));
+
+    let e = estimate(&golden_inputs(), sim(1)).unwrap();
+    let h = e.figures.payback_histogram.as_ref().unwrap();
+    assert_eq!(
+        (h.paths_by_month[7], h.never),
+        (400, 0),
+        "every path pays back in month 7"
+    );
+    let svg = charts_svg(&e, &tornado(&golden_inputs(), sim(1)).unwrap()).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
+    assert_well_formed(&svg);
+    for want in [
+        "running cash, USD",
+        "p10 (bad)",
+        "p50",
+        "p90 (good)",
+        "zero: paid back above it",
+        "payback p50: month 7",
+        "what moves the median cash after 36 months most",
+        "token price: USD 0.250",
+        "electricity price",
+        "payback month over 400 paths (0 never within the horizon)",
+    ] {
+        assert!(svg.contains(want), "{want}");
+    }
+    // The band, three lines and the zero line are drawn as paths.
+    assert!(svg.matches("<polyline").count() >= 4, "{svg}");
+    assert!(svg.contains("<polygon"), "the p10–p90 band");
+    // A never-paying device says so on the chart.
+    let e = estimate(&halving_inputs(20.0), sim(3)).unwrap();
+    let svg = charts_svg(&e, &tornado(&halving_inputs(20.0), sim(3)).unwrap()).unwrap();
+    assert!(svg.contains("the median path never pays back"));
+    assert_well_formed(&svg);
 }
 
 #[test]
