@@ -10,9 +10,9 @@ use clap::Args;
 use depin_core::Sector;
 use depin_economics::report;
 use depin_economics::{
-    Catalogue, Defaults, EconomicsError, EstimateInputs, Holding, Market, NetworkRates,
-    OperatorSettings, PortfolioFile, Simulation, estimate, estimate_many, estimate_portfolio,
-    inputs_for_estimate,
+    Catalogue, Defaults, EconomicsError, EstimateInputs, EstimateOptions, Holding, Market,
+    NetworkRates, OperatorSettings, PortfolioFile, Scenario, Simulation, YearMonth, estimate,
+    estimate_many, estimate_portfolio, inputs_for_estimate,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,16 +60,38 @@ pub struct EstimateArgs {
     /// Share of the internet line charged to the device, 0–1 [default: the catalogue's].
     #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     pub internet_share: Option<f64>,
+    /// Income tax on each month's profit after depreciation, 0–0.9 (0.3 = 30%) [default: 0].
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
+    pub tax_rate: Option<f64>,
     /// Maintenance in USD per month [default: the catalogue's].
     #[arg(long, value_name = "USD", allow_negative_numbers = true)]
     pub maintenance: Option<f64>,
     /// Token price in USD [default: the network's, else 0.50].
     #[arg(long, value_name = "USD", allow_negative_numbers = true)]
     pub token_price: Option<f64>,
-    /// Yearly volatility of the token price, 0.9 = 90% [default: 0.9].
+    /// Token-price scenario: base (no assumed drift, 90%/year volatility, a −50% crash
+    /// about once in ten years), bear (median −39% a year, a crash every four years) or
+    /// crash (median −90% in 20 months, like WXM or HNT) [default: base]. The flags below
+    /// override single figures.
+    #[arg(long, value_name = "NAME")]
+    pub scenario: Option<String>,
+    /// Crashes of the token price per year on average (a Poisson rate) [default: the
+    /// scenario's].
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    pub crash_probability: Option<f64>,
+    /// Share of the price one crash wipes out, 0–1 (0.5 = it halves) [default: the
+    /// scenario's].
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
+    pub crash_size: Option<f64>,
+    /// The month the estimate starts in (YYYY-MM): places scheduled emission halvings
+    /// [default: this month].
+    #[arg(long, value_name = "YYYY-MM")]
+    pub start: Option<String>,
+    /// Yearly volatility of the token price, 0.9 = 90% [default: the scenario's, 0.9].
     #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     pub volatility: Option<f64>,
-    /// Yearly drift of the median token price, 0 = no assumed rise or fall [default: 0].
+    /// Yearly drift of the median token price, 0 = no assumed rise or fall [default: the
+    /// scenario's, 0 for base].
     #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     pub token_drift: Option<f64>,
     /// Monthly growth of the sector's device count, which dilutes rewards [default: 0.01].
@@ -81,7 +103,8 @@ pub struct EstimateArgs {
     /// Share of time the device is up and counted, 0–1 [default: 0.95].
     #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     pub uptime: Option<f64>,
-    /// Yearly decay of emissions, 0.1 = 10% less each year [default: the network's, else 0].
+    /// Yearly decay of emissions, 0.1 = 10% less each year [default: the network's, else
+    /// the catalogue's schedule for the device, else 0].
     #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     pub emission_decay: Option<f64>,
     /// Projection window in months [default: the hardware lifetime].
@@ -94,8 +117,15 @@ pub struct EstimateArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub paths: Option<i64>,
     /// Print JSON: every figure as { "p10", "p50", "p90" }.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// Print CSV: device,figure,p10,p50,p90 (with --rank: one row per device).
+    #[arg(long)]
+    pub csv: bool,
+    /// Also write charts to an SVG file: running cash (p10/p50/p90, zero line, payback),
+    /// a tornado of what moves the result most, and a histogram of payback months.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Take reward rates from a running network (GET URL/v1/economics/rates).
     #[arg(long, value_name = "URL")]
     pub coordinator: Option<String>,
@@ -122,6 +152,8 @@ pub struct Gathered {
     pub user_catalogue: Option<(String, String)>,
     pub portfolio: Option<String>,
     pub rates: NetworkRates,
+    /// This month, from the clock: the default `--start`.
+    pub this_month: YearMonth,
 }
 
 pub async fn run(args: EstimateArgs) -> anyhow::Result<()> {
@@ -141,16 +173,47 @@ pub async fn run(args: EstimateArgs) -> anyhow::Result<()> {
         Some(url) => fetch_rates(url).await?,
         None => NetworkRates::builtin(),
     };
-    let out = render(
+    let (out, svg) = render_all(
         &args,
         Gathered {
             user_catalogue,
             portfolio,
             rates,
+            this_month: this_month(),
         },
     )?;
+    if let (Some(path), Some(svg)) = (&args.plot, svg) {
+        std::fs::write(path, svg)
+            .with_context(|| format!("--plot: cannot write {}", path.display()))?;
+        eprintln!(
+            "charts written to {} (running cash, tornado, payback histogram)",
+            path.display()
+        );
+    }
     print!("{out}");
     Ok(())
+}
+
+/// The current month (UTC) from the system clock.
+fn this_month() -> YearMonth {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    year_month_of_day(secs / 86_400)
+}
+
+/// The civil year and month of a day counted from 1970-01-01 (Howard Hinnant's
+/// days-to-civil algorithm).
+fn year_month_of_day(days: u64) -> YearMonth {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+    YearMonth { year, month }
 }
 
 async fn fetch_rates(url: &str) -> anyhow::Result<NetworkRates> {
@@ -192,6 +255,10 @@ fn flag_of(field: &str) -> &'static str {
         "network_growth_volatility_per_month" => "--growth-volatility",
         "uptime" => "--uptime",
         "emission_decay_per_year" => "--emission-decay",
+        "crash_probability_per_year" => "--crash-probability",
+        "crash_size" => "--crash-size",
+        "tax_rate" => "--tax-rate",
+        "start" => "--start",
         "months" => "--months",
         "paths" => "--paths",
         "sector" => "--sector",
@@ -233,7 +300,13 @@ fn parse_sector(s: &str) -> anyhow::Result<Sector> {
 }
 
 /// Computes the output text (table or JSON) for `args`. Pure apart from its `ctx`.
+#[cfg(test)]
 pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
+    Ok(render_all(args, ctx)?.0)
+}
+
+/// The output text and, with `--plot`, the SVG document to write.
+pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String, Option<String>)> {
     for (flag, v) in [
         ("--price", args.price),
         ("--watts", args.watts),
@@ -248,6 +321,9 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         ("--growth-volatility", args.growth_volatility),
         ("--uptime", args.uptime),
         ("--emission-decay", args.emission_decay),
+        ("--crash-probability", args.crash_probability),
+        ("--crash-size", args.crash_size),
+        ("--tax-rate", args.tax_rate),
         ("--utilisation", args.utilisation),
     ] {
         non_negative(flag, v)?;
@@ -262,10 +338,22 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         catalogue.merge(Catalogue::from_toml(text, origin).map_err(flag_error)?);
     }
     if args.list_devices {
-        return Ok(list_devices(&catalogue, args.json));
+        if args.csv || args.plot.is_some() {
+            bail!("--list-devices prints a table or --json, without --csv or --plot");
+        }
+        return Ok((list_devices(&catalogue, args.json), None));
     }
 
     let rates = &ctx.rates;
+    let scenario_name: Scenario = match &args.scenario {
+        Some(s) => s.parse().map_err(|e| anyhow!("--scenario: {e}"))?,
+        None => Scenario::Base,
+    };
+    let scenario = scenario_name.parameters();
+    let start: YearMonth = match &args.start {
+        Some(s) => s.parse().map_err(|e| anyhow!("--start: {e}"))?,
+        None => ctx.this_month,
+    };
     let settings = OperatorSettings {
         kwh_price_usd: args.kwh_price.unwrap_or(Defaults::KWH_PRICE_USD),
         internet_usd_per_month: args.internet.unwrap_or(Defaults::INTERNET_USD_PER_MONTH),
@@ -277,20 +365,33 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
             .or(rates.emission_decay_per_year)
             .unwrap_or(0.0),
         market: Market {
-            token_price_usd: args
-                .token_price
-                .or(rates.token_price_usd)
-                .unwrap_or(Defaults::TOKEN_PRICE_USD),
             token_volatility_per_year: args
                 .volatility
-                .unwrap_or(Defaults::TOKEN_VOLATILITY_PER_YEAR),
-            token_drift_per_year: args.token_drift.unwrap_or(Defaults::TOKEN_DRIFT_PER_YEAR),
+                .unwrap_or(scenario.token_volatility_per_year),
+            token_drift_per_year: args.token_drift.unwrap_or(scenario.token_drift_per_year),
+            crash_probability_per_year: args
+                .crash_probability
+                .unwrap_or(scenario.crash_probability_per_year),
+            crash_size: args.crash_size.unwrap_or(scenario.crash_size),
             network_growth_per_month: args.growth.unwrap_or(Defaults::NETWORK_GROWTH_PER_MONTH),
             network_growth_volatility_per_month: args
                 .growth_volatility
                 .unwrap_or(Defaults::NETWORK_GROWTH_VOLATILITY_PER_MONTH),
+            ..Market::for_scenario(
+                scenario_name,
+                args.token_price
+                    .or(rates.token_price_usd)
+                    .unwrap_or(Defaults::TOKEN_PRICE_USD),
+            )
         },
         months,
+    };
+    let options = |utilisation: Option<f64>| EstimateOptions {
+        utilisation,
+        start: Some(start),
+        catalogue_halvings: true,
+        catalogue_decay: args.emission_decay.is_none(),
+        tax_rate: args.tax_rate,
     };
     let sim = Simulation {
         seed: args.seed.unwrap_or(Defaults::SEED),
@@ -310,6 +411,9 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
 
     if args.rank || args.portfolio.is_some() {
         let mode = if args.rank { "--rank" } else { "--portfolio" };
+        if args.plot.is_some() {
+            bail!("--plot draws one device's estimate; leave out {mode}");
+        }
         if args.rank && args.portfolio.is_some() {
             bail!("--rank and --portfolio: choose one");
         }
@@ -327,17 +431,20 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
             .filter(|d| sector.is_none_or(|s| d.sector == s))
             .map(|d| {
                 let u = args.utilisation.filter(|_| d.rental.is_some());
-                inputs_for_estimate(d, None, &settings, rates, args.h3.as_deref(), u)
+                inputs_for_estimate(d, None, &settings, rates, args.h3.as_deref(), &options(u))
             })
             .collect::<Result<Vec<EstimateInputs>, _>>()
             .map_err(flag_error)?;
         let est = estimate_many(&inputs, sim).map_err(flag_error)?;
         let rows = report::rank(&est);
-        return Ok(if args.json {
+        let text = if args.json {
             json(report::rank_json(&rows, &est))
+        } else if args.csv {
+            report::rank_csv(&rows)
         } else {
             report::rank_table(&rows, est.first())
-        });
+        };
+        return Ok((text, None));
     }
 
     if args.portfolio.is_some() {
@@ -359,19 +466,29 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
             }
             let cell = h.h3_cell.as_deref().or(args.h3.as_deref());
             let u = args.utilisation.filter(|_| p.rental.is_some());
-            let inputs = inputs_for_estimate(&p, Some(catalogue_price), &settings, rates, cell, u)
-                .map_err(flag_error)?;
+            let inputs = inputs_for_estimate(
+                &p,
+                Some(catalogue_price),
+                &settings,
+                rates,
+                cell,
+                &options(u),
+            )
+            .map_err(flag_error)?;
             holdings.push(Holding {
                 inputs,
                 count: h.count,
             });
         }
         let p = estimate_portfolio(&holdings, months, sim).map_err(flag_error)?;
-        return Ok(if args.json {
+        let text = if args.json {
             json(report::portfolio_json(&p))
+        } else if args.csv {
+            report::portfolio_csv(&p)
         } else {
             report::portfolio_table(&p)
-        });
+        };
+        return Ok((text, None));
     }
 
     // One device: from the catalogue, or described by the flags.
@@ -429,6 +546,9 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
                 max_temperature_c: None,
                 resale_fraction: None,
                 rental: None,
+                storage: None,
+                emission: None,
+                placement: None,
                 assumption: "given on the command line".into(),
             };
             (p, None)
@@ -456,20 +576,37 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
         &settings,
         rates,
         args.h3.as_deref(),
-        args.utilisation,
+        &options(args.utilisation),
     )
     .map_err(flag_error)?;
     inputs.hardware.already_owned = args.already_own;
     if let Some(t) = args.tokens_per_month {
         inputs.rewards.tokens_per_month = t;
         inputs.rewards.source = format!("{t} tokens/month given with --tokens-per-month");
+        // A rate the operator knows is the rate of their site: no placement draw.
+        inputs.placement = None;
     }
     let e = estimate(&inputs, sim).map_err(flag_error)?;
-    Ok(if args.json {
+    let svg = match &args.plot {
+        None => None,
+        Some(_) => {
+            // The tornado re-runs 11 variants; 1000 paths keep it quick.
+            let t_sim = Simulation {
+                paths: sim.paths.min(1000),
+                ..sim
+            };
+            let t = depin_economics::plot::tornado(&inputs, t_sim).map_err(flag_error)?;
+            Some(depin_economics::plot::charts_svg(&e, &t).map_err(flag_error)?)
+        }
+    };
+    let text = if args.json {
         json(report::device_json(&e))
+    } else if args.csv {
+        report::device_csv(&e)
     } else {
         report::device_table(&e)
-    })
+    };
+    Ok((text, svg))
 }
 
 fn list_devices(c: &Catalogue, as_json: bool) -> String {
@@ -525,6 +662,10 @@ mod tests {
             user_catalogue: None,
             portfolio: None,
             rates: NetworkRates::builtin(),
+            this_month: YearMonth {
+                year: 2026,
+                month: 12,
+            },
         }
     }
 
@@ -670,6 +811,118 @@ mod tests {
             "{e}"
         );
         assert!(go("--list-devices").unwrap().contains("weather-station"));
+    }
+
+    #[test]
+    fn scenarios_and_start_month() {
+        let out = go("--device gnss-reference-station --scenario crash --paths 200").unwrap();
+        assert!(
+            out.contains("scenario crash: token price USD 0.500, median drift -100%/year"),
+            "{out}"
+        );
+        // GEODNET halves on 2027-06-30; from the test's December 2026, in month 8.
+        assert!(
+            out.contains("emission halves in month 8 and every 12 months after"),
+            "{out}"
+        );
+        // From July 2027 the 2027-06-30 halving is in today's rate; the next, 2028-06-30,
+        // takes effect in July 2028, month 13.
+        let out = go("--device gnss-reference-station --start 2027-07 --paths 200").unwrap();
+        assert!(
+            out.contains("emission halves in month 13 and every 12 months after"),
+            "{out}"
+        );
+        let out = go("--device dashcam --scenario bear --volatility 0.5 --paths 200").unwrap();
+        assert!(out.contains("scenario bear with your overrides"), "{out}");
+        let v: serde_json::Value =
+            serde_json::from_str(&go("--rank --scenario bear --paths 100 --json").unwrap())
+                .unwrap();
+        assert_eq!(v["scenario"]["name"], "bear");
+        assert_eq!(v["scenario"]["token_drift_per_year"], -0.5);
+        assert!(
+            err("--device dashcam --scenario doom").starts_with("--scenario: unknown scenario")
+        );
+        assert!(err("--device dashcam --start 2027-13").starts_with("--start:"));
+        assert!(err("--device dashcam --crash-size 1").starts_with("--crash-size:"));
+        assert!(err("--device dashcam --crash-probability -1").starts_with("--crash-probability:"));
+        assert_eq!(
+            year_month_of_day(0),
+            YearMonth {
+                year: 1970,
+                month: 1
+            }
+        );
+        assert_eq!(
+            year_month_of_day(20818),
+            YearMonth {
+                year: 2026,
+                month: 12
+            }
+        );
+        assert_eq!(
+            year_month_of_day(19782),
+            YearMonth {
+                year: 2024,
+                month: 2
+            }
+        );
+        assert_eq!(
+            year_month_of_day(11017),
+            YearMonth {
+                year: 2000,
+                month: 3
+            }
+        );
+    }
+
+    #[test]
+    fn a_weather_station_in_a_full_cell_is_told_it_earns_nothing() {
+        let mut rates = NetworkRates::builtin();
+        rates.cells.push(depin_economics::CellRates {
+            h3: "871f1d489ffffff".into(),
+            sector: Sector::Sensor,
+            devices: 10,
+            tokens_per_device_month: 8.0,
+        });
+        let c = Gathered { rates, ..ctx() };
+        let out = go_with(
+            "--device weather-station --h3 871f1d489ffffff --paths 100",
+            c,
+        )
+        .unwrap();
+        assert!(
+            out.contains("already has 10 sensor devices, at its capacity of 10")
+                && out.contains("earns no tokens"),
+            "{out}"
+        );
+        // Without a cell, each path draws a site: 10% of them are in a full cell.
+        let out = go("--device weather-station --paths 100").unwrap();
+        assert!(
+            out.contains("placement: 10% of sites are in a cell that is already full"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn tax_fees_resale_and_break_even_electricity_are_shown() {
+        let out = go("--device rtx-4090 --tax-rate 0.3 --paths 200").unwrap();
+        for want in [
+            "income tax 30% of each month's profit",
+            "the platform keeps 10%; paid once the balance reaches USD 25.00",
+            "resale value at month 48, USD",
+            "cash if sold then, USD",
+            "break-even electricity, USD/kWh",
+        ] {
+            assert!(out.contains(want), "{want}: {out}");
+        }
+        // USD 1800 × 0.5^(48/24) = 450 at the end of the 48 months.
+        let line = out
+            .lines()
+            .find(|l| l.contains("resale value at month 48"))
+            .unwrap();
+        assert!(line.contains("450.00"), "{line}");
+        assert!(err("--device rtx-4090 --tax-rate 30").starts_with("--tax-rate:"));
+        assert!(go("--rank --paths 100").unwrap().contains("max USD/kWh"));
     }
 
     #[test]

@@ -78,11 +78,15 @@ fn payback_legend_never_and_null() {
 
 #[test]
 fn already_own_and_utilisation_flags() {
-    // 100% rented: 730.5 h × USD 0.35 = 255.675 a month, below 329 (100% at 0.45).
+    // 100% rented: 730.5 h × USD 0.35 = 255.675 a month, below 329 (100% at 0.45); the
+    // platform keeps 10%: 230.1075.
     let v: serde_json::Value =
         serde_json::from_str(&ok("--device rtx-4090 --utilisation 1 --json --paths 100")).unwrap();
     let p90 = v["revenue_usd_per_month"]["p90"].as_f64().unwrap();
-    assert!((p90 - 255.675).abs() < 1e-6 && p90 <= 730.5 * 0.45, "{p90}");
+    assert!(
+        (p90 - 230.1075).abs() < 1e-6 && p90 <= 730.5 * 0.45,
+        "{p90}"
+    );
     // Already owned: the opportunity cost is 1800 × 0.5 = 900.
     let out = ok("--device rtx-4090 --already-own --paths 100");
     assert!(
@@ -112,4 +116,66 @@ fn bad_input_names_the_flag_or_field() {
         out.contains("watts: 500 W is far above what a wireless device draws"),
         "{out}"
     );
+}
+
+#[test]
+fn storage_is_paid_on_data_held_with_held_back_pay() {
+    let out = ok("--device spare-disk-4tb --paths 200");
+    for want in [
+        "disk full after, months",
+        "data held at month 60, TB",
+        "75/75/75/50/50/50/25/25/25% held back in months 1–9",
+        "no token rewards assumed",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&ok("--device spare-disk-4tb --paths 200 --json")).unwrap();
+    assert_eq!(v["inputs"]["storage"]["usd_per_tb_month"], 1.5);
+    // A 4 TB disk at the median 0.5 TB/month: 0.1 TB in 2 vetting months, then 3.9 / 0.5
+    // = 7.8 → full after month 10 (the median path's rate may make it 11).
+    let p50 = v["months_to_fill"]["p50"].as_f64().unwrap();
+    assert!(p50 == 10.0 || p50 == 11.0, "{p50}");
+    assert!(fails("--device spare-disk-4tb --utilisation 0.5").contains("--utilisation:"));
+}
+
+#[test]
+fn csv_output() {
+    let out = ok("--device weather-station --csv --paths 100");
+    assert!(out.starts_with("device,figure,p10,p50,p90\n"), "{out}");
+    assert!(out.contains("weather-station,payback_months,"), "{out}");
+    let out = ok("--rank --csv --paths 100");
+    assert!(out.starts_with("rank,device,sector,price_usd,"), "{out}");
+    assert!(fails("--device dashcam --csv --json").contains("--csv"));
+}
+
+#[test]
+fn plot_writes_an_svg_with_the_three_charts() {
+    let path = std::env::temp_dir().join(format!("depin-estimate-{}.svg", std::process::id()));
+    let arg = format!(
+        "--device weather-station --paths 200 --plot {}",
+        path.display()
+    );
+    let (success, out, err) = run(&arg);
+    assert!(success, "{err}");
+    assert!(
+        out.contains("payback, months"),
+        "the table is still printed: {out}"
+    );
+    assert!(err.contains("charts written to"), "{err}");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for want in [
+        "weather-station: running cash, USD",
+        "p90 (good)",
+        "what moves the median cash",
+        "site: p10 site",
+        "payback month over 200 paths",
+    ] {
+        assert!(svg.contains(want), "{want}");
+    }
+    assert!(fails("--rank --plot x.svg").contains("--plot draws one device's estimate"));
+    let bad = fails("--device dashcam --paths 50 --plot /nonexistent-dir/x.svg");
+    assert!(bad.contains("--plot: cannot write"), "{bad}");
 }

@@ -42,6 +42,18 @@ pub struct DeviceProfile {
     /// it a device earns token rewards only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rental: Option<RentalProfile>,
+    /// For storage nodes paid in USD on the data they hold (Storj-style): rates, fill-up,
+    /// vetting and held-back share. Without it a storage device earns token rewards only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::storage::StorageMarket>,
+    /// The emission schedule of the network this class of device earns on (halvings,
+    /// yearly decay), used with the built-in rates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emission: Option<EmissionProfile>,
+    /// For devices paid by where they stand: how often a site's cell is already full,
+    /// and the cell capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementProfile>,
     /// Where the figures come from; they are assumptions, not quotes.
     #[serde(default)]
     pub assumption: String,
@@ -61,6 +73,110 @@ pub struct RentalProfile {
     pub load_watts: f64,
     /// Draw while waiting for a renter, W.
     pub idle_watts: f64,
+    /// Share of the revenue the platform keeps (0.10 = 10%).
+    #[serde(default)]
+    pub platform_fee: f64,
+    /// USD income is paid out only once the balance reaches this; a balance below it when
+    /// the device stops is never paid.
+    #[serde(default)]
+    pub payout_threshold_usd: f64,
+    /// Charged on each payout, USD (a transaction fee).
+    #[serde(default)]
+    pub payout_fee_usd: f64,
+}
+
+/// Placement of a coverage or sensor device class. Catalogue `[device.placement]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementProfile {
+    /// Share of would-be sites whose cell already holds as many devices as the network
+    /// pays: such a device earns nothing.
+    pub full_cell_probability: f64,
+    /// Devices a cell pays; a newcomer in a cell that has this many earns nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_capacity: Option<u64>,
+    /// Source of the figures.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A network's emission schedule. Catalogue `[device.emission]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmissionProfile {
+    /// The next scheduled halving, `YYYY-MM-DD` (a quoted string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_halving: Option<String>,
+    /// Months between halvings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halving_interval_months: Option<u32>,
+    /// Yearly decay of the emission (0.15 = 15% less each year), instead of halvings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay_per_year: Option<f64>,
+    /// Whose schedule it is, with its source.
+    #[serde(default)]
+    pub note: String,
+}
+
+impl EmissionProfile {
+    fn validate(&self) -> Result<(), EconomicsError> {
+        match (&self.next_halving, self.halving_interval_months) {
+            (None, None) => {}
+            (Some(d), Some(n)) => {
+                halving_date(d)?;
+                if n == 0 || n > crate::MAX_MONTHS {
+                    return Err(invalid(
+                        "halving_interval_months",
+                        format!("must be 1..={}, got {n}", crate::MAX_MONTHS),
+                    ));
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    "next_halving",
+                    "give next_halving and halving_interval_months together",
+                ));
+            }
+        }
+        if let Some(d) = self.decay_per_year
+            && !(d.is_finite() && (0.0..1.0).contains(&d))
+        {
+            return Err(invalid(
+                "decay_per_year",
+                format!("must be in [0, 1), got {d}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The halvings placed on an estimate whose month 1 is `start`: a halving on the 1st
+    /// of a month counts from that month, one later in the month from the next month;
+    /// one that takes effect in month 1 or earlier is taken to be in today's rate already,
+    /// so the schedule rolls forward by the interval to the first later one.
+    pub fn halving_from(&self, start: crate::YearMonth) -> Option<crate::Halving> {
+        let (date, interval) = (self.next_halving.as_deref()?, self.halving_interval_months?);
+        let (ym, day) = halving_date(date).ok()?;
+        let mut first = start.months_until(ym) + 1 + i64::from(day > 1);
+        while first < 2 {
+            first += i64::from(interval);
+        }
+        Some(crate::Halving {
+            first_month: first.min(i64::from(crate::MAX_MONTHS)) as u32,
+            interval_months: interval,
+            note: self.note.clone(),
+        })
+    }
+}
+
+fn halving_date(d: &str) -> Result<(crate::YearMonth, u32), EconomicsError> {
+    let bad = |m: String| invalid("next_halving", m);
+    let ym: crate::YearMonth = d.parse().map_err(bad)?;
+    let day = d
+        .split('-')
+        .nth(2)
+        .and_then(|x| x.parse::<u32>().ok())
+        .ok_or_else(|| bad(format!("expected a date YYYY-MM-DD, got {d:?}")))?;
+    Ok((ym, day))
 }
 
 /// Resale fraction by device class when a catalogue entry gives none (ASSUMPTIONS):
@@ -113,6 +229,42 @@ impl DeviceProfile {
         }
         if let Some(r) = &self.rental {
             crate::model::Rental::from_profile(r, None).validate()?;
+            if self.sector != Sector::Compute {
+                return Err(invalid(
+                    "rental",
+                    format!(
+                        "[device.rental] is for compute devices, not {}",
+                        self.sector
+                    ),
+                ));
+            }
+        }
+        if let Some(s) = &self.storage {
+            s.validate()?;
+            if self.sector != Sector::Storage {
+                return Err(invalid(
+                    "storage",
+                    format!(
+                        "[device.storage] is for storage devices, not {}",
+                        self.sector
+                    ),
+                ));
+            }
+        }
+        if let Some(e) = &self.emission {
+            e.validate()?;
+        }
+        if let Some(p) = &self.placement {
+            let f = p.full_cell_probability;
+            if !(f.is_finite() && (0.0..=1.0).contains(&f)) {
+                return Err(invalid(
+                    "full_cell_probability",
+                    format!("must be between 0 and 1, got {f}"),
+                ));
+            }
+            if p.cell_capacity == Some(0) {
+                return Err(invalid("cell_capacity", "must be ≥ 1"));
+            }
         }
         if self.lifetime_months == 0 || self.lifetime_months > crate::MAX_MONTHS {
             return Err(invalid(

@@ -14,8 +14,11 @@
 //!   validation; every field carries its unit in its name.
 //! - [`sim`]: a seeded Monte Carlo over the token price (geometric Brownian motion) and
 //!   per-sector network growth, giving p10/p50/p90 for every figure ([`estimate`]).
+//! - [`storage`]: storage nodes paid in USD on the data they hold: fill-up, vetting and
+//!   the held-back share.
 //! - [`portfolio`]: several devices across sectors, and how much spread diversification
 //!   removes compared with the same money in one sector.
+//! - [`plot`]: the fan chart, tornado chart and payback histogram as one SVG document.
 //! - [`report`]: the JSON document and the plain table `depin estimate` prints.
 //!
 //! Design decision: the crate is pure. It reads no files, no clock and no network, and its
@@ -31,15 +34,19 @@
 pub mod catalogue;
 pub mod model;
 pub mod operator;
+pub mod plot;
 pub mod portfolio;
 pub mod rates;
 pub mod report;
 pub mod sim;
+pub mod storage;
 
+pub use catalogue::EmissionProfile;
 pub use catalogue::{Catalogue, DeviceProfile, RentalProfile};
 pub use model::{
-    Defaults, EstimateInputs, Hardware, Market, OperatorCosts, OperatorSettings, Rental,
-    RewardAssumptions, inputs_for_estimate, inputs_for_profile,
+    Defaults, EstimateInputs, EstimateOptions, Halving, Hardware, Market, OperatorCosts,
+    OperatorSettings, Placement, Rental, RewardAssumptions, Scenario, ScenarioParameters,
+    YearMonth, inputs_for_estimate, inputs_for_profile,
 };
 pub use portfolio::{Holding, PortfolioEstimate, PortfolioFile, estimate_portfolio};
 pub use rates::{CellRates, DeviceWindowReward, NetworkRates, SectorRates, rates_from_rewards};
@@ -48,6 +55,7 @@ pub use sim::{
     Estimate, Observed, OptSpread, Simulation, Spread, estimate, estimate_many,
     project_from_observed,
 };
+pub use storage::{StorageMarket, StorageMonth};
 
 /// Hours in an average month (365.25 × 24 / 12). Electricity and rates use it.
 pub const HOURS_PER_MONTH: f64 = 730.5;

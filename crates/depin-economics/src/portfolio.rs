@@ -201,6 +201,7 @@ pub fn estimate_portfolio(
     let fixed = Market {
         token_volatility_per_year: 0.0,
         token_drift_per_year: 0.0,
+        crash_probability_per_year: 0.0,
         ..market.clone()
     };
     let fixed_factors = crate::sim::Factors::new(&draws, &fixed, false);

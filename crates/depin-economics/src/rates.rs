@@ -98,8 +98,9 @@ pub const BUILTIN_SECTOR_DEFAULTS: [(Sector, f64, f64, &str); 4] = [
 ];
 
 /// Ratio p10/p50 and p90/p50 of per-device earnings for the built-in defaults: placement,
-/// uptime and quality spread operators widely (assumption).
-const BUILTIN_SPREAD: (f64, f64) = (0.3, 2.0);
+/// uptime and quality spread operators widely (assumption). `depin estimate` draws a
+/// coverage or sensor device's site from this spread (see [`crate::model::Placement`]).
+pub const BUILTIN_SPREAD: (f64, f64) = (0.3, 2.0);
 
 /// The `policy_id` of [`NetworkRates::builtin`].
 pub const BUILTIN_POLICY_ID: &str = "builtin-defaults";

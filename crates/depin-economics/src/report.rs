@@ -159,7 +159,7 @@ fn opt_row(out: &mut String, label: &str, s: &OptSpread, none: &str) {
 }
 
 /// The legend printed under every table of quantiles.
-pub const QUANTILE_LEGEND: &str = "p10 is the bad case and p90 the good case on every row (1 path in 10 does worse than p10): for costs, payback and the break-even price p10 is the high value; \"never\" means the running cash total does not stay at or above zero within the horizon.";
+pub const QUANTILE_LEGEND: &str = "p10 is the bad case and p90 the good case on every row (1 path in 10 does worse than p10): for costs, payback and the break-even token price p10 is the high value, for the break-even electricity price (the most a kWh may cost before the lifetime cash, before tax, turns negative) the low one; \"never\" means the running cash total does not stay at or above zero within the horizon; cash rows do not count the resale value except \"cash if sold then\".";
 
 fn figures_table(out: &mut String, f: &Figures, window: u32) {
     row(
@@ -178,6 +178,21 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
             format!("{:.0}", u.p90 * 100.0),
         );
     }
+    if let Some(m) = &f.months_to_fill {
+        row(
+            out,
+            "disk full after, months",
+            months(m.p10),
+            months(m.p50),
+            months(m.p90),
+        );
+    }
+    if let Some(s) = &f.stored_tb_at_window_end {
+        spread_row(out, &format!("data held at month {window}, TB"), s);
+    }
+    if let Some(s) = &f.held_back_usd_at_window_end {
+        spread_row(out, &format!("held back at month {window}, USD"), s);
+    }
     spread_row(out, "revenue, tokens/month", &f.revenue_tokens_per_month);
     spread_row(out, "revenue, USD/month", &f.revenue_usd_per_month);
     spread_row(out, "electricity, USD/month", &f.electricity_usd_per_month);
@@ -193,11 +208,24 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
         "net before hardware, USD/month",
         &f.net_operating_usd_per_month,
     );
+    if f.tax_usd_per_month.p10 > 0.0 {
+        spread_row(out, "income tax, USD/month", &f.tax_usd_per_month);
+    }
     spread_row(out, "net profit, USD/month", &f.net_profit_usd_per_month);
     spread_row(
         out,
         &format!("cash after {window} months, USD"),
         &f.cumulative_net_usd,
+    );
+    spread_row(
+        out,
+        &format!("resale value at month {window}, USD"),
+        &Spread::constant(f.resale_value_usd_at_window_end),
+    );
+    spread_row(
+        out,
+        "cash if sold then, USD",
+        &f.cumulative_net_with_resale_usd,
     );
     // Without token revenue (a rented GPU) no token price matters: n/a, not "none".
     let no_tokens = f.revenue_tokens_per_month.p90 <= 0.0;
@@ -207,6 +235,9 @@ fn figures_table(out: &mut String, f: &Figures, window: u32) {
         &f.break_even_token_price_usd,
         if no_tokens { "n/a" } else { "none" },
     );
+    if let Some(k) = &f.break_even_kwh_price_usd {
+        opt_row(out, "break-even electricity, USD/kWh", k, "none");
+    }
     row(
         out,
         "payback, months",
@@ -234,17 +265,69 @@ fn warnings_text(out: &mut String, w: &[Warning]) {
     }
 }
 
-fn market_line(out: &mut String, i: &EstimateInputs) {
+/// The token-price assumptions in words: scenario, drift, volatility and crashes.
+pub fn scenario_text(m: &crate::Market) -> String {
+    let name = match m.scenario {
+        Some(s) if s.parameters() == scenario_of(m) => format!("scenario {}", s.as_str()),
+        Some(s) => format!("scenario {} with your overrides", s.as_str()),
+        None => "your own token assumptions".to_string(),
+    };
+    let crashes = if m.crash_probability_per_year > 0.0 && m.crash_size > 0.0 {
+        format!(
+            "crashes of −{:.0}% at {} a year on average (about one in {:.0} years)",
+            m.crash_size * 100.0,
+            num(m.crash_probability_per_year),
+            1.0 / m.crash_probability_per_year
+        )
+    } else {
+        "no crashes".to_string()
+    };
+    format!(
+        "{name}: token price USD {}, median drift {:+.0}%/year (×{:.2} a year), volatility {:.0}%/year, {crashes}",
+        num(m.token_price_usd),
+        m.token_drift_per_year * 100.0,
+        m.token_drift_per_year.exp(),
+        m.token_volatility_per_year * 100.0,
+    )
+}
+
+fn scenario_of(m: &crate::Market) -> crate::ScenarioParameters {
+    crate::ScenarioParameters {
+        token_drift_per_year: m.token_drift_per_year,
+        token_volatility_per_year: m.token_volatility_per_year,
+        crash_probability_per_year: m.crash_probability_per_year,
+        crash_size: m.crash_size,
+    }
+}
+
+fn market_line(out: &mut String, i: &EstimateInputs, emission: bool) {
     let m = &i.market;
+    let _ = writeln!(out, "{}", scenario_text(m));
     let _ = writeln!(
         out,
-        "token price USD {}, volatility {:.0}%/year; network growth {:.1}%/month ± {:.1}%; uptime {:.0}%",
-        num(m.token_price_usd),
-        m.token_volatility_per_year * 100.0,
+        "network growth {:.1}%/month ± {:.1}%; uptime {:.0}%",
         m.network_growth_per_month * 100.0,
         m.network_growth_volatility_per_month * 100.0,
         i.rewards.uptime * 100.0
     );
+    let r = &i.rewards;
+    if !emission {
+        return;
+    }
+    if let Some(h) = &r.halving {
+        let _ = writeln!(
+            out,
+            "emission halves in month {} and every {} months after ({})",
+            h.first_month, h.interval_months, h.note
+        );
+    }
+    if r.emission_decay_per_year > 0.0 {
+        let _ = writeln!(
+            out,
+            "emission falls {:.0}% a year",
+            r.emission_decay_per_year * 100.0
+        );
+    }
 }
 
 /// The plain table for one device.
@@ -264,6 +347,25 @@ pub fn device_table(e: &Estimate) -> String {
         e.simulation.seed
     );
     let _ = writeln!(out, "rate: {}", i.rewards.source);
+    if let Some(p) = &i.placement {
+        let _ = writeln!(
+            out,
+            "placement: {:.0}% of sites are in a cell that is already full and earn nothing; elsewhere a site earns {}–{}× the median rate (p10–p90){}",
+            p.full_cell_probability * 100.0,
+            num(p.spread_p10),
+            num(p.spread_p90),
+            if p.note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.note)
+            }
+        );
+    }
+    if let Some(s) = &i.storage
+        && !i.rewards.source.contains(&s.describe())
+    {
+        let _ = writeln!(out, "storage: {}", s.describe());
+    }
     if h.already_owned {
         let _ = writeln!(
             out,
@@ -273,14 +375,32 @@ pub fn device_table(e: &Estimate) -> String {
             num(h.price_usd)
         );
     }
-    market_line(&mut out, i);
+    market_line(&mut out, i, true);
+    let pay = i.payout();
+    if pay != crate::model::PayoutTerms::default() {
+        let _ = writeln!(
+            out,
+            "payouts: the platform keeps {:.0}%; paid once the balance reaches USD {} (a balance below it when the device stops is lost), USD {} fee per payout",
+            pay.platform_fee * 100.0,
+            num(pay.payout_threshold_usd),
+            num(pay.payout_fee_usd)
+        );
+    }
     let _ = writeln!(
         out,
-        "costs: electricity USD {}/kWh, internet USD {}/month × {:.0}% share, maintenance USD {}/month\n",
+        "costs: electricity USD {}/kWh, internet USD {}/month × {:.0}% share, maintenance USD {}/month{}\n",
         num(i.costs.kwh_price_usd),
         num(i.costs.internet_usd_per_month),
         i.costs.internet_share * 100.0,
-        num(i.costs.maintenance_usd_per_month)
+        num(i.costs.maintenance_usd_per_month),
+        if i.costs.tax_rate > 0.0 {
+            format!(
+                "; income tax {:.0}% of each month's profit after depreciation (no loss carried forward)",
+                i.costs.tax_rate * 100.0
+            )
+        } else {
+            String::new()
+        }
     );
     figures_table(&mut out, &e.figures, e.months);
     let _ = writeln!(
@@ -297,7 +417,22 @@ pub fn device_table(e: &Estimate) -> String {
 pub fn device_json(e: &Estimate) -> serde_json::Value {
     let mut v = serde_json::to_value(e).expect("estimates serialise");
     v["schema"] = "depin.estimate.device.v1".into();
+    v["scenario"] = scenario_json(&e.inputs.market);
     v
+}
+
+/// `{ "name", "token_drift_per_year", "token_volatility_per_year",
+/// "crash_probability_per_year", "crash_size", "description" }`; `name` is null for
+/// assumptions given one by one.
+pub fn scenario_json(m: &crate::Market) -> serde_json::Value {
+    serde_json::json!({
+        "name": m.scenario.map(|s| s.as_str()),
+        "token_drift_per_year": m.token_drift_per_year,
+        "token_volatility_per_year": m.token_volatility_per_year,
+        "crash_probability_per_year": m.crash_probability_per_year,
+        "crash_size": m.crash_size,
+        "description": scenario_text(m),
+    })
 }
 
 /// One row of `--rank`.
@@ -310,6 +445,9 @@ pub struct RankRow {
     pub net_profit_usd_per_month: Spread,
     pub payback_months: OptSpread,
     pub payback_within_lifetime_probability: f64,
+    /// The most a kWh may cost before the median path's lifetime cash turns negative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_even_kwh_price_usd: Option<OptSpread>,
     pub never_pays_back: bool,
     pub warnings: Vec<Warning>,
 }
@@ -339,6 +477,7 @@ pub fn rank(estimates: &[Estimate]) -> Vec<RankRow> {
             net_profit_usd_per_month: e.figures.net_profit_usd_per_month,
             payback_months: e.figures.payback_months,
             payback_within_lifetime_probability: e.figures.payback_within_lifetime_probability,
+            break_even_kwh_price_usd: e.figures.break_even_kwh_price_usd,
             never_pays_back: e.figures.payback_months.p50.is_none(),
             warnings: e.warnings.clone(),
         })
@@ -356,19 +495,20 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
             e.simulation.paths,
             e.simulation.seed
         );
-        market_line(&mut out, &e.inputs);
+        market_line(&mut out, &e.inputs, false);
         out.push('\n');
     }
     let _ = writeln!(
         out,
-        "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>11}",
+        "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>11}{:>14}",
         "rank",
         "device",
         "sector",
         "price USD",
         "net USD/mo p50",
         "payback bad/p50/good",
-        "pays back"
+        "pays back",
+        "max USD/kWh"
     );
     for r in rows {
         let pb = &r.payback_months;
@@ -384,7 +524,7 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>10.0}%{}",
+            "{:>4}  {:<24}{:<10}{:>10}{:>16}{:>23}{:>10.0}%{:>14}{}",
             r.rank,
             r.device,
             r.sector.as_str(),
@@ -392,6 +532,10 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
             num(r.net_profit_usd_per_month.p50),
             payback,
             r.payback_within_lifetime_probability * 100.0,
+            match &r.break_even_kwh_price_usd {
+                None => "n/a".to_string(),
+                Some(k) => opt(k.p50, "none"),
+            },
             if r.never_pays_back {
                 "  NEVER PAYS BACK (median)"
             } else {
@@ -401,7 +545,7 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
     }
     let _ = writeln!(
         out,
-        "\npayback in months: p10 (bad, slow) / p50 / p90 (good, fast); {QUANTILE_LEGEND}"
+        "\npayback in months: p10 (bad, slow) / p50 / p90 (good, fast); max USD/kWh: the electricity price at which the median path's lifetime cash before tax is zero (\"none\": no price is low enough); {QUANTILE_LEGEND}"
     );
     out
 }
@@ -411,6 +555,7 @@ pub fn rank_json(rows: &[RankRow], estimates: &[Estimate]) -> serde_json::Value 
         "schema": "depin.estimate.rank.v1",
         "simulation": estimates.first().map(|e| e.simulation),
         "market": estimates.first().map(|e| &e.inputs.market),
+        "scenario": estimates.first().map(|e| scenario_json(&e.inputs.market)),
         "devices": rows,
     })
 }
@@ -424,6 +569,7 @@ pub fn portfolio_table(p: &PortfolioEstimate) -> String {
         p.simulation.paths,
         p.simulation.seed
     );
+    let _ = writeln!(out, "{}", scenario_text(&p.market));
     let _ = writeln!(
         out,
         "{:<26}{:<10}{:>6}{:>12}{:>16}{:>10}",
@@ -472,5 +618,170 @@ pub fn portfolio_table(p: &PortfolioEstimate) -> String {
 pub fn portfolio_json(p: &PortfolioEstimate) -> serde_json::Value {
     let mut v = serde_json::to_value(p).expect("portfolio estimates serialise");
     v["schema"] = "depin.estimate.portfolio.v1".into();
+    v["scenario"] = scenario_json(&p.market);
     v
+}
+
+// ---------------------------------------------------------------------------------------
+// CSV
+
+/// One CSV field: quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A number for a CSV: at most 4 decimals, no trailing zeros; empty for `None`.
+fn csv_num(v: Option<f64>) -> String {
+    match v {
+        None => String::new(),
+        Some(x) => {
+            let s = format!("{x:.4}");
+            let s = s.trim_end_matches('0').trim_end_matches('.');
+            if s == "-0" { "0".into() } else { s.to_string() }
+        }
+    }
+}
+
+/// One figure: its name with the unit, p10, p50, p90.
+pub type FigureRow = (String, Option<f64>, Option<f64>, Option<f64>);
+
+/// The rows of a figures table as (name with unit, p10, p50, p90); every row reads p10
+/// bad, p90 good, as in the table; `None` is "never" / "none" / "undefined".
+pub fn figure_rows(f: &Figures) -> Vec<FigureRow> {
+    let s = |name: &str, x: &Spread| (name.to_string(), Some(x.p10), Some(x.p50), Some(x.p90));
+    let o = |name: &str, x: &OptSpread| (name.to_string(), x.p10, x.p50, x.p90);
+    let mut v = Vec::new();
+    if let Some(u) = &f.utilisation {
+        v.push(s("utilisation_share_of_hours", u));
+    }
+    if let Some(m) = &f.months_to_fill {
+        v.push(o("months_to_fill", m));
+    }
+    if let Some(x) = &f.stored_tb_at_window_end {
+        v.push(s("stored_tb_at_window_end", x));
+    }
+    if let Some(x) = &f.held_back_usd_at_window_end {
+        v.push(s("held_back_usd_at_window_end", x));
+    }
+    v.push(s("revenue_tokens_per_month", &f.revenue_tokens_per_month));
+    v.push(s("revenue_usd_per_month", &f.revenue_usd_per_month));
+    v.push(s("electricity_kwh_per_month", &f.electricity_kwh_per_month));
+    v.push(s("electricity_usd_per_month", &f.electricity_usd_per_month));
+    v.push(s("internet_usd_per_month", &f.internet_usd_per_month));
+    v.push(s("maintenance_usd_per_month", &f.maintenance_usd_per_month));
+    v.push(s(
+        "hardware_depreciation_usd_per_month",
+        &f.hardware_depreciation_usd_per_month,
+    ));
+    v.push(s("tax_usd_per_month", &f.tax_usd_per_month));
+    v.push(s("total_cost_usd_per_month", &f.total_cost_usd_per_month));
+    v.push(s(
+        "net_operating_usd_per_month",
+        &f.net_operating_usd_per_month,
+    ));
+    v.push(s("net_profit_usd_per_month", &f.net_profit_usd_per_month));
+    v.push(s("cumulative_net_usd", &f.cumulative_net_usd));
+    v.push(s(
+        "resale_value_usd_at_window_end",
+        &Spread::constant(f.resale_value_usd_at_window_end),
+    ));
+    v.push(s(
+        "cumulative_net_with_resale_usd",
+        &f.cumulative_net_with_resale_usd,
+    ));
+    v.push(o(
+        "break_even_token_price_usd",
+        &f.break_even_token_price_usd,
+    ));
+    if let Some(k) = &f.break_even_kwh_price_usd {
+        v.push(o("break_even_kwh_price_usd", k));
+    }
+    v.push(o("payback_months", &f.payback_months));
+    v.push(o("roi_12_months_pct", &f.roi_12_months_pct));
+    v.push(o("roi_24_months_pct", &f.roi_24_months_pct));
+    v.push(o(
+        "electricity_share_of_revenue_pct",
+        &f.electricity_share_of_revenue_pct,
+    ));
+    v.push(s(
+        "token_price_usd_at_window_end",
+        &f.token_price_usd_at_window_end,
+    ));
+    let p = f.payback_within_lifetime_probability;
+    v.push((
+        "payback_within_lifetime_probability".into(),
+        Some(p),
+        Some(p),
+        Some(p),
+    ));
+    for m in &f.cumulative_net_usd_by_month {
+        v.push(s(
+            &format!("cumulative_net_usd_month_{}", m.month),
+            &m.cumulative_net_usd,
+        ));
+    }
+    v
+}
+
+fn figures_csv(out: &mut String, device: &str, f: &Figures) {
+    for (name, a, b, c) in figure_rows(f) {
+        let _ = writeln!(
+            out,
+            "{},{name},{},{},{}",
+            csv_field(device),
+            csv_num(a),
+            csv_num(b),
+            csv_num(c)
+        );
+    }
+}
+
+/// The estimate as CSV: `device,figure,p10,p50,p90`, one row per figure (names carry the
+/// unit, as in the JSON), then one per month of the running cash. An empty cell is
+/// "never" (payback), "none" (break-even) or "undefined".
+pub fn device_csv(e: &Estimate) -> String {
+    let mut out = String::from("device,figure,p10,p50,p90\n");
+    figures_csv(&mut out, &e.inputs.hardware.name, &e.figures);
+    out
+}
+
+/// The portfolio's combined figures as CSV, in the shape of [`device_csv`] with the
+/// device column `portfolio`.
+pub fn portfolio_csv(p: &PortfolioEstimate) -> String {
+    let mut out = String::from("device,figure,p10,p50,p90\n");
+    figures_csv(&mut out, "portfolio", &p.combined);
+    out
+}
+
+/// `--rank` as CSV, one row per device.
+pub fn rank_csv(rows: &[RankRow]) -> String {
+    let mut out = String::from(
+        "rank,device,sector,price_usd,net_profit_usd_per_month_p10,net_profit_usd_per_month_p50,net_profit_usd_per_month_p90,payback_months_p10,payback_months_p50,payback_months_p90,payback_within_lifetime_probability,break_even_kwh_price_usd_p50,never_pays_back\n",
+    );
+    for r in rows {
+        let n = &r.net_profit_usd_per_month;
+        let pb = &r.payback_months;
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.rank,
+            csv_field(&r.device),
+            r.sector.as_str(),
+            csv_num(Some(r.price_usd)),
+            csv_num(Some(n.p10)),
+            csv_num(Some(n.p50)),
+            csv_num(Some(n.p90)),
+            csv_num(pb.p10),
+            csv_num(pb.p50),
+            csv_num(pb.p90),
+            csv_num(Some(r.payback_within_lifetime_probability)),
+            csv_num(r.break_even_kwh_price_usd.and_then(|k| k.p50)),
+            r.never_pays_back
+        );
+    }
+    out
 }

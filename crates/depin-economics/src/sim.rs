@@ -122,6 +122,23 @@ impl OptSpread {
             p90: s.p10,
         }
     }
+    /// For a figure where more is better and `None` is the worst (a break-even
+    /// electricity price, "no price is low enough"): p10 is the low value or `None`.
+    pub(crate) fn of_benefit(v: Vec<Option<f64>>) -> OptSpread {
+        let nones = v.iter().filter(|x| x.is_none()).count();
+        let mut nums: Vec<f64> = v.iter().flatten().copied().collect();
+        nums.sort_unstable_by(f64::total_cmp);
+        let n = v.len();
+        let q = |q: f64| {
+            let i = ((n - 1) as f64 * q).round() as usize;
+            i.checked_sub(nones).map(|k| nums[k])
+        };
+        OptSpread {
+            p10: q(0.1),
+            p50: q(0.5),
+            p90: q(0.9),
+        }
+    }
     fn of(v: Vec<Option<f64>>) -> OptSpread {
         // Sort numbers, then append the Nones (they rank above every number).
         let mut nums: Vec<f64> = v.iter().flatten().copied().collect();
@@ -177,11 +194,32 @@ pub struct Figures {
     /// value); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub utilisation: Option<Spread>,
+    /// Storage nodes: data held at the window's end, TB (p10 the low, bad value).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stored_tb_at_window_end: Option<Spread>,
+    /// Storage nodes: pay held back and not yet returned at the window's end, USD (not in
+    /// the cash figures; p10 the high value).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub held_back_usd_at_window_end: Option<Spread>,
+    /// Storage nodes: months until the disk is full (`null`: not within 50 years; p10 the
+    /// slow case).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub months_to_fill: Option<OptSpread>,
     /// Revenue minus running costs (electricity, internet, maintenance).
     pub net_operating_usd_per_month: Spread,
     /// Revenue minus running costs minus hardware depreciation.
     pub net_profit_usd_per_month: Spread,
     pub cumulative_net_usd: Spread,
+    /// Income tax (`tax_rate` on each month's positive profit), USD a month.
+    pub tax_usd_per_month: Spread,
+    /// What the hardware would fetch if sold at the window's end (resale curve), USD.
+    pub resale_value_usd_at_window_end: f64,
+    /// `cumulative_net_usd` plus that resale value: the position if the operator sold.
+    pub cumulative_net_with_resale_usd: Spread,
+    /// The electricity price (USD/kWh) at which lifetime cash before tax is zero; p10 is
+    /// the low, bad one; `null`: no price is low enough. Absent for a device drawing none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub break_even_kwh_price_usd: Option<OptSpread>,
     pub electricity_share_of_revenue_pct: OptSpread,
     pub break_even_token_price_usd: OptSpread,
     pub payback_months: OptSpread,
@@ -193,6 +231,17 @@ pub struct Figures {
     pub payback_within_lifetime_probability: f64,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub cumulative_net_usd_by_month: Vec<MonthSpread>,
+    /// How many paths pay back in each month (single-device estimates).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub payback_histogram: Option<PaybackHistogram>,
+}
+
+/// Paths by payback month: `paths_by_month[m]` paths pay back in month `m` (counted from
+/// purchase), `never` paths do not within the horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaybackHistogram {
+    pub paths_by_month: Vec<u32>,
+    pub never: u32,
 }
 
 /// A single-device estimate: its inputs, the figures, the baseline and the warnings.
@@ -243,23 +292,59 @@ pub(crate) struct Draws {
     /// One uniform in [0, 1) per path from a stream of its own (so the monthly draws are
     /// unchanged): the path's rental utilisation level.
     level: Vec<f64>,
+    /// One uniform in [0, 1) per path from another stream: the site a coverage or sensor
+    /// device is placed at.
+    site: Vec<f64>,
+    /// Per path and month (`p * months + t`), a uniform in (0, 1) from the spare normal
+    /// of the month's Box–Muller pairs, Φ(z): a crash happens in the month when it falls
+    /// below the month's crash probability.
+    jump: Vec<f64>,
+}
+
+/// The standard normal CDF, Φ(x) = erfc(−x/√2)/2, with erfc by the Chebyshev fit of
+/// Numerical Recipes (`erfcc`, fractional error below 1.2e-7).
+pub(crate) fn std_normal_cdf(x: f64) -> f64 {
+    let z = (-x / std::f64::consts::SQRT_2).abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    let erfc = if -x / std::f64::consts::SQRT_2 >= 0.0 {
+        erfc
+    } else {
+        2.0 - erfc
+    };
+    0.5 * erfc
 }
 
 /// Streams at and above this carry the per-path levels (paths stay below `MAX_PATHS`).
 const LEVEL_STREAM: u64 = 1 << 32;
+/// Streams at and above this carry the per-path sites.
+const SITE_STREAM: u64 = 2 << 32;
 
 impl Draws {
     pub(crate) fn generate(sim: Simulation, months: u32) -> Draws {
         let (paths, months) = (sim.paths as usize, months as usize);
         let mut cum = vec![0.0; paths * months * 5];
+        let mut jump = vec![0.0; paths * months];
         let mut z = [0.0f64; NORMALS_PER_MONTH];
-        let level = (0..paths)
-            .map(|p| {
-                let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
-                rng.set_stream(LEVEL_STREAM + p as u64);
-                rng.r#gen::<f64>()
-            })
-            .collect();
+        let uniform_per_path = |stream: u64| -> Vec<f64> {
+            (0..paths)
+                .map(|p| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
+                    rng.set_stream(stream + p as u64);
+                    rng.r#gen::<f64>()
+                })
+                .collect()
+        };
+        let level = uniform_per_path(LEVEL_STREAM);
+        let site = uniform_per_path(SITE_STREAM);
         for p in 0..paths {
             let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
             rng.set_stream(p as u64);
@@ -278,6 +363,7 @@ impl Draws {
                 for k in 0..5 {
                     acc[k] += z[k];
                 }
+                jump[p * months + t] = std_normal_cdf(z[5]);
             }
         }
         Draws {
@@ -285,6 +371,8 @@ impl Draws {
             months,
             cum,
             level,
+            site,
+            jump,
         }
     }
 }
@@ -296,6 +384,7 @@ pub(crate) struct Factors {
     price: Vec<f64>,
     dilution: [Vec<f64>; 4],
     level: Vec<f64>,
+    site: Vec<f64>,
 }
 
 pub(crate) fn sector_index(s: Sector) -> usize {
@@ -318,6 +407,11 @@ impl Factors {
         let drift_month = m.token_drift_per_year / 12.0;
         let log_growth = (1.0 + m.network_growth_per_month).ln();
         let sg = m.network_growth_volatility_per_month;
+        // Crashes: a Poisson rate per year → the chance of one in a month; each one takes
+        // `crash_size` of the price from the next month on.
+        let crash_month = 1.0 - (-m.crash_probability_per_year / 12.0).exp();
+        let keep_log = (1.0 - m.crash_size).ln();
+        let mut crashes = 0u32;
         let mut price = Vec::with_capacity(n);
         let mut dilution: [Vec<f64>; 4] = Default::default();
         for v in &mut dilution {
@@ -325,8 +419,16 @@ impl Factors {
         }
         for i in 0..n {
             let t = (i % d.months) as f64;
+            if t == 0.0 {
+                crashes = 0;
+            }
             let c = &d.cum[i * 5..i * 5 + 5];
-            price.push((drift_month * t + sigma * sd_month * c[0]).exp());
+            price.push(
+                (drift_month * t + sigma * sd_month * c[0] + keep_log * f64::from(crashes)).exp(),
+            );
+            if d.jump[i] < crash_month {
+                crashes += 1;
+            }
             for (k, v) in dilution.iter_mut().enumerate() {
                 let w = if common_sector_shock { c[1] } else { c[1 + k] };
                 v.push((-(log_growth * t + sg * w)).exp());
@@ -338,6 +440,7 @@ impl Factors {
             price,
             dilution,
             level: d.level.clone(),
+            site: d.site.clone(),
         }
     }
 }
@@ -363,8 +466,27 @@ pub(crate) struct DeviceModel {
     pub lifetime: u32,
     pub rental: Option<crate::model::Rental>,
     pub kwh_price_usd: f64,
-    /// How many identical devices (rental figures are per device).
+    /// How many identical devices (rental and storage figures are per device).
     pub count: f64,
+    /// A storage node paid on the data it holds, with its capacity in TB.
+    pub storage: Option<(crate::storage::StorageMarket, f64)>,
+    /// Months of the device's life already behind it (observed mode): its storage
+    /// schedule continues from there.
+    pub age_months: u32,
+    /// The full lifetime (for the storage schedule's graceful exit).
+    pub full_lifetime: u32,
+    /// Scheduled emission halvings, months counted from the estimate's first month.
+    pub halving: Option<crate::model::Halving>,
+    /// A per-path site for coverage and sensor devices.
+    pub placement: Option<crate::model::Placement>,
+    /// How the USD income is paid out (threshold and fee are per device).
+    pub payout: crate::model::PayoutTerms,
+    pub tax_rate: f64,
+    /// What all `count` devices would fetch if sold at month `m` from now: `price ×
+    /// resale_fraction^(age/24)`; kept as its parts.
+    pub list_price_usd: f64,
+    pub resale_fraction: f64,
+    pub already_owned: bool,
 }
 
 /// One device's month on one path: rental revenue, electricity and running costs.
@@ -417,7 +539,47 @@ impl DeviceModel {
             rental: i.rental.clone(),
             kwh_price_usd: i.costs.kwh_price_usd,
             count: 1.0,
+            storage: i.storage.clone().map(|s| (s, i.hardware.capacity_units)),
+            age_months: i.hardware.lifetime_months.saturating_sub(lifetime),
+            full_lifetime: i.hardware.lifetime_months,
+            halving: i.rewards.halving.clone(),
+            placement: i.placement.clone(),
+            payout: i.payout(),
+            tax_rate: i.costs.tax_rate,
+            list_price_usd: i.hardware.price_usd,
+            resale_fraction: i.hardware.resale_fraction,
+            already_owned: i.hardware.already_owned,
         }
+    }
+
+    /// Storage pay per month of the remaining life on a path at `level` (paid amounts,
+    /// for all `count` devices), the data held at the end of each month, and the held
+    /// amount still owed at the end of each month.
+    fn storage_months(&self, level: f64) -> Option<Vec<crate::storage::StorageMonth>> {
+        let (s, cap) = self.storage.as_ref()?;
+        let sched = s.schedule(*cap, s.ingress_at(level), self.full_lifetime);
+        Some(
+            sched
+                .into_iter()
+                .skip(self.age_months as usize)
+                .map(|m| crate::storage::StorageMonth {
+                    stored_tb: m.stored_tb * self.count,
+                    earned_usd: m.earned_usd * self.count,
+                    held_usd: m.held_usd * self.count,
+                    paid_usd: m.paid_usd * self.count,
+                    held_balance_usd: m.held_balance_usd * self.count,
+                    ..m
+                })
+                .collect(),
+        )
+    }
+
+    /// What the devices would fetch if sold `months` from now (their age then counts
+    /// the months already behind them, and two years for hardware already owned).
+    fn resale_after(&self, months: usize) -> f64 {
+        let age = (self.age_months as usize + months) as f64
+            + if self.already_owned { 24.0 } else { 0.0 };
+        self.list_price_usd * self.resale_fraction.powf(age / 24.0)
     }
 
     /// `count` identical devices.
@@ -432,6 +594,7 @@ impl DeviceModel {
             &mut self.running_usd,
             &mut self.price_usd,
             &mut self.depreciation_usd,
+            &mut self.list_price_usd,
         ] {
             *v *= c;
         }
@@ -497,7 +660,10 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         .iter()
         .map(|d| {
             (0..h)
-                .map(|t| (d.decay_log_per_month * t as f64).exp())
+                .map(|t| {
+                    let halved = d.halving.as_ref().map_or(1.0, |x| x.factor(t as u32 + 1));
+                    (d.decay_log_per_month * t as f64).exp() * halved
+                })
                 .collect()
         })
         .collect();
@@ -516,6 +682,18 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     let mut elec_avg = Vec::with_capacity(n);
     let mut running_avg = Vec::with_capacity(n);
     let mut utilisation = Vec::with_capacity(n);
+    let mut break_even_kwh = Vec::with_capacity(n);
+    let mut tax_avg = Vec::with_capacity(n);
+    let kwh_price = book.devices.first().map(|d| d.kwh_price_usd).unwrap_or(0.0);
+    let resale_w: f64 = book.devices.iter().map(|d| d.resale_after(w)).sum();
+    let any_kwh = book
+        .devices
+        .iter()
+        .any(|d| d.electricity_kwh > 0.0 || d.rental.is_some());
+    let has_storage = book.devices.iter().any(|d| d.storage.is_some());
+    let mut stored_end = Vec::with_capacity(n);
+    let mut held_end = Vec::with_capacity(n);
+    let mut fill = Vec::with_capacity(n);
     let mut series: Vec<Vec<f64>> = if book.monthly_series {
         vec![Vec::with_capacity(n); w]
     } else {
@@ -530,6 +708,10 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
     };
     let (roi12_t, roi24_t) = (roi_at(12), roi_at(24));
     let mut paid_back_in_life = 0usize;
+    let mut histogram = PaybackHistogram {
+        paths_by_month: vec![0; (book.months_elapsed as usize) + h + 1],
+        never: 0,
+    };
     let first_price = book
         .devices
         .first()
@@ -541,7 +723,9 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         monthly_net.iter_mut().for_each(|x| *x = 0.0);
         let (mut tok_w, mut usd_w, mut tok_life) = (0.0, 0.0, 0.0);
         let (mut kwh_w, mut elec_w, mut running_w) = (0.0, 0.0, 0.0);
-        let (mut running_life, mut rental_life, mut used) = (0.0, 0.0, 0.0);
+        let (mut running_life, mut usd_income_life, mut used) = (0.0, 0.0, 0.0);
+        let (mut stored, mut held, mut filled) = (0.0, 0.0, Some(0u32));
+        let (mut tax_w, mut token_usd_life, mut kwh_life) = (0.0, 0.0, 0.0);
         for (d, dec) in book.devices.iter().zip(&decay) {
             let dil = &f.dilution[d.sector][row..row + h];
             let pr = &f.price[row..row + h];
@@ -555,16 +739,45 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
             elec_w += lines.electricity_usd * in_window;
             running_w += lines.running_usd * in_window;
             running_life += lines.running_usd * alive as f64;
-            rental_life += lines.rental_usd * alive as f64;
+            kwh_life += lines.electricity_kwh * alive as f64;
+            let storage = d.storage_months(f.level[p]);
+            if let (Some(sm), Some((s, cap))) = (&storage, &d.storage) {
+                let end = alive.min(w);
+                if end > 0 {
+                    stored += sm[end - 1].stored_tb;
+                    held += sm[end - 1].held_balance_usd;
+                }
+                filled = match (filled, s.months_to_fill(*cap, s.ingress_at(f.level[p]))) {
+                    (Some(a), Some(b)) => Some(a.max(b.saturating_sub(d.age_months))),
+                    _ => None,
+                };
+            }
+            let site = d.placement.as_ref().map_or(1.0, |x| x.factor(f.site[p]));
+            // USD income waits in a balance until it reaches the payout threshold; what is
+            // below it when the device stops is never paid.
+            let threshold = d.payout.payout_threshold_usd * d.count;
+            let payout_fee = d.payout.payout_fee_usd * d.count;
+            let mut pending = 0.0;
             for t in 0..alive {
-                let tok = d.tokens_first_month * dec[t] * dil[t];
-                let usd = tok * d.token_price_usd * pr[t] + lines.rental_usd;
+                let tok = d.tokens_first_month * dec[t] * dil[t] * site;
+                pending += lines.rental_usd + storage.as_ref().map_or(0.0, |sm| sm[t].paid_usd);
+                let usd_income = if pending > 0.0 && pending >= threshold.max(payout_fee) {
+                    std::mem::take(&mut pending) - payout_fee
+                } else {
+                    0.0
+                };
+                let token_usd = tok * d.token_price_usd * pr[t];
+                let usd = token_usd + usd_income;
+                let tax = d.tax_rate * (usd - lines.running_usd - d.depreciation_usd).max(0.0);
                 tok_life += tok;
+                token_usd_life += token_usd;
+                usd_income_life += usd_income;
                 if t < w {
                     tok_w += tok;
                     usd_w += usd;
+                    tax_w += tax;
                 }
-                monthly_net[t] += usd - lines.running_usd;
+                monthly_net[t] += usd - lines.running_usd - tax;
             }
         }
         kwh_avg.push(kwh_w / months_avg);
@@ -572,6 +785,11 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         running_avg.push(running_w / months_avg);
         if rented_count > 0.0 {
             utilisation.push(used / rented_count);
+        }
+        if has_storage {
+            stored_end.push(stored);
+            held_end.push(held);
+            fill.push(filled.map(f64::from));
         }
         let mut cum = book.cash_so_far_usd - total_price;
         cash_path.clear();
@@ -596,8 +814,12 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         }
         // Every device has stopped by the horizon, so the path's last total is final.
         let pb = payback_month(&cash_path).map(|m| (book.months_elapsed + m) as f64);
-        if pb.is_some() {
-            paid_back_in_life += 1;
+        match pb {
+            Some(m) => {
+                paid_back_in_life += 1;
+                histogram.paths_by_month[m as usize] += 1;
+            }
+            None => histogram.never += 1,
         }
         let roi = |c: Option<f64>| {
             c.filter(|_| total_price > 0.0)
@@ -607,10 +829,20 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         revenue_w.push(usd_w / months_avg);
         cum_w.push(cwin);
         elec_share.push((usd_w > 0.0).then(|| elec_w / usd_w * 100.0));
-        // The token price at which token revenue covers what rental revenue does not.
+        // The electricity price at which the lifetime cash before tax is zero: cash is
+        // linear in the price, falling by the lifetime's kWh for each USD/kWh.
+        let pretax_life =
+            book.cash_so_far_usd + token_usd_life + usd_income_life - running_life - total_price;
+        break_even_kwh.push(
+            (kwh_life > 0.0)
+                .then(|| kwh_price + pretax_life / kwh_life)
+                .filter(|k| *k >= 0.0),
+        );
+        tax_avg.push(tax_w / months_avg);
+        // The token price at which token revenue covers what USD income does not.
         break_even.push(
             (tok_life > 0.0)
-                .then(|| ((total_price + running_life - rental_life) / tok_life).max(0.0)),
+                .then(|| ((total_price + running_life - usd_income_life) / tok_life).max(0.0)),
         );
         payback.push(pb);
         roi12.push(roi(r12));
@@ -625,8 +857,17 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         .zip(&running_avg)
         .map(|(r, c)| r - c)
         .collect();
-    let total_cost: Vec<f64> = running_avg.iter().map(|c| c + depreciation_avg).collect();
-    let net_profit: Vec<f64> = net_op.iter().map(|r| r - depreciation_avg).collect();
+    let total_cost: Vec<f64> = running_avg
+        .iter()
+        .zip(&tax_avg)
+        .map(|(c, t)| c + depreciation_avg + t)
+        .collect();
+    let net_profit: Vec<f64> = net_op
+        .iter()
+        .zip(&tax_avg)
+        .map(|(r, t)| r - depreciation_avg - t)
+        .collect();
+    let with_resale: Vec<f64> = cum_w.iter().map(|c| c + resale_w).collect();
     let cum_raw = cum_w.clone();
     let figures = Figures {
         revenue_tokens_per_month: Spread::of(tokens_w),
@@ -638,9 +879,16 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
         hardware_depreciation_usd_per_month: Spread::constant(depreciation_avg),
         total_cost_usd_per_month: Spread::of_cost(total_cost),
         utilisation: (!utilisation.is_empty()).then(|| Spread::of(utilisation)),
+        stored_tb_at_window_end: has_storage.then(|| Spread::of(stored_end)),
+        held_back_usd_at_window_end: has_storage.then(|| Spread::of_cost(held_end)),
+        months_to_fill: has_storage.then(|| OptSpread::of_cost(fill)),
         net_operating_usd_per_month: Spread::of(net_op),
         net_profit_usd_per_month: Spread::of(net_profit),
         cumulative_net_usd: Spread::of(cum_w),
+        tax_usd_per_month: Spread::of_cost(tax_avg),
+        resale_value_usd_at_window_end: resale_w,
+        cumulative_net_with_resale_usd: Spread::of(with_resale),
+        break_even_kwh_price_usd: any_kwh.then(|| OptSpread::of_benefit(break_even_kwh)),
         electricity_share_of_revenue_pct: OptSpread::of_cost(elec_share),
         break_even_token_price_usd: OptSpread::of_cost(break_even),
         payback_months: OptSpread::of_cost(payback),
@@ -656,6 +904,7 @@ pub(crate) fn run_paths(book: &Book, f: &Factors) -> (Figures, Vec<f64>) {
                 cumulative_net_usd: Spread::of(v),
             })
             .collect(),
+        payback_histogram: book.monthly_series.then_some(histogram),
     };
     (figures, cum_raw)
 }
@@ -680,7 +929,7 @@ pub(crate) fn check_size(sim: Simulation, horizon: u32) -> Result<(), EconomicsE
 
 fn today(i: &EstimateInputs) -> TodayFigures {
     let tokens = i.tokens_first_month();
-    let rental = i.rental_usd_per_month_p50();
+    let rental = i.rental_usd_per_month_p50() + i.storage_usd_per_month_p50();
     let revenue = tokens * i.market.token_price_usd + rental;
     let running = i.running_costs_usd_per_month();
     let net = revenue - running;
@@ -805,4 +1054,26 @@ pub fn project_from_observed(
         today,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::std_normal_cdf;
+
+    #[test]
+    fn normal_cdf_matches_the_table() {
+        // Φ(0) = 0.5, Φ(1.959964) = 0.975, Φ(−1.281552) = 0.1, Φ(−3) = 0.0013499.
+        for (x, p) in [
+            (0.0, 0.5),
+            (1.959964, 0.975),
+            (-1.281552, 0.1),
+            (-3.0, 0.0013499),
+        ] {
+            assert!(
+                (std_normal_cdf(x) - p).abs() < 2e-7,
+                "{x}: {}",
+                std_normal_cdf(x)
+            );
+        }
+    }
 }
