@@ -260,6 +260,14 @@ impl BlobStore {
     async fn open_local(root: PathBuf, opts: OpenOptions) -> Result<Self> {
         opts.validate(false)?;
         let shown = root.display().to_string();
+        // Say "not a directory" plainly rather than create_dir_all's EEXIST.
+        if let Ok(m) = tokio::fs::metadata(&root).await
+            && !m.is_dir()
+        {
+            return Err(BlobError::InvalidPath {
+                reason: format!("{shown} exists and is not a directory"),
+            });
+        }
         tokio::fs::create_dir_all(&root)
             .await
             .map_err(|e| BlobError::io(format!("creating blob directory {shown}"), e))?;
@@ -268,15 +276,6 @@ impl BlobStore {
         let root = tokio::fs::canonicalize(&root)
             .await
             .map_err(|e| BlobError::io(format!("resolving blob directory {shown}"), e))?;
-        if !tokio::fs::metadata(&root)
-            .await
-            .map_err(|e| BlobError::io(format!("inspecting blob directory {shown}"), e))?
-            .is_dir()
-        {
-            return Err(BlobError::InvalidPath {
-                reason: format!("{shown} exists and is not a directory"),
-            });
-        }
         let fs = LocalFileSystem::new_with_prefix(&root)
             .map_err(|e| BlobError::backend("open", e))?
             .with_fsync(opts.fsync)
@@ -806,7 +805,7 @@ impl BlobStore {
         loop {
             match s.try_next().await {
                 Ok(Some(m)) => {
-                    if SystemTime::from(m.last_modified) < cutoff {
+                    if SystemTime::from(m.last_modified) <= cutoff {
                         stale.push(m.location);
                     }
                 }
@@ -920,7 +919,7 @@ fn sweep_staging(root: &FsPath, prefix: &str, cutoff: SystemTime) -> std::io::Re
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cutoff);
+                .is_ok_and(|t| t <= cutoff);
             if old && e.file_type().is_ok_and(|t| t.is_file()) {
                 match std::fs::remove_file(e.path()) {
                     Ok(()) => removed += 1,
