@@ -3,6 +3,7 @@
 
 mod audit;
 mod bench;
+mod consumer;
 mod devnet;
 mod estimate;
 mod keygen;
@@ -39,6 +40,12 @@ enum Command {
     AuditEpoch(audit::AuditArgs),
     /// Write an epoch's claim tree (OpenZeppelin StandardMerkleTree dump).
     Claims(audit::ClaimsArgs),
+    /// Lock escrow for orders and see what they were charged (consumers).
+    #[command(subcommand)]
+    Consumer(consumer::ConsumerCommand),
+    /// Credit consumers' escrow from external payments (coordinator operators).
+    #[command(subcommand)]
+    Escrow(consumer::EscrowCommand),
     /// Run a benchmark and print one JSON object.
     Bench(bench::BenchArgs),
     /// List the reason codes the network uses, with their meaning.
@@ -61,6 +68,8 @@ fn main() -> std::process::ExitCode {
             Command::AuditEpoch(a) => audit::run_audit(a).await,
             Command::Claims(a) => audit::run_claims(a).await,
             Command::Bench(a) => bench::run(a).await,
+            Command::Consumer(c) => consumer::run_consumer(c).await,
+            Command::Escrow(c) => consumer::run_escrow(c).await,
             Command::Reasons => {
                 for r in depin_core::Reason::ALL {
                     println!("{:<20} {}", r.as_str(), r.explain());

@@ -190,6 +190,40 @@ pub struct ClaimView {
     pub root: String,
 }
 
+/// `POST /v1/orders`: the lock the coordinator holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedOrderView {
+    pub consumer: String,
+    pub order: u64,
+    pub sector: String,
+    pub amount: u64,
+    pub first_epoch: u64,
+    pub last_epoch: u64,
+    /// `false` when this same lock was recorded before.
+    pub new: bool,
+}
+
+/// One order in [`ConsumerView`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub order: u64,
+    pub sector: String,
+    pub amount: u64,
+    pub charged: u64,
+    pub first_epoch: u64,
+    pub last_epoch: u64,
+    /// `open` or `settled`.
+    pub state: String,
+}
+
+/// `GET /v1/consumers/{hex}`: free escrow and orders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerView {
+    pub consumer: String,
+    pub escrow: u64,
+    pub orders: Vec<OrderView>,
+}
+
 /// A handle on one coordinator. Cheap to clone (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -282,6 +316,17 @@ impl Client {
         operator: &PublicKey,
     ) -> Result<Vec<DeviceView>, ClientError> {
         self.get_json(&format!("/v1/operators/{}/devices", operator.to_hex()))
+            .await
+    }
+
+    /// `POST /v1/orders`: a consumer-signed `OrderLock`.
+    pub async fn lock_order(&self, lock: &Signed) -> Result<LockedOrderView, ClientError> {
+        self.post_bytes("/v1/orders", lock.encode()).await
+    }
+
+    /// `GET /v1/consumers/{hex}`.
+    pub async fn consumer(&self, consumer: &PublicKey) -> Result<ConsumerView, ClientError> {
+        self.get_json(&format!("/v1/consumers/{}", consumer.to_hex()))
             .await
     }
 

@@ -8,12 +8,13 @@ use depin_ledger::{Entry, Ledger};
 use depin_merkle::{Leaf, StandardMerkleTree};
 use depin_protocol::{KindSpec, KindTable, decode_signed, verify_batch};
 use depin_rewards::{
-    DeviceInfo, EpochInput, FeeSettlement, IssuedWork, PriorState, ReportSummary, RewardPolicy,
-    RewardSheet, SectorReport, SectorVerifier, Sectors, availability, check_outcome, compute_sheet,
-    epoch_entropy, work_id,
+    DeviceInfo, EpochInput, FeeSettlement, IssuedWork, OpenOrder, PriorState, ReportSummary,
+    RewardPolicy, RewardSheet, SectorReport, SectorVerifier, Sectors, availability, check_outcome,
+    compute_sheet, epoch_entropy, work_id,
 };
 use depin_store::{
-    DeviceRow, LedgerEntryRow, RewardLineRow, SectorTotalRow, StoredReport, WorkRow,
+    ChargeRow, DeviceRow, LedgerEntryRow, OrderRow, RewardLineRow, SectorTotalRow, StoredReport,
+    WorkRow,
 };
 use std::collections::BTreeMap;
 
@@ -105,6 +106,8 @@ pub struct ComputedEpoch {
     pub sector_state: Vec<(String, u32, Vec<u8>)>,
     /// Work orders issued at this close.
     pub work: Vec<WorkRow>,
+    /// Usage the verifiers charged, settled by this close's entries.
+    pub charges: Vec<ChargeRow>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +129,14 @@ pub enum ComputeError {
     /// A sector verifier failed or broke its contract: the close stops.
     #[error("sector verifier {name:?} failed: {message}")]
     Verifier { name: String, message: String },
+    /// A stored order disagrees with itself (charged more than it locked,
+    /// a sector no verifier serves): the store was damaged.
+    #[error("stored order {order} of consumer {consumer} is damaged: {why}")]
+    DamagedOrder {
+        consumer: PublicKey,
+        order: u64,
+        why: String,
+    },
 }
 
 /// What the close and the audit read for `epoch` under `policy`: one
@@ -220,9 +231,9 @@ pub fn compute_from_inputs(
     epoch: EpochIndex,
     inputs: &depin_store::EpochInputRows,
     sectors: &SectorSet,
-    fees: &[FeeSettlement],
 ) -> Result<ComputedEpoch, ComputeError> {
     let devices = device_info(&inputs.devices)?;
+    let mut orders = open_orders(&inputs.orders, sectors)?;
     let heartbeats: Vec<ReportSummary> = inputs
         .report_counts
         .iter()
@@ -266,6 +277,7 @@ pub fn compute_from_inputs(
     let mut contributions = Vec::new();
     let mut sector_state = Vec::new();
     let mut work = Vec::new();
+    let mut charges = Vec::new();
     for v in sectors.verifiers.iter() {
         let sector = v.sector();
         let name = v.name();
@@ -286,11 +298,7 @@ pub fn compute_from_inputs(
                 version: *version,
                 bytes: bytes.clone(),
             });
-        let my_fees: Vec<FeeSettlement> = fees
-            .iter()
-            .filter(|f| f.sector == sector)
-            .cloned()
-            .collect();
+        let my_orders = orders.remove(&sector).unwrap_or_default();
         let my_work = due.remove(&sector.code()).unwrap_or_default();
         let outcome = v
             .verify_epoch(&EpochInput {
@@ -301,11 +309,25 @@ pub fn compute_from_inputs(
                 reports: &mine,
                 prior_state: prior.as_ref(),
                 entropy,
-                fees: &my_fees,
+                orders: &my_orders,
                 work: &my_work,
             })
             .map_err(|e| fail(e.0))?;
-        check_outcome(v, &devices, &outcome).map_err(|e| fail(e.0))?;
+        check_outcome(v, &devices, &my_orders, &outcome).map_err(|e| fail(e.0))?;
+        for c in outcome.charges {
+            let operator = devices
+                .binary_search_by(|d| d.device.cmp(&c.device))
+                .map(|i| devices[i].operator)
+                .expect("check_outcome found the charged device");
+            charges.push(ChargeRow {
+                consumer: c.consumer,
+                order_id: c.order,
+                device: c.device,
+                operator,
+                sector: sector.code(),
+                gross: c.gross,
+            });
+        }
         let earliest = policy.closable_at_ms(epoch);
         let latest = policy.epoch_end_ms(epoch.saturating_add(MAX_WORK_EPOCHS));
         for (i, o) in outcome.work.into_iter().enumerate() {
@@ -344,36 +366,129 @@ pub fn compute_from_inputs(
         policy,
         epoch,
         contributions,
-        fees,
+        &inputs.orders,
+        charges,
         &inputs.previous_claims,
         sector_state,
         work,
     )
 }
 
-/// The sheet, ledger entries and claims from the verified contributions.
+/// The stored open orders as each sector's verifier sees them.
+fn open_orders(
+    rows: &[OrderRow],
+    sectors: &SectorSet,
+) -> Result<BTreeMap<Sector, Vec<OpenOrder>>, ComputeError> {
+    let mut out: BTreeMap<Sector, Vec<OpenOrder>> = BTreeMap::new();
+    for o in rows {
+        let damaged = |why: &str| ComputeError::DamagedOrder {
+            consumer: o.consumer,
+            order: o.order_id,
+            why: why.to_string(),
+        };
+        let sector = Sector::from_code(o.sector)
+            .filter(|s| sectors.verifiers.iter().any(|v| v.sector() == *s))
+            .ok_or_else(|| damaged("its sector has no verifier"))?;
+        let remaining = o
+            .amount
+            .checked_sub(o.charged)
+            .ok_or_else(|| damaged("charged more than it locked"))?;
+        out.entry(sector).or_default().push(OpenOrder {
+            consumer: o.consumer,
+            order: o.order_id,
+            remaining,
+            first_epoch: o.first_epoch,
+            last_epoch: o.last_epoch,
+            terms: o.terms.clone(),
+        });
+    }
+    // Rows come in (consumer, order) order; each sector's list keeps it.
+    Ok(out)
+}
+
+/// The sheet, ledger entries and claims from the verified contributions and
+/// the checked charges.
+///
+/// Entries, in order: emission (`Mint → Operator`, rewards only: fees are
+/// never minted), then per order in (consumer, order) order its settlement
+/// (`Locked → Operator` net, `Locked → Protocol → Burn` for the protocol
+/// fee), then the refund of what is left of each order whose last epoch
+/// this is.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     policy: &RewardPolicy,
     epoch: EpochIndex,
     contributions: Vec<depin_rewards::Contribution>,
-    fees: &[FeeSettlement],
+    orders: &[OrderRow],
+    mut charges: Vec<ChargeRow>,
     previous_leaves: &[(PublicKey, u64)],
     sector_state: Vec<(String, u32, Vec<u8>)>,
     work: Vec<WorkRow>,
 ) -> Result<ComputedEpoch, ComputeError> {
-    let sheet = compute_sheet(policy, epoch, contributions, fees);
-    // One emission entry per operator (and one fee entry): the ledger tracks
-    // accounts; the sheet keeps the per-device detail.
-    let totals = sheet.operator_totals();
-    let mut entries = Vec::with_capacity(totals.len());
-    for (operator, amount) in &totals {
-        if *amount > 0 {
-            entries.push(depin_ledger::emission(*operator, *amount));
+    charges.sort();
+    let fees: Vec<FeeSettlement> = charges
+        .iter()
+        .map(|c| FeeSettlement {
+            device: c.device,
+            operator: c.operator,
+            sector: Sector::from_code(c.sector).expect("charges carry a verifier's sector"),
+            gross: c.gross,
+        })
+        .collect();
+    let sheet = compute_sheet(policy, epoch, contributions, &fees);
+    let mut entries = sheet.emission_entries();
+    let mut charged: BTreeMap<(PublicKey, u64), u64> = BTreeMap::new();
+    let mut at = 0;
+    while at < charges.len() {
+        let (consumer, order) = (charges[at].consumer, charges[at].order_id);
+        let mut shares = Vec::new();
+        while at < charges.len()
+            && (charges[at].consumer, charges[at].order_id) == (consumer, order)
+        {
+            shares.push((charges[at].operator, charges[at].gross));
+            // check_outcome bounded the sum by the order's remainder (a u64).
+            *charged.entry((consumer, order)).or_default() += charges[at].gross;
+            at += 1;
+        }
+        entries.extend(depin_ledger::settle(
+            consumer,
+            order,
+            &shares,
+            policy.protocol_fee_bps,
+        ));
+    }
+    for o in orders.iter().filter(|o| o.last_epoch == epoch) {
+        let now = charged.get(&(o.consumer, o.order_id)).copied().unwrap_or(0);
+        let left = o.amount - o.charged - now; // open_orders checked charged ≤ amount
+        if left > 0 {
+            entries.push(depin_ledger::refund(o.consumer, o.order_id, left));
         }
     }
-    // The entries must form a valid ledger on their own (emission only moves
-    // Mint → Operator); the store applies them on top of the running balances.
-    Ledger::from_entries(&entries)?;
+    // The entries must be valid against the locks they draw on: replay them
+    // on a scratch ledger holding exactly each open order's remainder.
+    let mut scratch = Ledger::new();
+    for o in orders {
+        let remaining = o.amount - o.charged;
+        if remaining > 0 {
+            scratch.apply_batch(&[
+                depin_ledger::deposit(o.consumer, remaining),
+                depin_ledger::lock(o.consumer, o.order_id, remaining),
+            ])?;
+        }
+    }
+    scratch.apply_batch(&entries)?;
+    // The sheet and the ledger compute the protocol fee per share with the
+    // same function; they must agree to the base unit.
+    if u128::from(sheet.burned) != scratch.burned() {
+        return Err(ComputeError::Ledger(
+            depin_ledger::LedgerError::InvariantViolated(format!(
+                "the sheet burns {} but the settlements burn {}",
+                sheet.burned,
+                scratch.burned()
+            )),
+        ));
+    }
+    let totals = sheet.operator_totals();
 
     let mut cumulative: BTreeMap<PublicKey, u64> = previous_leaves.iter().copied().collect();
     let mut changed = Vec::new();
@@ -397,6 +512,7 @@ fn finish(
         claim_root,
         sector_state,
         work,
+        charges,
     })
 }
 

@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod compute;
+mod escrow;
 mod writer;
 
 use compute::ComputedEpoch;
@@ -22,9 +23,13 @@ use depin_protocol::{
     admit, decode_batch, decode_signed, verify_batch,
 };
 use depin_rewards::RewardPolicy;
+pub use depin_store::Recorded;
 use depin_store::{
     AppendRules, DeviceAdmission, DeviceRow, EpochRow, EpochWrite, NewReport, NotStored,
     Registration, RejectionRow, ReportRow, Store, StoreError, TelemetryRow,
+};
+pub use escrow::{
+    ConsumerView, LockedOrder, MAX_EXTERNAL_REF_LEN, OrderView, check_external_ref, record_deposit,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -228,7 +233,7 @@ impl Coordinator {
     /// Registers a device from its certificate: an envelope of kind
     /// `DeviceCertificate` signed by the operator key the certificate names.
     pub async fn onboard(&self, now_ms: UnixMillis, bytes: &[u8]) -> Result<DeviceRow, CoordError> {
-        let signed = self.operator_message(now_ms, bytes, PayloadKind::DeviceCertificate)?;
+        let signed = self.signed_message(now_ms, bytes, PayloadKind::DeviceCertificate)?;
         let cert =
             DeviceCertificate::from_envelope(&signed.envelope).map_err(CoordError::rejected)?;
         if signed.envelope.signer != cert.operator_key {
@@ -271,7 +276,7 @@ impl Coordinator {
 
     /// Revokes a device key; signed by the device's operator.
     pub async fn revoke(&self, now_ms: UnixMillis, bytes: &[u8]) -> Result<DeviceRow, CoordError> {
-        let signed = self.operator_message(now_ms, bytes, PayloadKind::Revocation)?;
+        let signed = self.signed_message(now_ms, bytes, PayloadKind::Revocation)?;
         let rev: Revocation = signed
             .envelope
             .decode_payload()
@@ -299,7 +304,7 @@ impl Coordinator {
     /// Replaces a device key with a new one (same operator, sector, hardware);
     /// the old key is revoked. Signed by the device's operator.
     pub async fn rotate(&self, now_ms: UnixMillis, bytes: &[u8]) -> Result<DeviceRow, CoordError> {
-        let signed = self.operator_message(now_ms, bytes, PayloadKind::KeyRotation)?;
+        let signed = self.signed_message(now_ms, bytes, PayloadKind::KeyRotation)?;
         let rot: KeyRotation = signed
             .envelope
             .decode_payload()
@@ -363,8 +368,10 @@ impl Coordinator {
         Ok(d)
     }
 
-    /// Decodes and verifies an operator-signed message of `kind`.
-    fn operator_message(
+    /// Decodes and verifies a message of `kind` signed outside the report
+    /// log (an operator's or a consumer's); the caller checks the signer's
+    /// authority.
+    pub(crate) fn signed_message(
         &self,
         now_ms: UnixMillis,
         bytes: &[u8],
@@ -381,8 +388,9 @@ impl Coordinator {
             });
         }
         signed.verify_signature().map_err(CoordError::rejected)?;
-        // Operator messages are idempotent (a certificate or revocation applied
-        // twice is refused by the registry), so only the clock is checked.
+        // These messages are idempotent (a certificate or revocation applied
+        // twice is refused by the registry, a lock is keyed by its order
+        // number), so only the clock is checked.
         let clock = AdmissionPolicy {
             max_skew_past_ms: self.policy.max_clock_skew_ms,
             max_skew_future_ms: self.policy.max_clock_skew_ms,
@@ -723,7 +731,7 @@ impl Coordinator {
         let policy = self.policy.clone();
         let sectors = self.sectors.clone();
         let computed = tokio::task::spawn_blocking(move || {
-            compute::compute_from_inputs(&policy, epoch, &inputs, &sectors, &[])
+            compute::compute_from_inputs(&policy, epoch, &inputs, &sectors)
         })
         .await
         .map_err(|e| CoordError::Invariant(format!("close task failed: {e}")));
@@ -758,6 +766,7 @@ impl Coordinator {
             claims: computed.changed.clone(),
             sector_state: computed.sector_state.clone(),
             work: computed.work.clone(),
+            charges: computed.charges.clone(),
         };
         tracing::debug!(
             epoch,
@@ -787,23 +796,7 @@ impl Coordinator {
     /// to zero (double entry) and no holder account is negative. A violation
     /// means a bug; the coordinator refuses to continue from a suspect state.
     pub async fn check_ledger(&self) -> Result<(), CoordError> {
-        let mut total: i128 = 0;
-        for (account, balance) in self.store.balances().await? {
-            let parsed = depin_ledger::Account::parse_key(&account)
-                .map_err(|e| CoordError::Invariant(format!("stored account {account:?}: {e}")))?;
-            if parsed.is_holder() && balance < 0 {
-                return Err(CoordError::Invariant(format!(
-                    "holder {account} has negative balance {balance}"
-                )));
-            }
-            total += i128::from(balance);
-        }
-        if total != 0 {
-            return Err(CoordError::Invariant(format!(
-                "ledger balances sum to {total}, not 0"
-            )));
-        }
-        Ok(())
+        check_ledger(&self.store).await
     }
 
     // ---------------------------------------------------------------- claims
@@ -815,6 +808,27 @@ impl Coordinator {
     ) -> Result<depin_merkle::StandardMerkleTree, CoordError> {
         claim_tree(&self.store, epoch).await
     }
+}
+
+/// [`Coordinator::check_ledger`] on a store.
+pub async fn check_ledger(store: &Store) -> Result<(), CoordError> {
+    let mut total: i128 = 0;
+    for (account, balance) in store.balances().await? {
+        let parsed = depin_ledger::Account::parse_key(&account)
+            .map_err(|e| CoordError::Invariant(format!("stored account {account:?}: {e}")))?;
+        if parsed.is_holder() && balance < 0 {
+            return Err(CoordError::Invariant(format!(
+                "holder {account} has negative balance {balance}"
+            )));
+        }
+        total += i128::from(balance);
+    }
+    if total != 0 {
+        return Err(CoordError::Invariant(format!(
+            "ledger balances sum to {total}, not 0"
+        )));
+    }
+    Ok(())
 }
 
 pub async fn claim_tree(

@@ -76,6 +76,12 @@ pub enum Reason {
     /// The external reference of a deposit was recorded before with a
     /// different account or amount.
     DepositConflict,
+    /// The consumer already locked escrow under this order number, with
+    /// other terms.
+    OrderConflict,
+    /// Every epoch an order names is closed or closing: no close could
+    /// charge it.
+    OrderTooLate,
     // --- reserved block: storage (codes start with `storage_`) ---
     // --- reserved block: compute (codes start with `compute_`) ---
     // --- reserved block: wireless (codes start with `wireless_`) ---
@@ -83,7 +89,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 27] = [
+    pub const ALL: [Reason; 29] = [
         Reason::Malformed,
         Reason::NonCanonical,
         Reason::UnsupportedVersion,
@@ -111,6 +117,8 @@ impl Reason {
         Reason::ChallengeExpired,
         Reason::InsufficientEscrow,
         Reason::DepositConflict,
+        Reason::OrderConflict,
+        Reason::OrderTooLate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +150,8 @@ impl Reason {
             Reason::ChallengeExpired => "challenge_expired",
             Reason::InsufficientEscrow => "insufficient_escrow",
             Reason::DepositConflict => "deposit_conflict",
+            Reason::OrderConflict => "order_conflict",
+            Reason::OrderTooLate => "order_too_late",
         }
     }
 
@@ -208,6 +218,12 @@ impl Reason {
             Reason::InsufficientEscrow => "the account does not hold enough for this",
             Reason::DepositConflict => {
                 "this external payment reference was already recorded for another account or amount"
+            }
+            Reason::OrderConflict => {
+                "the consumer already has an order with this number and other terms"
+            }
+            Reason::OrderTooLate => {
+                "every epoch the order names is already closed or closing, so nothing could serve it"
             }
         }
     }

@@ -27,18 +27,21 @@ pub enum PayloadKind {
     KeyRotation,
     /// 5. Signed by a device key: "which work is open for me?" (`GET /v1/work`).
     WorkRequest,
+    /// 6. Signed by a consumer key: locks escrow for an order (`POST /v1/orders`).
+    OrderLock,
     /// A kind in some sector's range (1000–4999).
     Sector(u32),
 }
 
 impl PayloadKind {
     /// The backbone's kinds.
-    pub const ALL: [PayloadKind; 5] = [
+    pub const ALL: [PayloadKind; 6] = [
         PayloadKind::DeviceCertificate,
         PayloadKind::Heartbeat,
         PayloadKind::Revocation,
         PayloadKind::KeyRotation,
         PayloadKind::WorkRequest,
+        PayloadKind::OrderLock,
     ];
 
     /// `None` for a number that is neither a backbone kind nor in a sector's
@@ -50,6 +53,7 @@ impl PayloadKind {
             3 => Some(PayloadKind::Revocation),
             4 => Some(PayloadKind::KeyRotation),
             5 => Some(PayloadKind::WorkRequest),
+            6 => Some(PayloadKind::OrderLock),
             k if depin_core::Sector::owning_kind(k).is_some() => Some(PayloadKind::Sector(k)),
             _ => None,
         }
@@ -62,6 +66,7 @@ impl PayloadKind {
             PayloadKind::Revocation => 3,
             PayloadKind::KeyRotation => 4,
             PayloadKind::WorkRequest => 5,
+            PayloadKind::OrderLock => 6,
             PayloadKind::Sector(k) => k,
         }
     }
@@ -77,7 +82,11 @@ impl PayloadKind {
             PayloadKind::DeviceCertificate | PayloadKind::Revocation | PayloadKind::KeyRotation => {
                 true
             }
-            PayloadKind::Heartbeat | PayloadKind::WorkRequest | PayloadKind::Sector(_) => false,
+            // A consumer's lock is not an operator message either.
+            PayloadKind::Heartbeat
+            | PayloadKind::WorkRequest
+            | PayloadKind::OrderLock
+            | PayloadKind::Sector(_) => false,
         }
     }
 }
@@ -443,8 +452,9 @@ mod tests {
         }
         assert_eq!(PayloadKind::Heartbeat.as_u32(), 2);
         assert_eq!(PayloadKind::WorkRequest.as_u32(), 5);
+        assert_eq!(PayloadKind::OrderLock.as_u32(), 6);
         assert_eq!(PayloadKind::from_u32(0), None);
-        assert_eq!(PayloadKind::from_u32(6), None);
+        assert_eq!(PayloadKind::from_u32(7), None);
         assert_eq!(PayloadKind::from_u32(999), None);
         assert_eq!(PayloadKind::from_u32(1000), Some(PayloadKind::Sector(1000)));
         assert_eq!(PayloadKind::from_u32(4999), Some(PayloadKind::Sector(4999)));

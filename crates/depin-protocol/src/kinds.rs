@@ -8,7 +8,9 @@
 //! decoder's reason.
 
 use crate::envelope::PayloadKind;
-use crate::payload::{DeviceCertificate, Heartbeat, KeyRotation, Revocation, WorkRequest};
+use crate::payload::{
+    DeviceCertificate, Heartbeat, KeyRotation, OrderLock, Revocation, WorkRequest,
+};
 use depin_core::{BACKBONE_KINDS, Reason, Sector};
 
 /// Who must sign a kind.
@@ -18,6 +20,8 @@ pub enum SignedBy {
     Device,
     /// The operator key that owns the device(s) the message names.
     Operator,
+    /// A consumer key: whoever holds the escrow the message spends.
+    Consumer,
 }
 
 /// Where a kind is accepted.
@@ -99,6 +103,14 @@ pub const BACKBONE: &[KindSpec] = &[
         route: Route::Own,
         answers_work: false,
         check: |b| check_with(WorkRequest::decode)(b),
+    },
+    KindSpec {
+        kind: 6,
+        name: "order_lock",
+        signed_by: SignedBy::Consumer,
+        route: Route::Own,
+        answers_work: false,
+        check: |b| check_with(OrderLock::decode)(b),
     },
 ];
 

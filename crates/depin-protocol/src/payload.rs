@@ -37,6 +37,11 @@ pub mod limits {
     /// decoding ([`depin_core::Reason::OutOfRange`]) rather than wrapped or
     /// allowed to fail later, where it once stopped ingest for everyone.
     pub const MAX_SEQ: u64 = i64::MAX as u64;
+    /// Largest amount, epoch or order number a message may carry: the store
+    /// keeps them as signed 64-bit integers.
+    pub const MAX_STORED: u64 = i64::MAX as u64;
+    /// Longest sector terms of an order, in bytes.
+    pub const MAX_TERMS_LEN: usize = 4096;
 }
 
 /// A payload type carried in an [`crate::Envelope`] of kind [`Payload::KIND`].
@@ -397,6 +402,54 @@ impl WorkRequest {
     }
 }
 
+/// Kind 6: a consumer locks escrow for an order (see `OrderLock` in the
+/// proto file). Decoding checks the ranges: a positive amount, a known
+/// sector, `first_epoch ≤ last_epoch`, every integer storable, terms at most
+/// [`limits::MAX_TERMS_LEN`] bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderLock {
+    pub order: u64,
+    pub sector: depin_core::Sector,
+    pub amount: u64,
+    pub first_epoch: u64,
+    pub last_epoch: u64,
+    pub terms: Vec<u8>,
+}
+
+impl OrderLock {
+    pub fn encode(&self) -> Vec<u8> {
+        wire::OrderLock {
+            order: self.order,
+            sector: self.sector.code(),
+            amount: self.amount,
+            first_epoch: self.first_epoch,
+            last_epoch: self.last_epoch,
+            terms: self.terms.clone(),
+        }
+        .encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Reason> {
+        let w: wire::OrderLock = decode_strict(bytes)?;
+        for v in [w.order, w.amount, w.first_epoch, w.last_epoch] {
+            if v > limits::MAX_STORED {
+                return Err(Reason::OutOfRange);
+            }
+        }
+        let sector = depin_core::Sector::from_code(w.sector).ok_or(Reason::BadPayload)?;
+        check(w.amount > 0 && w.first_epoch <= w.last_epoch)?;
+        check(w.terms.len() <= limits::MAX_TERMS_LEN)?;
+        Ok(OrderLock {
+            order: w.order,
+            sector,
+            amount: w.amount,
+            first_epoch: w.first_epoch,
+            last_epoch: w.last_epoch,
+            terms: w.terms,
+        })
+    }
+}
+
 /// The work id an answer kind carries in its field 1 (see `WorkRef` in the
 /// proto file); `None` when the field is absent or not 32 bytes. Lenient on
 /// the other fields: the sector's own decoder is strict about those.
@@ -432,6 +485,7 @@ payload!(Heartbeat);
 payload!(Revocation);
 payload!(KeyRotation);
 payload!(WorkRequest);
+payload!(OrderLock);
 
 #[cfg(test)]
 mod tests {

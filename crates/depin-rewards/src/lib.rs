@@ -25,9 +25,9 @@ pub use policy::{
     BPS, PPM, PolicyError, RewardPolicy, SECONDS_PER_YEAR, emission_for_epoch, emission_for_year,
 };
 pub use sector::{
-    AvailabilityFactor, Contribution, DeviceInfo, EpochInput, IssuedWork, PriorState,
-    ReportSummary, SectorOutcome, SectorReport, SectorVerifier, Sectors, UptimeOnly, VerifierError,
-    WorkOrder, availability, availability_of, check_outcome, epoch_entropy, work_id,
+    AvailabilityFactor, Charge, Contribution, DeviceInfo, EpochInput, IssuedWork, OpenOrder,
+    PriorState, ReportSummary, SectorOutcome, SectorReport, SectorVerifier, Sectors, UptimeOnly,
+    VerifierError, WorkOrder, availability, availability_of, check_outcome, epoch_entropy, work_id,
 };
 pub use sheet::{
     FeeSettlement, RewardLine, RewardSheet, SectorTotals, SheetError, compute_sheet,

@@ -20,10 +20,20 @@
 //!
 //! It receives ([`EpochInput`]) the registry, every device's availability
 //! factor, its reports, its prior state, the epoch's entropy
-//! ([`epoch_entropy`]), the usage fees settled for its sector, and the work it
-//! ordered that fell due in the epoch; it returns ([`SectorOutcome`])
-//! contributions, its next state and the work it wants done next, or a
+//! ([`epoch_entropy`]), the consumers' open orders of its sector (the escrow
+//! it may charge), and the work it ordered that fell due in the epoch; it
+//! returns ([`SectorOutcome`]) contributions, the usage it charges against
+//! those orders, its next state and the work it wants done next, or a
 //! [`VerifierError`], which stops the close.
+//!
+//! # Usage fees
+//!
+//! Only a sector knows who served an order (held the pieces, ran the job), so
+//! the verifier decides the charges: `(order, device, gross)` shares, at most
+//! the order's remaining lock in total. The close settles them from the
+//! consumer's locked escrow (`Locked → Operator` net of the protocol fee,
+//! which is burned) and refunds what is left of an order in its last epoch.
+//! Fees are never minted.
 //!
 //! The coordinator stores `next_state` and the work orders in the same
 //! transaction as the reward sheet, so a recomputation (`depin audit-epoch`)
@@ -39,8 +49,7 @@
 //! [`UptimeOnly`]: availability alone, weight 1.
 
 use crate::policy::{PPM, RewardPolicy};
-use crate::sheet::FeeSettlement;
-use depin_core::{EpochIndex, PublicKey, Reason, Sector};
+use depin_core::{Amount, EpochIndex, PublicKey, Reason, Sector};
 use serde::{Deserialize, Serialize};
 
 /// A registered device as the registry knows it at epoch close.
@@ -189,8 +198,9 @@ pub struct EpochInput<'a> {
     pub prior_state: Option<&'a PriorState>,
     /// The epoch's entropy ([`epoch_entropy`]): seeds challenges.
     pub entropy: [u8; 32],
-    /// Usage fees settled in the epoch for this sector's devices.
-    pub fees: &'a [FeeSettlement],
+    /// Consumers' orders for this sector that the close may charge, sorted
+    /// by (consumer, order).
+    pub orders: &'a [OpenOrder],
     /// Work this verifier ordered whose deadline falls in the epoch.
     pub work: &'a [IssuedWork],
 }
@@ -203,6 +213,34 @@ pub struct SectorOutcome {
     pub next_state: Vec<u8>,
     /// Work to publish now, answered in a later epoch.
     pub work: Vec<WorkOrder>,
+    /// Usage charged against the input's orders, settled at this close.
+    pub charges: Vec<Charge>,
+}
+
+/// A consumer's order as a verifier sees it: escrow locked for this sector's
+/// service that the close may still charge.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OpenOrder {
+    pub consumer: PublicKey,
+    /// The consumer's order number (unique per consumer).
+    pub order: u64,
+    /// Locked amount not charged by earlier closes.
+    pub remaining: Amount,
+    /// The first and last epoch whose close may charge it; the close of
+    /// `last_epoch` refunds what is left.
+    pub first_epoch: EpochIndex,
+    pub last_epoch: EpochIndex,
+    /// Sector-defined bytes: what the consumer bought.
+    pub terms: Vec<u8>,
+}
+
+/// One share of usage: `gross` base units of `order` earned by `device`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Charge {
+    pub consumer: PublicKey,
+    pub order: u64,
+    pub device: PublicKey,
+    pub gross: Amount,
 }
 
 /// A verifier could not score the epoch (a state it cannot read, an input
@@ -491,6 +529,7 @@ impl Sectors {
 pub fn check_outcome(
     verifier: &dyn SectorVerifier,
     devices: &[DeviceInfo],
+    orders: &[OpenOrder],
     outcome: &SectorOutcome,
 ) -> Result<(), VerifierError> {
     let sector = verifier.sector();
@@ -544,6 +583,66 @@ pub fn check_outcome(
             return Err(VerifierError(format!(
                 "verifier {name:?} ordered an answer of kind {}, which it does not read",
                 w.answer_kind
+            )));
+        }
+    }
+    check_charges(name, sector, &registered, orders, &outcome.charges)
+}
+
+/// Charges name an order of the input and a device of the sector, move a
+/// positive amount, come once per (order, device), and add up to at most the
+/// order's remaining lock.
+fn check_charges<'d>(
+    name: &str,
+    sector: Sector,
+    registered: &dyn Fn(&PublicKey) -> Option<&'d DeviceInfo>,
+    orders: &[OpenOrder],
+    charges: &[Charge],
+) -> Result<(), VerifierError> {
+    let mut sorted: Vec<&Charge> = charges.iter().collect();
+    sorted.sort_unstable_by_key(|c| (c.consumer, c.order, c.device));
+    let mut i = 0;
+    while i < sorted.len() {
+        let (consumer, order) = (sorted[i].consumer, sorted[i].order);
+        let Ok(at) = orders.binary_search_by(|o| (o.consumer, o.order).cmp(&(consumer, order)))
+        else {
+            return Err(VerifierError(format!(
+                "verifier {name:?} charged order {order} of consumer {consumer}, which is not open for sector {sector}"
+            )));
+        };
+        let mut total: u128 = 0;
+        let mut last: Option<PublicKey> = None;
+        while i < sorted.len() && (sorted[i].consumer, sorted[i].order) == (consumer, order) {
+            let c = sorted[i];
+            if c.gross == 0 {
+                return Err(VerifierError(format!(
+                    "verifier {name:?} charged zero to order {order} for {}",
+                    c.device
+                )));
+            }
+            if last == Some(c.device) {
+                return Err(VerifierError(format!(
+                    "verifier {name:?} charged order {order} twice for {}",
+                    c.device
+                )));
+            }
+            match registered(&c.device) {
+                Some(d) if d.sector == sector => {}
+                _ => {
+                    return Err(VerifierError(format!(
+                        "verifier {name:?} charged order {order} for {}, not a device of sector {sector}",
+                        c.device
+                    )));
+                }
+            }
+            last = Some(c.device);
+            total += u128::from(c.gross);
+            i += 1;
+        }
+        let remaining = orders[at].remaining;
+        if total > u128::from(remaining) {
+            return Err(VerifierError(format!(
+                "verifier {name:?} charged {total} to order {order} of consumer {consumer}, which has {remaining} left"
             )));
         }
     }

@@ -318,12 +318,12 @@ fn availability_golden() {
         reports: &[],
         prior_state: None,
         entropy: epoch_entropy(epoch, None),
-        fees: &[],
+        orders: &[],
         work: &[],
     };
     let uptime = UptimeOnly(Sector::Wireless);
     let out = uptime.verify_epoch(&input).unwrap();
-    check_outcome(&uptime, &sorted, &out).unwrap();
+    check_outcome(&uptime, &sorted, &[], &out).unwrap();
     let wireless: Vec<&AvailabilityFactor> = factors
         .iter()
         .filter(|f| f.sector == Sector::Wireless)

@@ -77,6 +77,8 @@ fn reason_status(reason: Reason) -> StatusCode {
             StatusCode::CONFLICT
         }
         Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Reason::InsufficientEscrow => StatusCode::PAYMENT_REQUIRED,
+        Reason::DepositConflict | Reason::OrderConflict => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     }
 }

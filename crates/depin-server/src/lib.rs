@@ -6,6 +6,7 @@
 //! PostgreSQL database; the store makes every epoch close exactly once.
 
 mod budget;
+mod consumer;
 mod error;
 mod http;
 mod openapi;

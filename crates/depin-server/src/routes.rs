@@ -172,6 +172,7 @@ fn api(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     let table: Vec<Endpoint> = endpoints()
         .into_iter()
         .chain(crate::operator::endpoints())
+        .chain(crate::consumer::endpoints())
         .collect();
     let mut docs: Vec<crate::openapi::Doc> = table.iter().map(|e| e.doc).collect();
     docs.push(OPENAPI_DOC);
@@ -421,12 +422,16 @@ async fn device_view(st: &AppState, d: &DeviceRow) -> AppResult<Value> {
 /// Refuses a client that spent its budget for unaccountable work (see
 /// [`crate::budget`]) before the request costs anything.
 /// The client a request is charged to (see [`crate::budget`]).
-fn client_ip(st: &AppState, peer: SocketAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+pub(crate) fn client_ip(
+    st: &AppState,
+    peer: SocketAddr,
+    headers: &axum::http::HeaderMap,
+) -> std::net::IpAddr {
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     st.budget.client(peer.ip(), forwarded)
 }
 
-fn check_budget(st: &AppState, client: std::net::IpAddr) -> AppResult<()> {
+pub(crate) fn check_budget(st: &AppState, client: std::net::IpAddr) -> AppResult<()> {
     if st.budget.allows(client) {
         return Ok(());
     }

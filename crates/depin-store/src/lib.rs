@@ -12,12 +12,16 @@
 //! `epochs` row is inserted first in the closing transaction, so a second
 //! closer blocks on it and then finds the conflict and rolls back.
 
+mod escrow;
 mod operator;
 pub(crate) mod rows;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod work;
 
+pub use escrow::{
+    CLOSE_ENTRY_KINDS, ChargeRow, EscrowRefusal, NewDeposit, NewOrder, OrderRow, Recorded,
+};
 pub use operator::*;
 pub use rows::*;
 
@@ -53,6 +57,10 @@ pub enum StoreError {
     /// The database could not be opened (the cause is in the message).
     #[error("{0}")]
     Open(String),
+    /// A write would leave a holder account (operator, escrow, lock,
+    /// protocol) negative; the transaction was rolled back.
+    #[error("ledger account {account} would hold {balance} base units; refused")]
+    Overdraft { account: String, balance: i64 },
     /// A fault injected at a named step by a test (feature `fault-injection`).
     #[error("injected fault at step {0}")]
     Injected(&'static str),
@@ -82,7 +90,8 @@ impl StoreError {
             StoreError::Migrate(_)
             | StoreError::UnsupportedUrl(_)
             | StoreError::Corrupt(_)
-            | StoreError::OutOfRange { .. } => false,
+            | StoreError::OutOfRange { .. }
+            | StoreError::Overdraft { .. } => false,
         }
     }
 

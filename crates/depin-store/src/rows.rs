@@ -377,12 +377,14 @@ pub struct EpochWrite {
     pub sector_state: Vec<(String, u32, Vec<u8>)>,
     /// Work orders the verifiers issued at this close.
     pub work: Vec<WorkRow>,
+    /// Usage charged against consumers' orders, settled by `entries`.
+    pub charges: Vec<crate::ChargeRow>,
 }
 
 /// Advisory-lock key namespace for epochs on PostgreSQL ("DEPI").
 const EPOCH_LOCK_NAMESPACE: i64 = 0x4445_5049_0000_0000;
 
-fn epoch_lock_key(epoch: EpochIndex) -> i64 {
+pub(crate) fn epoch_lock_key(epoch: EpochIndex) -> i64 {
     EPOCH_LOCK_NAMESPACE | (epoch as i64 & 0xFFFF_FFFF)
 }
 
@@ -1206,6 +1208,9 @@ pub struct EpochInputRows {
     pub previous_root: Option<[u8; 32]>,
     /// Work orders whose deadline falls in the epoch, with their answers.
     pub due_work: Vec<DueWork>,
+    /// Consumers' orders the close may charge, in (consumer, order) order,
+    /// each with what earlier closes charged.
+    pub orders: Vec<crate::OrderRow>,
 }
 
 /// The one loader of an epoch's inputs: the close calls it inside its
@@ -1258,7 +1263,9 @@ async fn load_epoch_inputs(
         }
     }
     let due_work = crate::work::due_work(&mut *conn, q.epoch).await?;
+    let orders = crate::escrow::open_orders(&mut *conn, q.epoch).await?;
     Ok(EpochInputRows {
+        orders,
         devices,
         report_counts,
         reports,
@@ -1359,53 +1366,9 @@ impl EpochClose {
         self.tx.step("close:reward-lines")?;
         drop(lines);
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "commit: lines written");
-        let entries: Vec<Vec<Val>> = w
-            .entries
-            .iter()
-            .map(|x| {
-                vec![
-                    e.into(),
-                    x.debit.as_str().into(),
-                    x.credit.as_str().into(),
-                    x.amount.into(),
-                    x.kind.as_str().into(),
-                ]
-            })
-            .collect();
-        insert_many(
-            self.tx.conn(),
-            "INSERT INTO ledger_entries (epoch, debit, credit, amount, kind)",
-            "",
-            5,
-            &entries,
-        )
-        .await?;
+        crate::escrow::write_entries(self.tx.conn(), self.epoch, &w.entries).await?;
         self.tx.step("close:ledger-entries")?;
-        let mut deltas: BTreeMap<&str, i128> = BTreeMap::new();
-        for x in &w.entries {
-            *deltas.entry(x.debit.as_str()).or_default() -= x.amount as i128;
-            *deltas.entry(x.credit.as_str()).or_default() += x.amount as i128;
-        }
-        let balance_rows: Vec<Vec<Val>> = deltas
-            .iter()
-            .map(|(a, d)| {
-                Ok(vec![
-                    (*a).into(),
-                    Val::Int(
-                        i64::try_from(*d)
-                            .map_err(|_| StoreError::Corrupt("balance delta overflow".into()))?,
-                    ),
-                ])
-            })
-            .collect::<Result<_>>()?;
-        insert_many(
-            self.tx.conn(),
-            "INSERT INTO balances (account, balance)",
-            "ON CONFLICT (account) DO UPDATE SET balance = balances.balance + excluded.balance",
-            2,
-            &balance_rows,
-        )
-        .await?;
+        crate::escrow::write_charges(self.tx.conn(), self.epoch, &w.charges).await?;
         self.tx.step("close:balances")?;
         tracing::debug!(
             ms = t.elapsed().as_millis() as u64,

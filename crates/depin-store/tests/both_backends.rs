@@ -229,7 +229,7 @@ async fn exercise(store: Store) {
         }],
         claims: vec![(key(100), 100)],
         sector_state: vec![("availability".into(), 3, vec![1])],
-        work: vec![],
+        ..Default::default()
     };
     close.commit(&row, &w).await.unwrap();
     assert!(
