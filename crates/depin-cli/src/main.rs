@@ -6,7 +6,9 @@ mod bench;
 mod devnet;
 mod estimate;
 mod keygen;
+mod logging;
 mod node;
+mod node_metrics;
 mod serve;
 
 use clap::{Parser, Subcommand};
