@@ -7,7 +7,9 @@ mod consumer;
 mod devnet;
 mod estimate;
 mod keygen;
+mod logging;
 mod node;
+mod node_metrics;
 mod serve;
 
 use clap::{Parser, Subcommand};

@@ -74,6 +74,12 @@ pub struct RunArgs {
     /// Time-out of one request to the coordinator.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub request_timeout_seconds: f64,
+    /// Serve the agent's counters for Prometheus at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Log lines as human-readable `text` or as `json` (one object per line).
+    #[arg(long, value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
 }
 
 #[derive(clap::Args, Debug)]
@@ -292,6 +298,11 @@ async fn init(a: InitArgs) -> anyhow::Result<()> {
 }
 
 async fn run_agent(a: RunArgs) -> anyhow::Result<()> {
+    crate::logging::init(a.log_format);
+    if let Some(addr) = a.metrics_listen {
+        let bound = crate::node_metrics::spawn(addr, a.data_dir.clone()).await?;
+        tracing::info!(url = %format!("http://{bound}/metrics"), "agent metrics listening");
+    }
     let mut opts = RunOptions::new(a.data_dir.clone());
     opts.max_heartbeats = a.max_heartbeats;
     opts.for_duration = a

@@ -86,6 +86,7 @@ fn reason_status(reason: Reason) -> StatusCode {
 /// A storage failure: nothing was stored, and the client may retry. The
 /// agent treats every 5xx as retryable, so acknowledged means committed.
 fn unavailable(message: String) -> ApiError {
+    crate::metrics::store_error("request");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "storage_unavailable",

@@ -9,6 +9,7 @@ mod budget;
 mod consumer;
 mod error;
 mod http;
+pub mod metrics;
 mod openapi;
 mod operator;
 mod routes;
@@ -19,9 +20,9 @@ use anyhow::Context;
 use depin_coordinator::Coordinator;
 use depin_rewards::RewardPolicy;
 use depin_store::Store;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -196,18 +197,15 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The process-wide Prometheus recorder (a process has one global recorder;
-/// tests start several servers in one process).
-fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
+/// Whether a coordinator error is the storage failing (as opposed to a bug
+/// or a refusal), for `depin_store_errors_total`.
+fn is_storage_error(e: &depin_coordinator::CoordError) -> bool {
+    use depin_coordinator::CoordError;
+    match e {
+        CoordError::Unavailable(_) => true,
+        CoordError::Store(s) => s.is_unavailable(),
+        _ => false,
+    }
 }
 
 /// Opens the store, binds the listener and starts serving and closing epochs.
@@ -224,7 +222,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .context("starting the coordinator")?;
     let state = Arc::new(AppState {
         coordinator,
-        metrics: metrics_handle(),
+        metrics: metrics::handle(),
         claim_cache: Default::default(),
         health: Health::default(),
         budget: budget::UnverifiedBudget::new(
@@ -236,7 +234,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let app = routes::router(state.clone(), &config);
+    // Outermost, so that answers the limits give before routing are counted too.
+    let app = routes::router(state.clone(), &config)
+        .layer(axum::middleware::from_fn(metrics::track_http));
     let limits = http::Limits::from(&config);
     let (shutdown, rx) = watch::channel(false);
     let mut closer_rx = shutdown.subscribe();
@@ -245,8 +245,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let tick = config.close_tick;
     let closer = tokio::spawn(async move {
         loop {
+            let started = std::time::Instant::now();
             match closer_state.coordinator.close_due_epochs(now_ms()).await {
                 Ok(closed) => {
+                    metrics::observe_closes(started.elapsed(), closed.len());
                     closer_state.health.set_close_error(None);
                     for s in closed {
                         tracing::info!(epoch = s.epoch, minted = s.minted, root = %s.claim_root, "closed epoch");
@@ -264,6 +266,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
                     return;
                 }
                 Err(e) => {
+                    if is_storage_error(&e) {
+                        metrics::store_error("epoch_close");
+                    }
                     tracing::warn!(error = %e, "closing due epochs failed; retrying");
                     closer_state.health.set_close_error(Some(e.to_string()));
                 }

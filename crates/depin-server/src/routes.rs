@@ -197,6 +197,8 @@ fn api(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         router = router.route(path, handler);
     }
     router
+        // the route template for the request metrics (see metrics.rs)
+        .route_layer(middleware::from_fn(crate::metrics::mark_route))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -355,13 +357,7 @@ fn parse_epoch(s: &str) -> AppResult<u64> {
 }
 
 async fn metrics(State(st): St) -> Response {
-    let w = st.coordinator.writer_stats();
-    metrics::gauge!("depin_report_log_commits").set(w.commits as f64);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
-    )
-        .into_response()
+    crate::metrics::scrape(&st).await
 }
 
 async fn policy(State(st): St) -> AppResult<Json<Value>> {

@@ -150,6 +150,24 @@ async fn a_full_disk_loses_no_acknowledged_report() {
     );
     let health = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+    // Operators see it in the metrics: the storage errors were counted.
+    let scrape = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let errors: f64 = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("depin_store_errors_total{during=\"request\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no request store errors in\n{scrape}"));
+    assert!(
+        errors >= unavailable as f64,
+        "{errors} store errors for {unavailable} 503s"
+    );
     server.stop().await.unwrap();
 
     // Every acknowledged report is in the store, reopened from disk.
