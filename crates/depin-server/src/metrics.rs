@@ -46,6 +46,8 @@ pub const LEDGER_BURNED: &str = "depin_ledger_burned_base_units";
 pub const LEDGER_HELD: &str = "depin_ledger_held_base_units";
 pub const STORE_ERRORS: &str = "depin_store_errors_total";
 pub const BUILD_INFO: &str = "depin_build_info";
+pub const DEPOSITS: &str = "depin_deposits_total";
+pub const ORDERS_LOCKED: &str = "depin_orders_locked_total";
 
 /// Where a store error surfaced (`depin_store_errors_total{during}`).
 pub const STORE_ERROR_SITES: [&str; 3] = ["request", "epoch_close", "scrape"];
@@ -196,6 +198,16 @@ fn register() {
     for s in STORE_ERROR_SITES {
         metrics::counter!(STORE_ERRORS, "during" => s).increment(0);
     }
+    describe_counter!(
+        DEPOSITS,
+        "Consumer deposits credited to escrow (a replayed external reference is not counted)."
+    );
+    metrics::counter!(DEPOSITS).increment(0);
+    describe_counter!(
+        ORDERS_LOCKED,
+        "Orders whose escrow lock was accepted (the same signed lock again is not counted)."
+    );
+    metrics::counter!(ORDERS_LOCKED).increment(0);
     describe_gauge!(BUILD_INFO, "Always 1; the version label names the build.");
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
