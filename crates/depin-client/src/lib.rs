@@ -224,6 +224,64 @@ pub struct ConsumerView {
     pub orders: Vec<OrderView>,
 }
 
+/// One work order open for a device (`GET /v1/work`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkOrder {
+    /// What the answer names in its field 1 (`WorkRef`).
+    pub id: [u8; 32],
+    pub sector: u32,
+    /// The payload kind the answer must have.
+    pub answer_kind: u32,
+    /// The sector's challenge bytes.
+    pub body: Vec<u8>,
+    /// The answer must reach the coordinator by then (unix ms).
+    pub deadline_ms: i64,
+    pub issued_epoch: u64,
+}
+
+#[derive(Deserialize)]
+struct WorkWire {
+    work: Vec<WorkItemWire>,
+}
+
+#[derive(Deserialize)]
+struct WorkItemWire {
+    id: String,
+    sector: u32,
+    answer_kind: u32,
+    body: String,
+    deadline_ms: i64,
+    issued_epoch: u64,
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn tohex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A `WorkRequest` signed by the device key at `now_ms`, for
+/// [`Client::open_work`].
+pub fn work_request(device: &depin_protocol::SigningKey, now_ms: i64) -> Signed {
+    depin_protocol::sign(
+        &depin_protocol::Envelope::new(
+            depin_protocol::public_key_of(device),
+            0,
+            now_ms,
+            &depin_protocol::WorkRequest,
+        ),
+        device,
+    )
+}
+
 /// A handle on one coordinator. Cheap to clone (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -328,6 +386,39 @@ impl Client {
     pub async fn consumer(&self, consumer: &PublicKey) -> Result<ConsumerView, ClientError> {
         self.get_json(&format!("/v1/consumers/{}", consumer.to_hex()))
             .await
+    }
+
+    /// `GET /v1/work`: the work orders open for the device that signed
+    /// `request` (see [`work_request`]), soonest deadline first. The pull
+    /// channel of the node agent: poll it, answer each order with a signed
+    /// report of its `answer_kind` before its deadline.
+    pub async fn open_work(&self, request: &Signed) -> Result<Vec<WorkOrder>, ClientError> {
+        let url = self.url("/v1/work");
+        let req = self
+            .http
+            .get(&url)
+            .header("x-depin-request", tohex(&request.encode()));
+        let resp = self.send(req, &url).await?;
+        let wire: WorkWire = decode_json(check_status(resp, &url).await?, &url).await?;
+        wire.work
+            .into_iter()
+            .map(|w| {
+                let bad = |what: &str| ClientError::Decode {
+                    url: url.clone(),
+                    detail: format!("work order {what} is not hex"),
+                };
+                Ok(WorkOrder {
+                    id: unhex(&w.id)
+                        .and_then(|v| v.try_into().ok())
+                        .ok_or_else(|| bad("id"))?,
+                    sector: w.sector,
+                    answer_kind: w.answer_kind,
+                    body: unhex(&w.body).ok_or_else(|| bad("body"))?,
+                    deadline_ms: w.deadline_ms,
+                    issued_epoch: w.issued_epoch,
+                })
+            })
+            .collect()
     }
 
     /// `POST /v1/reports` with a `ReportBatch` of device-signed reports.

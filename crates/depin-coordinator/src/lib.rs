@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod compute;
 mod escrow;
+mod work;
 mod writer;
 
 use compute::ComputedEpoch;

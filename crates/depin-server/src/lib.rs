@@ -13,6 +13,7 @@ pub mod metrics;
 mod openapi;
 mod operator;
 mod routes;
+mod work;
 
 pub use error::ApiError;
 

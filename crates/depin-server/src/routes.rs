@@ -173,6 +173,7 @@ fn api(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .into_iter()
         .chain(crate::operator::endpoints())
         .chain(crate::consumer::endpoints())
+        .chain(crate::work::endpoints())
         .collect();
     let mut docs: Vec<crate::openapi::Doc> = table.iter().map(|e| e.doc).collect();
     docs.push(OPENAPI_DOC);
