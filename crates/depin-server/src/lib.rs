@@ -71,6 +71,19 @@ pub struct ServerConfig {
     /// Load balancers in front of this server whose `X-Forwarded-For` names
     /// the client (for the per-address budget). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The sector plugins this coordinator serves (their kinds and
+    /// verifiers); sectors without one are scored by availability alone.
+    pub sectors: Vec<SectorHandle>,
+}
+
+/// A sector plugin shared by the configuration and the coordinator.
+#[derive(Clone)]
+pub struct SectorHandle(pub Arc<dyn depin_coordinator::SectorPlugin>);
+
+impl std::fmt::Debug for SectorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SectorHandle({})", self.0.sector())
+    }
 }
 
 impl ServerConfig {
@@ -87,6 +100,7 @@ impl ServerConfig {
             max_uri_bytes: DEFAULT_MAX_URI_BYTES,
             unverified_per_minute: DEFAULT_UNVERIFIED_PER_MINUTE,
             trusted_proxies: Vec::new(),
+            sectors: Vec::new(),
         }
     }
 
@@ -218,7 +232,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             depin_store::redact_url(&config.database_url)
         )
     })?;
-    let coordinator = Coordinator::open(store, config.policy.clone())
+    let plugins: Vec<&dyn depin_coordinator::SectorPlugin> =
+        config.sectors.iter().map(|h| h.0.as_ref()).collect();
+    let sectors = depin_coordinator::SectorSet::new(&plugins)
+        .map_err(|e| anyhow::anyhow!("sector plugins: {e}"))?;
+    let coordinator = Coordinator::open_with(store, config.policy.clone(), sectors)
         .await
         .context("starting the coordinator")?;
     let state = Arc::new(AppState {

@@ -1,0 +1,253 @@
+//! A worked example sector, used only in tests: **echo**. It shows a sector
+//! author every part of the seam in one small crate, and proves the seam
+//! carries a challenge from the coordinator to a device and back.
+//!
+//! - its own proto file (`proto/depin/echo/v1/echo.proto`) and one payload
+//!   kind, [`ECHO_ANSWER_KIND`] = 2900, in the compute sector's range, with a
+//!   strict decoder ([`EchoAnswer::decode`]) and a row in the kind table
+//!   ([`KINDS`]: device-signed report that answers work);
+//! - a verifier ([`EchoVerifier`]): at every close it orders one challenge
+//!   per compute device (a nonce derived from the epoch's entropy, due before
+//!   the end of the next epoch) and scores the challenges that fell due:
+//!   availability × answered / ordered, with `challenge_missed` when one
+//!   went unanswered or was answered wrongly; its state counts the answers
+//!   it accepted (format version 1);
+//! - a plugin ([`EchoPlugin`]) the coordinator and the server take as they
+//!   are;
+//! - the device side, a driver ([`answer`]): what an agent does with a work
+//!   order of this sector.
+//!
+//! It is scored as the compute sector (it has the compute sector's kind
+//! range), so a coordinator cannot serve it beside a real compute plugin.
+
+use depin_core::{PublicKey, Reason, Sector};
+use depin_protocol::{Checked, KindSpec, Route, SignedBy};
+use depin_rewards::{
+    EpochInput, PPM, SectorOutcome, SectorVerifier, VerifierError, WorkOrder, availability_of,
+};
+use prost::Message as _;
+
+mod wire {
+    include!(concat!(env!("OUT_DIR"), "/depin.echo.v1.rs"));
+}
+
+/// The answer kind: in the compute sector's range (`Sector::kind_range`).
+pub const ECHO_ANSWER_KIND: u32 = 2900;
+
+/// The sector's rows of the kind table.
+pub const KINDS: &[KindSpec] = &[KindSpec {
+    kind: ECHO_ANSWER_KIND,
+    name: "echo_answer",
+    signed_by: SignedBy::Device,
+    route: Route::Reports,
+    answers_work: true,
+    check: |b| EchoAnswer::decode(b).map(|_| Checked::default()),
+}];
+
+/// The challenge a work order carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EchoChallenge {
+    pub nonce: [u8; 32],
+}
+
+impl EchoChallenge {
+    pub fn encode(&self) -> Vec<u8> {
+        wire::EchoChallenge {
+            nonce: self.nonce.to_vec(),
+        }
+        .encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Reason> {
+        let w: wire::EchoChallenge = strict(bytes)?;
+        Ok(EchoChallenge {
+            nonce: w.nonce.try_into().map_err(|_| Reason::BadPayload)?,
+        })
+    }
+}
+
+/// A device's answer (kind 2900).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EchoAnswer {
+    pub work_id: [u8; 32],
+    pub digest: [u8; 32],
+}
+
+impl EchoAnswer {
+    pub fn encode(&self) -> Vec<u8> {
+        wire::EchoAnswer {
+            work_id: self.work_id.to_vec(),
+            digest: self.digest.to_vec(),
+        }
+        .encode_to_vec()
+    }
+
+    /// Strict: canonical encoding, both fields exactly 32 bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Reason> {
+        let w: wire::EchoAnswer = strict(bytes)?;
+        Ok(EchoAnswer {
+            work_id: w.work_id.try_into().map_err(|_| Reason::BadPayload)?,
+            digest: w.digest.try_into().map_err(|_| Reason::BadPayload)?,
+        })
+    }
+}
+
+/// Decodes and insists the bytes are the message's canonical encoding
+/// (unknown fields, duplicates or reordering would let two byte strings mean
+/// one answer).
+fn strict<M: prost::Message + Default>(bytes: &[u8]) -> Result<M, Reason> {
+    let m = M::decode(bytes).map_err(|_| Reason::BadPayload)?;
+    if m.encode_to_vec() == bytes {
+        Ok(m)
+    } else {
+        Err(Reason::BadPayload)
+    }
+}
+
+/// The nonce of `device`'s challenge at the close of the epoch with
+/// `entropy`: nobody knows it before that close.
+pub fn nonce(entropy: &[u8; 32], device: &PublicKey) -> [u8; 32] {
+    let mut input = entropy.to_vec();
+    input.extend_from_slice(&device.0);
+    blake3::derive_key("depin/example/echo-nonce", &input)
+}
+
+/// What the device must answer: `blake3("depin/example/echo" ‖ nonce ‖
+/// device key)`. Trivial on purpose; a real sector proves work here
+/// (a storage proof, a benchmark result).
+pub fn digest(nonce: &[u8; 32], device: &PublicKey) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"depin/example/echo");
+    h.update(nonce);
+    h.update(&device.0);
+    *h.finalize().as_bytes()
+}
+
+/// The driver: what a device's agent does with an echo work order. Returns
+/// the answer's payload (kind [`ECHO_ANSWER_KIND`]), or `None` for a body
+/// that is not an echo challenge.
+pub fn answer(device: &PublicKey, work_id: &[u8; 32], body: &[u8]) -> Option<EchoAnswer> {
+    let c = EchoChallenge::decode(body).ok()?;
+    Some(EchoAnswer {
+        work_id: *work_id,
+        digest: digest(&c.nonce, device),
+    })
+}
+
+/// The verifier (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EchoVerifier;
+
+const STATE_VERSION: u32 = 1;
+
+impl SectorVerifier for EchoVerifier {
+    fn sector(&self) -> Sector {
+        Sector::Compute
+    }
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+    fn kinds(&self) -> &[u32] {
+        &[ECHO_ANSWER_KIND]
+    }
+    fn state_version(&self) -> u32 {
+        STATE_VERSION
+    }
+
+    fn verify_epoch(&self, input: &EpochInput) -> Result<SectorOutcome, VerifierError> {
+        // State: answers accepted so far (u64 little-endian).
+        let mut accepted: u64 = match input.prior_state {
+            None => 0,
+            Some(s) if s.version == STATE_VERSION => u64::from_le_bytes(
+                s.bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| VerifierError("echo state is not 8 bytes".into()))?,
+            ),
+            Some(s) => {
+                return Err(VerifierError(format!(
+                    "echo state version {} is not one this build reads",
+                    s.version
+                )));
+            }
+        };
+        // Per device: (ordered, answered correctly), over the work due now.
+        let mut due: std::collections::BTreeMap<PublicKey, (u32, u32)> = Default::default();
+        for w in input.work {
+            let d = due.entry(w.order.device).or_default();
+            d.0 += 1;
+            let good = w.answer.as_ref().is_some_and(|a| {
+                let Ok(ans) = EchoAnswer::decode(&a.payload) else {
+                    return false;
+                };
+                let Ok(ch) = EchoChallenge::decode(&w.order.body) else {
+                    return false;
+                };
+                ans.work_id == w.id && ans.digest == digest(&ch.nonce, &w.order.device)
+            });
+            if good {
+                d.1 += 1;
+                accepted += 1;
+            }
+        }
+        let mut contributions = Vec::new();
+        let mut work = Vec::new();
+        let deadline_ms = input
+            .policy
+            .epoch_end_ms(input.epoch.saturating_add(1))
+            .saturating_sub(1);
+        for d in input.devices.iter().filter(|d| d.sector == Sector::Compute) {
+            let Some(f) = availability_of(input.availability, &d.device) else {
+                continue; // not active in this epoch
+            };
+            let (score, reasons) = match due.get(&d.device) {
+                // No challenge fell due yet (first epoch): availability alone.
+                None => (PPM, vec![]),
+                Some((ordered, answered)) => {
+                    let score = u64::from(PPM) * u64::from(*answered) / u64::from(*ordered);
+                    let reasons = if answered < ordered {
+                        vec![Reason::ChallengeMissed]
+                    } else {
+                        vec![]
+                    };
+                    (score as u32, reasons)
+                }
+            };
+            contributions.push(f.times(score, &reasons, 1));
+            if d.revoked_at_ms.is_none() {
+                work.push(WorkOrder {
+                    device: d.device,
+                    answer_kind: ECHO_ANSWER_KIND,
+                    body: EchoChallenge {
+                        nonce: nonce(&input.entropy, &d.device),
+                    }
+                    .encode(),
+                    deadline_ms,
+                });
+            }
+        }
+        Ok(SectorOutcome {
+            contributions,
+            next_state: accepted.to_le_bytes().to_vec(),
+            work,
+            charges: Vec::new(),
+        })
+    }
+}
+
+/// The plugin a coordinator (`SectorSet::new`) or a server
+/// (`ServerConfig::sectors`) takes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EchoPlugin;
+
+impl depin_coordinator::SectorPlugin for EchoPlugin {
+    fn sector(&self) -> Sector {
+        Sector::Compute
+    }
+    fn kinds(&self) -> &'static [KindSpec] {
+        KINDS
+    }
+    fn verifier(&self) -> Box<dyn SectorVerifier> {
+        Box::new(EchoVerifier)
+    }
+}
