@@ -165,6 +165,10 @@ impl Coordinator {
         policy
             .validate()
             .map_err(|e| CoordError::Invariant(format!("reward policy: {e}")))?;
+        sectors
+            .verifiers
+            .check_policy(&policy)
+            .map_err(|e| CoordError::Invariant(format!("reward policy: {}", e.0)))?;
         store
             .put_policy(&policy.id(), &policy.canonical_bytes())
             .await?;

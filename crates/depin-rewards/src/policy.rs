@@ -75,6 +75,13 @@ pub struct RewardPolicy {
     /// for the agent); they just earn nothing. Default 900 s, three heartbeat
     /// intervals, so a slow link or a short coordinator restart costs nothing.
     pub max_heartbeat_delay_seconds: u64,
+    /// Each sector verifier's own settings, under its name (`"sectors":
+    /// {"storage": {…}}` in the JSON file): opaque to the backbone, read and
+    /// checked by the verifier ([`crate::SectorVerifier::check_policy`]). Part
+    /// of the policy id like every other constant; left out of the canonical
+    /// bytes when empty, so a policy without sections keeps its id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sectors: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +125,7 @@ impl RewardPolicy {
             protocol_fee_bps: 500,
             max_reports_per_device_per_epoch: 120,
             max_heartbeat_delay_seconds: 900,
+            sectors: BTreeMap::new(),
         }
     }
 

@@ -262,6 +262,19 @@ pub trait SectorVerifier: Send + Sync {
     /// The format version of the state it writes.
     fn state_version(&self) -> u32;
     fn verify_epoch(&self, input: &EpochInput) -> Result<SectorOutcome, VerifierError>;
+    /// Checks this verifier's section of the policy (`policy.sectors[name]`),
+    /// or its absence, before a coordinator starts with it, so a bad setting
+    /// is refused at start rather than at the first close. The default takes
+    /// no settings.
+    fn check_policy(&self, section: Option<&serde_json::Value>) -> Result<(), VerifierError> {
+        match section {
+            None => Ok(()),
+            Some(_) => Err(VerifierError(format!(
+                "verifier {:?} takes no policy section",
+                self.name()
+            ))),
+        }
+    }
 }
 
 /// The entropy of `epoch`: `blake3::derive_key("depin/v1/epoch-entropy",
@@ -497,6 +510,23 @@ impl Sectors {
             )));
         }
         Ok(Sectors { verifiers })
+    }
+
+    /// Checks the policy's sector sections: each names one of these
+    /// verifiers, and each verifier accepts its section (or its absence).
+    pub fn check_policy(&self, policy: &RewardPolicy) -> Result<(), VerifierError> {
+        for name in policy.sectors.keys() {
+            if !self.verifiers.iter().any(|v| v.name() == name) {
+                return Err(VerifierError(format!(
+                    "the policy has a section for {name:?}, which no verifier here is called"
+                )));
+            }
+        }
+        for v in &self.verifiers {
+            v.check_policy(policy.sectors.get(v.name()))
+                .map_err(|e| VerifierError(format!("policy section {:?}: {}", v.name(), e.0)))?;
+        }
+        Ok(())
     }
 
     /// In sector order.

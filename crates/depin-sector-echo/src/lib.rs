@@ -104,11 +104,12 @@ fn strict<M: prost::Message + Default>(bytes: &[u8]) -> Result<M, Reason> {
     }
 }
 
-/// The nonce of `device`'s challenge at the close of the epoch with
-/// `entropy`: nobody knows it before that close.
-pub fn nonce(entropy: &[u8; 32], device: &PublicKey) -> [u8; 32] {
+/// The nonce of `device`'s `index`-th challenge at the close of the epoch
+/// with `entropy`: nobody knows it before that close.
+pub fn nonce(entropy: &[u8; 32], device: &PublicKey, index: u32) -> [u8; 32] {
     let mut input = entropy.to_vec();
     input.extend_from_slice(&device.0);
+    input.extend_from_slice(&index.to_le_bytes());
     blake3::derive_key("depin/example/echo-nonce", &input)
 }
 
@@ -140,6 +141,39 @@ pub struct EchoVerifier;
 
 const STATE_VERSION: u32 = 1;
 
+/// The sector's policy section, `"sectors": {"echo": {…}}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EchoPolicy {
+    /// Challenges ordered per device at each close, 1 to 16. Default 1.
+    #[serde(default = "one")]
+    pub challenges_per_epoch: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl EchoPolicy {
+    /// The section, or the defaults when there is none.
+    pub fn from_section(section: Option<&serde_json::Value>) -> Result<EchoPolicy, VerifierError> {
+        let p = match section {
+            None => EchoPolicy {
+                challenges_per_epoch: 1,
+            },
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| VerifierError(format!("not an echo section: {e}")))?,
+        };
+        if !(1..=16).contains(&p.challenges_per_epoch) {
+            return Err(VerifierError(format!(
+                "challenges_per_epoch must be 1 to 16, got {}",
+                p.challenges_per_epoch
+            )));
+        }
+        Ok(p)
+    }
+}
+
 impl SectorVerifier for EchoVerifier {
     fn sector(&self) -> Sector {
         Sector::Compute
@@ -154,7 +188,12 @@ impl SectorVerifier for EchoVerifier {
         STATE_VERSION
     }
 
+    fn check_policy(&self, section: Option<&serde_json::Value>) -> Result<(), VerifierError> {
+        EchoPolicy::from_section(section).map(|_| ())
+    }
+
     fn verify_epoch(&self, input: &EpochInput) -> Result<SectorOutcome, VerifierError> {
+        let settings = EchoPolicy::from_section(input.policy.sectors.get(self.name()))?;
         // State: answers accepted so far (u64 little-endian).
         let mut accepted: u64 = match input.prior_state {
             None => 0,
@@ -215,15 +254,17 @@ impl SectorVerifier for EchoVerifier {
             };
             contributions.push(f.times(score, &reasons, 1));
             if d.revoked_at_ms.is_none() {
-                work.push(WorkOrder {
-                    device: d.device,
-                    answer_kind: ECHO_ANSWER_KIND,
-                    body: EchoChallenge {
-                        nonce: nonce(&input.entropy, &d.device),
-                    }
-                    .encode(),
-                    deadline_ms,
-                });
+                for i in 0..settings.challenges_per_epoch {
+                    work.push(WorkOrder {
+                        device: d.device,
+                        answer_kind: ECHO_ANSWER_KIND,
+                        body: EchoChallenge {
+                            nonce: nonce(&input.entropy, &d.device, i),
+                        }
+                        .encode(),
+                        deadline_ms,
+                    });
+                }
             }
         }
         Ok(SectorOutcome {

@@ -332,3 +332,87 @@ async fn a_device_pulls_and_answers_over_http() {
     );
     server.stop().await.unwrap();
 }
+
+/// The sector's policy section: read by its verifier, checked when the
+/// coordinator starts, part of the policy id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_section_is_the_sectors_own() {
+    let base = policy(1_000_000);
+    let with = |section: serde_json::Value| RewardPolicy {
+        sectors: [("echo".to_string(), section)].into_iter().collect(),
+        ..base.clone()
+    };
+    let two = with(serde_json::json!({ "challenges_per_epoch": 2 }));
+    assert_ne!(two.id(), base.id());
+    assert_eq!(
+        policy(1_000_000).id(),
+        base.id(),
+        "no section, same id as before sections existed"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    let c = Coordinator::open_with(store.clone(), two.clone(), sectors())
+        .await
+        .unwrap();
+    let op = device_keypair_from_seed([1; 32]);
+    let dev = device_keypair_from_seed([2; 32]);
+    let t0 = two.epoch_start_ms(0);
+    c.onboard(t0, &cert(&op, &dev, t0)).await.unwrap();
+    heartbeats(&c, &two, &dev, 0, 1).await;
+    c.close_epoch(0, two.closable_at_ms(0)).await.unwrap();
+    let issued = store.work_issued(0).await.unwrap();
+    assert_eq!(issued.len(), 2, "two challenges per device");
+    assert_ne!(issued[0].body, issued[1].body);
+
+    for (bad, want) in [
+        (
+            with(serde_json::json!({ "challenges_per_epoch": 0 })),
+            "1 to 16",
+        ),
+        (
+            with(serde_json::json!({ "challenges_per_epoch": 17 })),
+            "1 to 16",
+        ),
+        (
+            with(serde_json::json!({ "challenge_per_epoch": 2 })),
+            "unknown field",
+        ),
+        (with(serde_json::json!("two")), "not an echo section"),
+        (
+            RewardPolicy {
+                sectors: [("nope".to_string(), serde_json::json!({}))]
+                    .into_iter()
+                    .collect(),
+                ..base.clone()
+            },
+            "no verifier here",
+        ),
+        // Storage is scored by availability alone here, which takes none.
+        (
+            RewardPolicy {
+                sectors: [("storage".to_string(), serde_json::json!({}))]
+                    .into_iter()
+                    .collect(),
+                ..base.clone()
+            },
+            "takes no policy section",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in_dir(dir.path()).await.unwrap();
+        let err = Coordinator::open_with(store, bad, sectors())
+            .await
+            .err()
+            .expect("a bad section is refused at start");
+        assert!(err.to_string().contains(want), "{err} should say {want:?}");
+    }
+    // Without the plugin, the echo section names nobody.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_dir(dir.path()).await.unwrap();
+    assert!(
+        Coordinator::open_with(store, two, SectorSet::backbone())
+            .await
+            .is_err()
+    );
+}
