@@ -17,7 +17,7 @@
 //! flags give the same calls with the same arguments, and so byte-identical
 //! files (DESIGN invariant 7, TigerBeetle's VOPR).
 //!
-//! Ground truth ([`world::Behaviour`]) lives only in the world: the coordinator
+//! Ground truth (each device's [`actor::SectorActor`]) lives only in the world: the coordinator
 //! sees signed bytes and nothing else, and the run checks afterwards that it
 //! caught every cheat (they earn nothing, with reason codes) and paid every
 //! honest device.
@@ -38,14 +38,19 @@
 //!   file is left beside it. `depin audit-epoch` and `depin serve` switch it
 //!   back to WAL when they open it.
 
+pub mod actor;
+pub mod faults;
 pub mod output;
 pub mod schedule;
 pub mod shell;
+pub mod uptime;
 pub mod world;
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use actor::{ActorKind, ActorRegistry, Class, SectorActor};
+pub use faults::FaultLevel;
 pub use output::{DevnetOutcome, table};
 pub use shell::{Progress, run};
 
@@ -65,6 +70,7 @@ pub struct Config {
     pub nodes: u32,
     pub epochs: u32,
     pub scenario: Scenario,
+    pub faults: FaultLevel,
 }
 
 impl Default for Config {
@@ -74,6 +80,7 @@ impl Default for Config {
             nodes: 200,
             epochs: 24,
             scenario: Scenario::Mixed,
+            faults: FaultLevel::Default,
         }
     }
 }

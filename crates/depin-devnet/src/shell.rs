@@ -10,6 +10,7 @@ use crate::output::{
     OperatorEconomics, ReportTotals, SectorLine, Spread, Summary, TokenPrice, cents, price,
     to_canonical_json,
 };
+use crate::actor::{ActorRegistry, Class};
 use crate::schedule::{Event, Simulation};
 use crate::world::World;
 use crate::{Config, DevnetError};
@@ -78,38 +79,41 @@ pub async fn run(
                 }
                 progress.advance(done + 1, "onboarding");
             }
+            Event::Restart { .. } => {}
             Event::Deliver {
-                at_ms,
-                reports: batch,
-                senders,
-                ..
+                at_ms, requests, ..
             } => {
-                for (chunk, who) in batch
-                    .chunks(MAX_BATCH_REPORTS)
-                    .zip(senders.chunks(MAX_BATCH_REPORTS))
-                {
-                    let outcome = coordinator.ingest(at_ms, encode_batch(chunk)).await?;
-                    reports.sent += chunk.len() as u64;
-                    reports.accepted += u64::from(outcome.accepted);
-                    reports.rejected += outcome.rejected.len() as u64;
-                    for r in &outcome.rejected {
-                        let d = &world.devices[who[r.index as usize] as usize];
-                        let code = r.reason.as_str().to_string();
-                        *rejected.by_device[d.index as usize]
-                            .entry(code.clone())
-                            .or_default() += 1;
-                        *rejected.by_reason.entry(code).or_default() += 1;
-                        if !d.behaviour.is_cheat() && violations.len() < 20 {
-                            violations.push(format!(
-                                "{} device {} had a report refused: {}",
-                                d.behaviour, d.public, r.reason
-                            ));
+                for request in requests {
+                    for (chunk, who) in request
+                        .reports
+                        .chunks(MAX_BATCH_REPORTS)
+                        .zip(request.copies.chunks(MAX_BATCH_REPORTS))
+                    {
+                        let outcome = coordinator.ingest(at_ms, encode_batch(chunk)).await?;
+                        reports.sent += chunk.len() as u64;
+                        reports.accepted += u64::from(outcome.accepted);
+                        reports.rejected += outcome.rejected.len() as u64;
+                        for r in &outcome.rejected {
+                            let d = &world.devices[who[r.index as usize].sender as usize];
+                            let code = r.reason.as_str().to_string();
+                            *rejected.by_device[d.index as usize]
+                                .entry(code.clone())
+                                .or_default() += 1;
+                            *rejected.by_reason.entry(code).or_default() += 1;
+                            if d.kind().class != Class::Cheat && violations.len() < 20 {
+                                violations.push(format!(
+                                    "{} device {} had a report refused: {}",
+                                    d.kind().name,
+                                    d.public,
+                                    r.reason
+                                ));
+                            }
                         }
                     }
                 }
                 progress.advance(done + 1, "simulating");
             }
-            Event::Close { at_ms, epoch } => {
+            Event::Close { at_ms, epoch, .. } => {
                 match coordinator.close_epoch(epoch, at_ms).await? {
                     CloseOutcome::Closed(s) => closed.push(s),
                     CloseOutcome::AlreadyClosed => {
@@ -249,9 +253,10 @@ async fn collect(
         .iter()
         .map(|s| (s.as_str().to_string(), SectorLine::default()))
         .collect();
-    let mut behaviours: BTreeMap<String, BehaviourLine> = crate::world::Behaviour::NAMES
+    let mut behaviours: BTreeMap<String, BehaviourLine> = ActorRegistry::devnet()
+        .kinds()
         .iter()
-        .map(|b| (b.to_string(), BehaviourLine::default()))
+        .map(|k| (k.name.to_string(), BehaviourLine::default()))
         .collect();
     for d in &world.devices {
         let i = d.index as usize;
@@ -264,7 +269,7 @@ async fn collect(
         s.rewarded += u64::from(rewards[i] > 0);
         s.minted += rewards[i];
         let b = behaviours
-            .entry(d.behaviour.name().to_string())
+            .entry(d.kind().name.to_string())
             .or_default();
         b.devices += 1;
         b.rewarded += u64::from(rewards[i] > 0);
@@ -273,7 +278,7 @@ async fn collect(
             device: d.public.to_hex(),
             operator: world.operators[d.operator as usize].public.to_hex(),
             sector: d.sector.as_str().to_string(),
-            behaviour: d.behaviour.name().to_string(),
+            behaviour: d.kind().name.to_string(),
             profile: d.profile.name.clone(),
             rewards: rewards[i],
             reasons: std::mem::take(&mut reasons[i]),
@@ -348,13 +353,13 @@ fn depin_ledger_account_is_holder(key: &str) -> Result<bool, DevnetError> {
 pub fn ground_truth_violations(world: &World, o: &DevnetOutcome) -> Vec<String> {
     let mut v = Vec::new();
     for (d, line) in world.devices.iter().zip(&o.devices) {
-        if d.behaviour.is_cheat() && line.rewards > 0 {
+        if d.kind().class == Class::Cheat && line.rewards > 0 {
             v.push(format!(
                 "cheat {} ({}) earned {}",
                 line.device, line.behaviour, line.rewards
             ));
         }
-        if matches!(d.behaviour, crate::world::Behaviour::Honest) && line.rewards == 0 {
+        if d.kind().class == Class::Honest && line.rewards == 0 {
             v.push(format!(
                 "honest device {} earned nothing: {:?}",
                 line.device, line.reasons

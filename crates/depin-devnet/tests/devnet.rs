@@ -1,7 +1,7 @@
 //! Whole devnet runs, small: determinism, cheats caught, honest devices paid,
 //! the ledger balanced, every epoch audited, claim files consistent.
 
-use depin_devnet::{Config, Scenario, run};
+use depin_devnet::{Config, FaultLevel, Scenario, run};
 use depin_merkle::StandardMerkleTree;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ fn small(seed: u64) -> Config {
         nodes: 40,
         epochs: 4,
         scenario: Scenario::Mixed,
+        faults: FaultLevel::None,
     }
 }
 
@@ -221,6 +222,7 @@ async fn honest_scenario_pays_everyone_and_cheaters_scenario_catches_half() {
             nodes: 24,
             epochs: 2,
             scenario: Scenario::Honest,
+            faults: FaultLevel::None,
         },
         dir.path(),
         &mut (),
@@ -246,6 +248,7 @@ async fn honest_scenario_pays_everyone_and_cheaters_scenario_catches_half() {
             nodes: 24,
             epochs: 2,
             scenario: Scenario::Cheaters,
+            faults: FaultLevel::None,
         },
         dir.path(),
         &mut (),
