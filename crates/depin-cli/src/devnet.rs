@@ -22,7 +22,7 @@ pub struct DevnetArgs {
     pub scenario: String,
     /// Faults injected, from the seed: none, default (a few coordinator
     /// restarts, store errors, reordered and duplicated deliveries) or heavy.
-    #[arg(long, default_value = "none")]
+    #[arg(long, default_value = "default")]
     pub faults: String,
     /// Output directory: summary.json, devices.json, epochs/N/claims.json, depin.sqlite.
     #[arg(long, default_value = "./devnet-out")]

@@ -12,12 +12,15 @@
 //! `epochs` row is inserted first in the closing transaction, so a second
 //! closer blocks on it and then finds the conflict and rolls back.
 
+mod maintenance;
 mod operator;
 pub(crate) mod rows;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod work;
 
+#[cfg(feature = "bulk-load")]
+pub use maintenance::SyntheticEpoch;
 pub use operator::*;
 pub use rows::*;
 
@@ -56,6 +59,10 @@ pub enum StoreError {
     /// A fault injected at a named step by a test (feature `fault-injection`).
     #[error("injected fault at step {0}")]
     Injected(&'static str),
+    /// The operation does not exist on this backend (the message says what to
+    /// use instead).
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -80,6 +87,7 @@ impl StoreError {
             ),
             StoreError::Injected(_) | StoreError::Open(_) => true,
             StoreError::Migrate(_)
+            | StoreError::Unsupported(_)
             | StoreError::UnsupportedUrl(_)
             | StoreError::Corrupt(_)
             | StoreError::OutOfRange { .. } => false,
