@@ -311,7 +311,11 @@ pub fn table(o: &DevnetOutcome, out: &str) -> String {
     let _ = writeln!(
         t,
         "checks: {} of {} reports accepted exactly once, {} stored; {} epochs closed once, {} audited",
-        c.accepted_exactly_once, c.reports_to_accept, c.reports_stored, c.epochs_closed, c.epochs_audited
+        c.accepted_exactly_once,
+        c.reports_to_accept,
+        c.reports_stored,
+        c.epochs_closed,
+        c.epochs_audited
     );
     let _ = writeln!(
         t,

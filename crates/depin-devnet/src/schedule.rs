@@ -75,15 +75,18 @@ pub enum Event {
     },
 }
 
+/// A report in flight with its ground truth.
+type Item = (Signed, ReportCopy);
+
 /// One `ingest` call: the reports and, index for index, the ground truth.
 pub struct Request {
     pub reports: Vec<Signed>,
-    pub copies: Vec<Copy>,
+    pub copies: Vec<ReportCopy>,
 }
 
 /// Ground truth about one report in a request.
 #[derive(Clone, Copy, Debug)]
-pub struct Copy {
+pub struct ReportCopy {
     /// The report's id in the run: every report an actor sent has its own,
     /// and a network duplicate carries the id of the report it copies.
     pub id: u64,
@@ -264,7 +267,7 @@ impl<'w> Simulation<'w> {
                     *next += 1;
                     (
                         s.report,
-                        Copy {
+                        ReportCopy {
                             id,
                             sender: s.sender,
                             expect: s.expect,
@@ -289,7 +292,7 @@ impl<'w> Simulation<'w> {
                 if self.faults.gen_range(0..1_000_000) < self.plan.duplicate_ppm {
                     again.push((
                         s.clone(),
-                        Copy {
+                        ReportCopy {
                             duplicate: true,
                             ..*c
                         },
@@ -326,13 +329,10 @@ impl<'w> Simulation<'w> {
     /// seeded groups, and inside each request the devices' reports are
     /// interleaved at random, each device's in its own order. Unverifiable
     /// reports stay at the back of their request.
-    fn reorder(
-        &mut self,
-        front: Vec<(Signed, Copy)>,
-        back: Vec<(Signed, Copy)>,
-    ) -> Vec<Vec<(Signed, Copy)>> {
+    fn reorder(&mut self, front: Vec<Item>, back: Vec<Item>) -> Vec<Vec<Item>> {
         let mut group: BTreeMap<u32, usize> = BTreeMap::new();
-        let mut lanes: [(Vec<(Signed, Copy)>, Vec<(Signed, Copy)>); 2] = Default::default();
+        // Per group: the verifiable reports, then the unverifiable ones.
+        let mut lanes: [(Vec<Item>, Vec<Item>); 2] = Default::default();
         for (is_back, list) in [(false, front), (true, back)] {
             for item in list {
                 let g = *group
@@ -349,11 +349,11 @@ impl<'w> Simulation<'w> {
         for (front, back) in lanes {
             let mut labels: Vec<u32> = front.iter().map(|(_, c)| c.sender).collect();
             labels.shuffle(&mut self.faults);
-            let mut queues: BTreeMap<u32, VecDeque<(Signed, Copy)>> = BTreeMap::new();
+            let mut queues: BTreeMap<u32, VecDeque<Item>> = BTreeMap::new();
             for item in front {
                 queues.entry(item.1.sender).or_default().push_back(item);
             }
-            let mut request: Vec<(Signed, Copy)> = labels
+            let mut request: Vec<Item> = labels
                 .iter()
                 .filter_map(|l| queues.get_mut(l).and_then(|q| q.pop_front()))
                 .collect();

@@ -11,7 +11,7 @@ use crate::output::{
     LedgerTotals, OperatorEconomics, ReportTotals, SectorLine, Spread, Summary, TokenPrice, cents,
     price, to_canonical_json,
 };
-use crate::schedule::{Copy, Event, Simulation};
+use crate::schedule::{Event, ReportCopy, Simulation};
 use crate::world::World;
 use crate::{Config, DevnetError};
 use depin_coordinator::audit::audit_epoch;
@@ -147,8 +147,11 @@ pub async fn run(
                                         "delivery {delivery}: the store failed by itself: {message}"
                                     )));
                                 }
-                                *book.totals.store_errors.entry(step.to_string()).or_default() +=
-                                    1;
+                                *book
+                                    .totals
+                                    .store_errors
+                                    .entry(step.to_string())
+                                    .or_default() += 1;
                                 book.totals.retried_deliveries += 1;
                                 // The sender retries: nothing of the failed attempt was stored.
                                 node.coordinator.ingest(at_ms, body).await?
@@ -203,7 +206,11 @@ pub async fn run(
                         o
                     }
                     Err(CoordError::Store(StoreError::Injected(step))) if store_fault.is_some() => {
-                        *book.totals.store_errors.entry(step.to_string()).or_default() += 1;
+                        *book
+                            .totals
+                            .store_errors
+                            .entry(step.to_string())
+                            .or_default() += 1;
                         book.totals.retried_closes += 1;
                         if restart_before_retry {
                             node = node.restart(out, policy).await?;
@@ -281,7 +288,9 @@ pub async fn run(
     let rows: Vec<u64> = store.epochs().await?.iter().map(|e| e.epoch).collect();
     let want: Vec<u64> = closed.iter().map(|s| s.epoch).collect();
     if rows != want {
-        violations.push(format!("the store's closed epochs are {rows:?}, not {want:?}"));
+        violations.push(format!(
+            "the store's closed epochs are {rows:?}, not {want:?}"
+        ));
     }
     checks.epochs_closed = rows.len() as u64;
 
@@ -370,7 +379,7 @@ struct Fate {
 fn account(
     world: &World,
     epoch: EpochIndex,
-    copies: &[Copy],
+    copies: &[ReportCopy],
     outcome: &IngestOutcome,
     fates: &mut Vec<Fate>,
     reports: &mut ReportTotals,
@@ -407,8 +416,15 @@ fn account(
         if c.duplicate {
             book.totals.duplicates_delivered += 1;
             if let Some(r) = reason {
-                *book.totals.duplicates_refused.entry(r.as_str().to_string()).or_default() += 1;
-                if c.expect == Expect::Accept && r != Reason::ReplayedSequence && violations.len() < 20 {
+                *book
+                    .totals
+                    .duplicates_refused
+                    .entry(r.as_str().to_string())
+                    .or_default() += 1;
+                if c.expect == Expect::Accept
+                    && r != Reason::ReplayedSequence
+                    && violations.len() < 20
+                {
                     violations.push(format!(
                         "a duplicate of device {}'s report was refused as {r}, not replayed_sequence",
                         d.public
@@ -424,7 +440,9 @@ fn account(
         };
         reports.rejected += 1;
         let code = r.as_str().to_string();
-        *rejected.by_device[d.index as usize].entry(code.clone()).or_default() += 1;
+        *rejected.by_device[d.index as usize]
+            .entry(code.clone())
+            .or_default() += 1;
         *rejected.by_reason.entry(code).or_default() += 1;
         if d.kind().class != Class::Cheat && violations.len() < 20 {
             violations.push(format!(
@@ -549,9 +567,7 @@ async fn collect(
         s.devices += 1;
         s.rewarded += u64::from(rewards[i] > 0);
         s.minted += rewards[i];
-        let b = behaviours
-            .entry(d.kind().name.to_string())
-            .or_default();
+        let b = behaviours.entry(d.kind().name.to_string()).or_default();
         b.devices += 1;
         b.rewarded += u64::from(rewards[i] > 0);
         b.rewards += rewards[i];

@@ -356,21 +356,37 @@ async fn every_fault_kind_happens_and_changes_no_outcome() {
         assert!(f.reordered_deliveries >= 1, "{f:?}");
         assert!(f.retried_deliveries >= 1 && f.retried_closes >= 1, "{f:?}");
         // Store errors landed in an append and in a close, at named steps.
-        assert!(f.store_errors.keys().any(|k| k.starts_with("append:") || k == "begin" || k == "commit"), "{f:?}");
-        assert!(f.store_errors.keys().any(|k| k.starts_with("close:") || k == "begin" || k == "commit"), "{f:?}");
+        assert!(
+            f.store_errors
+                .keys()
+                .any(|k| k.starts_with("append:") || k == "begin" || k == "commit"),
+            "{f:?}"
+        );
+        assert!(
+            f.store_errors
+                .keys()
+                .any(|k| k.starts_with("close:") || k == "begin" || k == "commit"),
+            "{f:?}"
+        );
         assert_eq!(
             f.store_errors.values().sum::<u64>(),
             f.retried_deliveries + f.retried_closes
         );
         // Duplicates of accepted reports are refused as replays.
         assert!(f.duplicates_delivered > 0, "{f:?}");
-        assert_eq!(f.duplicates_refused.values().sum::<u64>(), f.duplicates_delivered);
+        assert_eq!(
+            f.duplicates_refused.values().sum::<u64>(),
+            f.duplicates_delivered
+        );
         assert!(f.duplicates_refused["replayed_sequence"] > 0, "{f:?}");
         let c = &o.summary.checks;
         assert!(c.reports_to_accept > 0);
         assert_eq!(c.accepted_exactly_once, c.reports_to_accept);
         assert_eq!(c.reports_stored, c.reports_to_accept);
-        assert_eq!((c.epochs_closed, c.epochs_audited, c.closed_twice), (4, 4, 0));
+        assert_eq!(
+            (c.epochs_closed, c.epochs_audited, c.closed_twice),
+            (4, 4, 0)
+        );
         assert!(c.ledger_balanced);
 
         assert_eq!(
@@ -423,6 +439,9 @@ async fn heavy_faults_give_the_same_bytes_for_the_same_seed() {
     let (fa, fb) = (files(a.path()), files(b.path()));
     assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
     for (name, bytes) in &fa {
-        assert!(bytes == &fb[name], "{name} differs between two runs with the same seed");
+        assert!(
+            bytes == &fb[name],
+            "{name} differs between two runs with the same seed"
+        );
     }
 }

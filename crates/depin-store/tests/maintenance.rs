@@ -70,7 +70,11 @@ async fn sqlite_snapshot_seal_and_synthetic_epoch() {
     let a = std::fs::read(dir.path().join("depin.sqlite")).unwrap();
     let b = std::fs::read(other.path().join("depin.sqlite")).unwrap();
     assert!(a == b, "two sealed stores differ");
-    for side in ["depin.sqlite-wal", "depin.sqlite-shm", "depin.sqlite.sealed"] {
+    for side in [
+        "depin.sqlite-wal",
+        "depin.sqlite-shm",
+        "depin.sqlite.sealed",
+    ] {
         assert!(!dir.path().join(side).exists(), "{side}");
     }
     let again = Store::open_in_dir(dir.path()).await.unwrap();
