@@ -8,7 +8,7 @@ use depin_protocol::{
     Envelope, Heartbeat, Signed, device_keypair_from_seed, encode_batch, public_key_of, sign,
 };
 use depin_rewards::RewardPolicy;
-use depin_store::{DeviceRow, Store};
+use depin_store::{DeviceRow, Store, SyntheticEpoch};
 use serde_json::json;
 use std::time::Instant;
 
@@ -186,40 +186,22 @@ async fn epoch(a: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     let start = policy.epoch_start_ms(epoch);
     let store = Store::open(&url).await?;
 
-    // Set-up (not timed): SQLite generates the rows itself. Reports are
-    // already verified, so `raw` holds a placeholder; the close never reads it.
+    // Set-up (not timed): the database generates the rows itself.
     let t = Instant::now();
     eprintln!("generating {devices} devices and {reports} reports…");
-    let mut tx = store.write_tx().await?;
-    sqlx::query(
-        "WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < $1) \
-         INSERT INTO devices (device, operator, sector, hardware_class, firmware_version, certificate, registered_ms) \
-         SELECT unhex(printf('%064x', x + 1)), unhex(printf('%064x', x / 4 + 1000000000000)), (x % 4) + 1, 'bench', '1.0.0', x'00', $2 FROM c",
-    )
-    .bind(devices as i64 - 1)
-    .bind(start - 1)
-    .execute(tx.conn())
-    .await
-    .context("generating devices")?;
-    sqlx::query(
-        "WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < $1) \
-         INSERT INTO reports (device, seq, epoch, kind, timestamp_ms, received_ms, raw) \
-         SELECT unhex(printf('%064x', (x % $2) + 1)), x / $2, $3, 2, $4 + (x / $2) * 1000, $4 + (x / $2) * 1000 + 250, x'00' FROM c",
-    )
-    .bind(reports as i64 - 1)
-    .bind(devices as i64)
-    .bind(epoch as i64)
-    .bind(start)
-    .execute(tx.conn())
-    .await
-    .context("generating reports")?;
-    tx.commit().await?;
-    sqlx::query("ANALYZE").execute(store.pool()).await?;
+    store
+        .load_synthetic_epoch(&SyntheticEpoch {
+            devices,
+            reports,
+            epoch,
+            start_ms: start,
+        })
+        .await
+        .context("generating devices and reports")?;
+    store.analyze().await?;
     // Move the generated rows from the WAL into the database file now, so the
     // timed close does not pay for checkpointing the set-up.
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(store.pool())
-        .await?;
+    store.checkpoint().await?;
     let setup = t.elapsed().as_secs_f64();
 
     // The bound: the bare aggregate read every close must do.

@@ -3,7 +3,7 @@
 //! summary table; progress and timing go to stderr.
 
 use anyhow::Context as _;
-use depin_devnet::{Config, Progress, Scenario};
+use depin_devnet::{Config, FaultLevel, Progress, Scenario};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -20,6 +20,10 @@ pub struct DevnetArgs {
     /// Who cheats: mixed (about 15% cheats), honest (none) or cheaters (half).
     #[arg(long, default_value = "mixed")]
     pub scenario: String,
+    /// Faults injected, from the seed: none, default (a few coordinator
+    /// restarts, store errors, reordered and duplicated deliveries) or heavy.
+    #[arg(long, default_value = "default")]
+    pub faults: String,
     /// Output directory: summary.json, devices.json, epochs/N/claims.json, depin.sqlite.
     #[arg(long, default_value = "./devnet-out")]
     pub out: PathBuf,
@@ -52,11 +56,13 @@ impl Progress for Bar {
 
 pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     let scenario: Scenario = args.scenario.parse()?;
+    let faults: FaultLevel = args.faults.parse()?;
     let config = Config {
         seed: args.seed,
         nodes: args.nodes,
         epochs: args.epochs,
         scenario,
+        faults,
     };
     let started = std::time::Instant::now();
     let mut bar = Bar(indicatif::ProgressBar::with_draw_target(
@@ -67,8 +73,8 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| {
             format!(
-                "devnet run (seed {}, {} nodes, {} epochs, scenario {})",
-                args.seed, args.nodes, args.epochs, scenario
+                "devnet run (seed {}, {} nodes, {} epochs, scenario {}, faults {})",
+                args.seed, args.nodes, args.epochs, scenario, faults
             )
         })?;
     print!(

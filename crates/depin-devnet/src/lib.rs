@@ -17,35 +17,33 @@
 //! flags give the same calls with the same arguments, and so byte-identical
 //! files (DESIGN invariant 7, TigerBeetle's VOPR).
 //!
-//! Ground truth ([`world::Behaviour`]) lives only in the world: the coordinator
+//! Ground truth (each device's [`actor::SectorActor`] and the [`actor::Expect`]
+//! mark on every report it sends) lives only in the world: the coordinator
 //! sees signed bytes and nothing else, and the run checks afterwards that it
-//! caught every cheat (they earn nothing, with reason codes) and paid every
-//! honest device.
+//! caught every cheat (they earn nothing, with reason codes), paid every
+//! honest device and, through the seeded faults of [`faults`], lost nothing
+//! and accepted nothing twice.
 //!
-//! The SQLite file is reproducible too, byte for byte. Three things in it
-//! would otherwise differ from run to run, and the shell fixes each before it
-//! hands the file over (`shell::seal_store`):
-//! - sqlx's migration bookkeeping: `_sqlx_migrations.installed_on` is the
-//!   wall clock at migration time and `execution_time` its duration in
-//!   nanoseconds. Both are set to fixed values; sqlx's "was this migration
-//!   applied" check reads only versions and checksums.
-//! - the header's file change counter (and the "version-valid-for" copy of
-//!   it): in WAL mode SQLite does not bump it on every transaction, and how
-//!   often it does depends on checkpoint timing. The final `VACUUM INTO`
-//!   writes a fresh file whose header counts only its own writes.
-//! - WAL side files: the store is switched to rollback-journal mode on one
-//!   connection after the coordinator's pool is closed, so no `-wal`/`-shm`
-//!   file is left beside it. `depin audit-epoch` and `depin serve` switch it
-//!   back to WAL when they open it.
+//! The SQLite file is reproducible too, byte for byte, faults included:
+//! restarts and failed writes change no committed row, and the shell hands
+//! the file over through `Store::seal`, which fixes the three things that
+//! would otherwise differ (sqlx's migration times, the header's change
+//! counter, WAL side files). `depin audit-epoch` and `depin serve` switch
+//! the sealed file back to WAL mode when they open it.
 
+pub mod actor;
+pub mod faults;
 pub mod output;
 pub mod schedule;
 pub mod shell;
+pub mod uptime;
 pub mod world;
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use actor::{ActorKind, ActorRegistry, Class, SectorActor};
+pub use faults::FaultLevel;
 pub use output::{DevnetOutcome, table};
 pub use shell::{Progress, run};
 
@@ -65,6 +63,7 @@ pub struct Config {
     pub nodes: u32,
     pub epochs: u32,
     pub scenario: Scenario,
+    pub faults: FaultLevel,
 }
 
 impl Default for Config {
@@ -74,6 +73,7 @@ impl Default for Config {
             nodes: 200,
             epochs: 24,
             scenario: Scenario::Mixed,
+            faults: FaultLevel::Default,
         }
     }
 }

@@ -21,6 +21,7 @@ pub struct Flags {
     pub nodes: u32,
     pub epochs: u32,
     pub scenario: String,
+    pub faults: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -122,6 +123,45 @@ pub struct ReportTotals {
     pub rejected: u64,
 }
 
+/// The faults injected into a run (see `crate::faults`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FaultTotals {
+    pub level: String,
+    /// Coordinator restarts (drop without shutdown, reopen on the same directory).
+    pub restarts: u64,
+    /// Injected store errors, by the write step that failed.
+    pub store_errors: BTreeMap<String, u64>,
+    /// Deliveries (requests) sent again after a store error.
+    pub retried_deliveries: u64,
+    /// Epoch closes run again after a store error.
+    pub retried_closes: u64,
+    /// Deliveries that arrived interleaved differently, in two requests.
+    pub reordered_deliveries: u64,
+    /// Reports the network delivered a second time.
+    pub duplicates_delivered: u64,
+    /// How the coordinator refused those copies, by reason.
+    pub duplicates_refused: BTreeMap<String, u64>,
+}
+
+/// What the run checked after the last event. A run with a failed check
+/// ends with an error; these are the counts it passed with.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Checks {
+    /// Reports the actors sent that the coordinator must accept.
+    pub reports_to_accept: u64,
+    /// Of those, accepted exactly once (the rest is a failed check).
+    pub accepted_exactly_once: u64,
+    /// Reports in the store over all closed epochs (must equal the above).
+    pub reports_stored: u64,
+    pub epochs_closed: u64,
+    /// Epochs a further close changed (must be 0).
+    pub closed_twice: u64,
+    /// Epochs that `audit-epoch` recomputed byte for byte.
+    pub epochs_audited: u64,
+    /// Balances sum to zero and no holder is negative.
+    pub ledger_balanced: bool,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub generator: &'static str,
@@ -138,6 +178,8 @@ pub struct Summary {
     pub behaviours: BTreeMap<String, BehaviourLine>,
     pub operators: OperatorEconomics,
     pub token_price: TokenPrice,
+    pub faults: FaultTotals,
+    pub checks: Checks,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -198,8 +240,8 @@ pub fn table(o: &DevnetOutcome, out: &str) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "depin devnet: seed {}, {} devices, {} epochs of {} s, scenario {}",
-        s.seed, s.flags.nodes, s.flags.epochs, s.epoch_seconds, s.flags.scenario
+        "depin devnet: seed {}, {} devices, {} epochs of {} s, scenario {}, faults {}",
+        s.seed, s.flags.nodes, s.flags.epochs, s.epoch_seconds, s.flags.scenario, s.flags.faults
     );
     let _ = writeln!(t, "policy {}\n", s.policy_id);
     let _ = writeln!(
@@ -251,6 +293,29 @@ pub fn table(o: &DevnetOutcome, out: &str) -> String {
         t,
         "\nreports: {} sent, {} accepted, {} rejected",
         s.reports.sent, s.reports.accepted, s.reports.rejected
+    );
+    let f = &s.faults;
+    let _ = writeln!(
+        t,
+        "faults ({}): {} restarts, {} store errors ({} deliveries and {} closes retried), {} reordered deliveries, {} duplicates refused of {}",
+        f.level,
+        f.restarts,
+        f.store_errors.values().sum::<u64>(),
+        f.retried_deliveries,
+        f.retried_closes,
+        f.reordered_deliveries,
+        f.duplicates_refused.values().sum::<u64>(),
+        f.duplicates_delivered
+    );
+    let c = &s.checks;
+    let _ = writeln!(
+        t,
+        "checks: {} of {} reports accepted exactly once, {} stored; {} epochs closed once, {} audited",
+        c.accepted_exactly_once,
+        c.reports_to_accept,
+        c.reports_stored,
+        c.epochs_closed,
+        c.epochs_audited
     );
     let _ = writeln!(
         t,

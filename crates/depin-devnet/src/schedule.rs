@@ -15,19 +15,30 @@
 //! 20–400 ms. Fewer, larger batches keep the run fast: the store pays a fixed
 //! cost per append and per device in it. Every report is still well inside
 //! the admission window, and each device's reports stay in sequence order.
-//! Reports of devices with forged signatures travel at the end of the batch:
-//! the coordinator checks signatures 64 at a time with one batch equation and
-//! re-checks a failing chunk one by one, so grouping them keeps the run fast.
-//! Order inside a batch changes no verdict.
+//! Reports whose signatures cannot verify travel at the end of the batch (see
+//! [`Outbox`]).
+//!
+//! Actors: every device is a [`SectorActor`]; on each tick the schedule draws
+//! the same two numbers per device (clock jitter and a roll), whatever the
+//! actor does with them, so behaviours never shift each other's draws.
+//!
+//! Faults: the [`FaultPlan`] of the run adds restart events, marks deliveries
+//! and closes whose write must fail, reorders deliveries and duplicates
+//! reports (see [`crate::faults`]). It draws from its own stream, so the
+//! reports themselves are those of the same seed without faults.
 
-use crate::world::{Behaviour, REPLAYER_GENUINE_HEARTBEATS, STREAM_NETWORK, World, rng};
+use crate::actor::{Expect, Outbox, SectorActor, Sent, Tick};
+use crate::faults::{FaultPlan, StoreFault};
+use crate::world::{STREAM_FAULTS, STREAM_NETWORK, World, rng};
 use depin_core::{EpochIndex, UnixMillis};
-use depin_protocol::{DeviceCertificate, Envelope, Heartbeat, Signed, sign};
+use depin_protocol::{DeviceCertificate, Envelope, Signed, sign};
 use depin_rewards::RewardPolicy;
 use rand::Rng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha20Rng;
+use std::collections::{BTreeMap, VecDeque};
 
-/// Heartbeat ticks whose reports travel in one delivery (one `ingest` call).
+/// Heartbeat ticks whose reports travel in one delivery.
 pub const TICKS_PER_DELIVERY: u64 = 3;
 
 /// One thing that happens to the coordinator.
@@ -37,60 +48,96 @@ pub enum Event {
         at_ms: UnixMillis,
         certificates: Vec<(u32, Vec<u8>)>,
     },
-    /// A batch of reports arrives. `senders[i]` is the world's index of the
-    /// device that sent `reports[i]` (ground truth, for the run's own checks).
+    /// The coordinator process ends without a shutdown and starts again on
+    /// the same data directory.
+    Restart { at_ms: UnixMillis },
+    /// Reports arrive, in one or more requests (`ingest` calls) in this
+    /// order. All of them belong to `epoch`.
     Deliver {
         at_ms: UnixMillis,
         tick: u64,
-        reports: Vec<Signed>,
-        senders: Vec<u32>,
+        epoch: EpochIndex,
+        /// The delivery's index in the run, from 0.
+        delivery: u64,
+        requests: Vec<Request>,
+        /// The first write of the delivery fails at this step.
+        store_fault: Option<StoreFault>,
+        reordered: bool,
     },
     /// An epoch's watermark passed: close it.
     Close {
         at_ms: UnixMillis,
         epoch: EpochIndex,
+        /// The first close attempt fails at this step.
+        store_fault: Option<StoreFault>,
+        /// After that failure the coordinator restarts before it retries.
+        restart_before_retry: bool,
     },
 }
 
-/// What a device remembers between ticks.
-#[derive(Default)]
-struct Agent {
-    next_seq: u64,
-    /// A replayer's genuine reports, which it re-sends.
-    genuine: Vec<Signed>,
+/// A report in flight with its ground truth.
+type Item = (Signed, ReportCopy);
+
+/// One `ingest` call: the reports and, index for index, the ground truth.
+pub struct Request {
+    pub reports: Vec<Signed>,
+    pub copies: Vec<ReportCopy>,
+}
+
+/// Ground truth about one report in a request.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportCopy {
+    /// The report's id in the run: every report an actor sent has its own,
+    /// and a network duplicate carries the id of the report it copies.
+    pub id: u64,
+    /// The world's index of the device that sent it.
+    pub sender: u32,
+    pub expect: Expect,
+    /// This copy is the network delivering the report a second time.
+    pub duplicate: bool,
 }
 
 pub struct Simulation<'w> {
     world: &'w World,
     network: ChaCha20Rng,
-    agents: Vec<Agent>,
+    faults: ChaCha20Rng,
+    plan: FaultPlan,
+    actors: Vec<Box<dyn SectorActor>>,
     onboarded: bool,
     next_tick: u64,
     ticks: u64,
     next_close: EpochIndex,
     epochs: EpochIndex,
+    next_delivery: u64,
+    /// The delivery whose restart already happened (+1), so it happens once.
+    restarted_before: u64,
+    next_report: u64,
 }
 
 impl<'w> Simulation<'w> {
     pub fn new(world: &'w World) -> Self {
         let epochs = EpochIndex::from(world.config.epochs);
+        let per_epoch = world.policy.expected_heartbeats();
+        let deliveries = epochs * per_epoch.div_ceil(TICKS_PER_DELIVERY);
         Simulation {
             world,
             network: rng(world.config.seed, STREAM_NETWORK),
-            agents: world
-                .devices
-                .iter()
-                .map(|_| Agent {
-                    next_seq: 1,
-                    genuine: Vec::new(),
-                })
-                .collect(),
+            faults: rng(world.config.seed, STREAM_FAULTS),
+            plan: FaultPlan::draw(world.config.seed, world.config.faults, deliveries, epochs),
+            actors: world.devices.iter().map(|d| d.actor.fresh()).collect(),
             onboarded: false,
             next_tick: 0,
-            ticks: epochs * world.policy.expected_heartbeats(),
+            ticks: epochs * per_epoch,
             next_close: 0,
             epochs,
+            next_delivery: 0,
+            restarted_before: 0,
+            next_report: 0,
         }
+    }
+
+    pub fn plan(&self) -> &FaultPlan {
+        &self.plan
     }
 
     fn policy(&self) -> &RewardPolicy {
@@ -110,10 +157,13 @@ impl<'w> Simulation<'w> {
         self.genesis() + k as i64 * self.interval_ms() + self.interval_ms() / 2
     }
 
-    /// Events in total (for progress): one onboarding, the deliveries, the closes.
+    /// Events in total (for progress): one onboarding, the deliveries, the
+    /// restarts, the closes.
     pub fn total_events(&self) -> u64 {
         let per_epoch = self.policy().expected_heartbeats();
-        1 + self.epochs * per_epoch.div_ceil(TICKS_PER_DELIVERY) + self.epochs
+        1 + self.epochs * per_epoch.div_ceil(TICKS_PER_DELIVERY)
+            + self.plan.restarts.len() as u64
+            + self.epochs
     }
 
     pub fn next_event(&mut self) -> Option<Event> {
@@ -130,9 +180,16 @@ impl<'w> Simulation<'w> {
             (Some(t), Some(c)) if c <= t => Some(self.close(c)),
             (None, Some(c)) => Some(self.close(c)),
             (Some(t), _) => {
+                let d = self.next_delivery;
+                if self.plan.restarts.contains(&d) && self.restarted_before <= d {
+                    self.restarted_before = d + 1;
+                    // Just before the delivery arrives.
+                    return Some(Event::Restart { at_ms: t });
+                }
                 let first = self.next_tick;
                 self.next_tick = group_end;
-                Some(self.deliver(first, group_end, t))
+                self.next_delivery += 1;
+                Some(self.deliver(d, first, group_end, t))
             }
         }
     }
@@ -149,7 +206,17 @@ impl<'w> Simulation<'w> {
     fn close(&mut self, at_ms: UnixMillis) -> Event {
         let epoch = self.next_close;
         self.next_close += 1;
-        Event::Close { at_ms, epoch }
+        let store_fault = self
+            .plan
+            .close_errors
+            .get(&epoch)
+            .map(|&pick| StoreFault { pick });
+        Event::Close {
+            at_ms,
+            epoch,
+            store_fault,
+            restart_before_retry: store_fault.is_some() && self.plan.restart_after_failed_close,
+        }
     }
 
     fn onboarding(&self) -> Event {
@@ -157,7 +224,7 @@ impl<'w> Simulation<'w> {
         let mut per_operator = vec![0u64; self.world.operators.len()];
         let mut certificates = Vec::new();
         for d in &self.world.devices {
-            if !d.behaviour.is_registered() {
+            if !d.kind().registered {
                 continue;
             }
             let op = &self.world.operators[d.operator as usize];
@@ -187,97 +254,139 @@ impl<'w> Simulation<'w> {
 
     /// The reports of ticks `first..end`, delivered together at `last_tick_ms`
     /// plus a seeded latency.
-    fn deliver(&mut self, first: u64, end: u64, last_tick_ms: UnixMillis) -> Event {
+    fn deliver(&mut self, delivery: u64, first: u64, end: u64, last_tick_ms: UnixMillis) -> Event {
         let latency: i64 = self.network.gen_range(20..=400);
-        let mut reports = Vec::with_capacity(self.agents.len() * (end - first) as usize);
-        let mut senders = Vec::with_capacity(reports.capacity());
-        let mut forged = Vec::new();
+        let mut out = Outbox::default();
         for k in first..end {
-            let t = self.tick_ms(k);
-            self.tick(k, t, &mut reports, &mut senders, &mut forged);
+            self.tick(k, &mut out);
         }
-        for (i, s) in forged {
-            reports.push(s);
-            senders.push(i);
+        let lane = |list: Vec<Sent>, next: &mut u64| {
+            list.into_iter()
+                .map(|s| {
+                    let id = *next;
+                    *next += 1;
+                    (
+                        s.report,
+                        ReportCopy {
+                            id,
+                            sender: s.sender,
+                            expect: s.expect,
+                            duplicate: false,
+                        },
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut front = lane(std::mem::take(&mut out.front), &mut self.next_report);
+        let back = lane(std::mem::take(&mut out.back), &mut self.next_report);
+        let reordered = self.plan.reordered.contains(&delivery);
+        let mut requests = if reordered {
+            self.reorder(front, back)
+        } else {
+            front.extend(back);
+            vec![front]
+        };
+        if self.plan.duplicate_ppm > 0 {
+            let mut again = Vec::new();
+            for (s, c) in requests.iter().flatten() {
+                if self.faults.gen_range(0..1_000_000) < self.plan.duplicate_ppm {
+                    again.push((
+                        s.clone(),
+                        ReportCopy {
+                            duplicate: true,
+                            ..*c
+                        },
+                    ));
+                }
+            }
+            if !again.is_empty() {
+                requests.push(again);
+            }
         }
+        let per_epoch = self.policy().expected_heartbeats().max(1);
         Event::Deliver {
             at_ms: last_tick_ms + latency,
             tick: end - 1,
-            reports,
-            senders,
+            epoch: (end - 1) / per_epoch,
+            delivery,
+            requests: requests
+                .into_iter()
+                .map(|r| {
+                    let (reports, copies) = r.into_iter().unzip();
+                    Request { reports, copies }
+                })
+                .collect(),
+            store_fault: self
+                .plan
+                .delivery_errors
+                .get(&delivery)
+                .map(|&pick| StoreFault { pick }),
+            reordered,
         }
     }
 
-    // `is_multiple_of` needs Rust 1.87; the workspace supports 1.85.
-    #[allow(clippy::manual_is_multiple_of)]
-    fn tick(
-        &mut self,
-        k: u64,
-        tick_ms: UnixMillis,
-        reports: &mut Vec<Signed>,
-        senders: &mut Vec<u32>,
-        forged: &mut Vec<(u32, Signed)>,
-    ) {
+    /// Two requests, sent in this order: the devices are split into two
+    /// seeded groups, and inside each request the devices' reports are
+    /// interleaved at random, each device's in its own order. Unverifiable
+    /// reports stay at the back of their request.
+    fn reorder(&mut self, front: Vec<Item>, back: Vec<Item>) -> Vec<Vec<Item>> {
+        let mut group: BTreeMap<u32, usize> = BTreeMap::new();
+        // Per group: the verifiable reports, then the unverifiable ones.
+        let mut lanes: [(Vec<Item>, Vec<Item>); 2] = Default::default();
+        for (is_back, list) in [(false, front), (true, back)] {
+            for item in list {
+                let g = *group
+                    .entry(item.1.sender)
+                    .or_insert_with(|| usize::from(self.faults.r#gen::<bool>()));
+                if is_back {
+                    lanes[g].1.push(item);
+                } else {
+                    lanes[g].0.push(item);
+                }
+            }
+        }
+        let mut requests = Vec::with_capacity(2);
+        for (front, back) in lanes {
+            let mut labels: Vec<u32> = front.iter().map(|(_, c)| c.sender).collect();
+            labels.shuffle(&mut self.faults);
+            let mut queues: BTreeMap<u32, VecDeque<Item>> = BTreeMap::new();
+            for item in front {
+                queues.entry(item.1.sender).or_default().push_back(item);
+            }
+            let mut request: Vec<Item> = labels
+                .iter()
+                .filter_map(|l| queues.get_mut(l).and_then(|q| q.pop_front()))
+                .collect();
+            request.extend(back);
+            if !request.is_empty() {
+                requests.push(request);
+            }
+        }
+        requests
+    }
+
+    fn tick(&mut self, k: u64, out: &mut Outbox) {
         let interval = self.interval_ms();
-        let genesis = self.genesis();
-        for (d, agent) in self.world.devices.iter().zip(&mut self.agents) {
-            // Draw the same numbers for every device on every tick, whatever it
-            // does with them, so behaviours do not shift each other's draws.
-            let jitter: i64 = self.network.gen_range(0..interval / 4);
+        let at_ms = self.tick_ms(k);
+        let genesis_ms = self.genesis();
+        for (d, actor) in self.world.devices.iter().zip(&mut self.actors) {
+            // The same draws for every device on every tick, whatever its
+            // actor does with them, so actors do not shift each other's draws.
+            let jitter_ms: i64 = self.network.gen_range(0..interval / 4);
             let roll: u32 = self.network.gen_range(0..1_000_000);
-            let t = tick_ms - jitter;
-            let heartbeat = Heartbeat {
-                uptime_s: u64::try_from((t - genesis) / 1000).unwrap_or(0),
-                temperature_centi_c: d.temperature_centi_c + (roll % 401) as i32 - 200,
-                firmware_version: d.firmware_version.clone(),
-                power_mw: (d.profile.watts * 1000.0).round() as u32,
-            };
-            let fresh = |agent: &mut Agent, t: UnixMillis| {
-                let seq = agent.next_seq;
-                agent.next_seq += 1;
-                Envelope::new(d.public, seq, t, &heartbeat)
-            };
-            let report = match &d.behaviour {
-                Behaviour::Honest | Behaviour::Unregistered => sign(&fresh(agent, t), &d.key),
-                Behaviour::Flaky { miss_ppm } => {
-                    if roll < *miss_ppm {
-                        continue;
-                    }
-                    sign(&fresh(agent, t), &d.key)
-                }
-                Behaviour::SkewedClock { offset_ms } => sign(&fresh(agent, t + offset_ms), &d.key),
-                Behaviour::ForgedSignature { forger } => {
-                    let env = fresh(agent, t);
-                    let s = if k % 2 == 0 {
-                        sign(&env, forger)
-                    } else {
-                        let mut s = sign(&env, &d.key);
-                        s.signature[(k / 2 % 64) as usize] ^= 1 << (k % 8);
-                        s
-                    };
-                    forged.push((d.index, s));
-                    continue;
-                }
-                Behaviour::Replayer => {
-                    if (agent.genuine.len() as u64) < REPLAYER_GENUINE_HEARTBEATS {
-                        let s = sign(&fresh(agent, t), &d.key);
-                        agent.genuine.push(s.clone());
-                        s
-                    } else {
-                        let old = &agent.genuine[(k % REPLAYER_GENUINE_HEARTBEATS) as usize];
-                        if k % 3 == 0 {
-                            old.clone()
-                        } else {
-                            let mut env = old.envelope.clone();
-                            env.timestamp_ms = t;
-                            env.payload = heartbeat.encode();
-                            sign(&env, &d.key)
-                        }
-                    }
-                }
-            };
-            reports.push(report);
-            senders.push(d.index);
+            out.sender = d.index;
+            actor.tick(
+                d,
+                &Tick {
+                    index: k,
+                    at_ms,
+                    jitter_ms,
+                    roll,
+                    genesis_ms,
+                    policy: &self.world.policy,
+                },
+                out,
+            );
         }
     }
 }
@@ -285,7 +394,7 @@ impl<'w> Simulation<'w> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Scenario};
+    use crate::{Config, FaultLevel, Scenario};
 
     #[test]
     fn events_are_time_ordered_and_complete() {
@@ -294,6 +403,7 @@ mod tests {
             nodes: 12,
             epochs: 3,
             scenario: Scenario::Mixed,
+            faults: FaultLevel::Heavy,
         })
         .unwrap();
         let mut sim = Simulation::new(&world);
@@ -305,16 +415,16 @@ mod tests {
             let at = match &e {
                 Event::Onboard { at_ms, .. } => *at_ms,
                 Event::Deliver {
-                    at_ms,
-                    reports,
-                    senders,
-                    ..
+                    at_ms, requests, ..
                 } => {
                     ticks += 1;
-                    assert_eq!(reports.len(), senders.len());
+                    for r in requests {
+                        assert_eq!(r.reports.len(), r.copies.len());
+                    }
                     *at_ms
                 }
-                Event::Close { at_ms, epoch } => {
+                Event::Restart { at_ms } => *at_ms,
+                Event::Close { at_ms, epoch, .. } => {
                     assert_eq!(*at_ms, world.policy.closable_at_ms(*epoch));
                     closes.push(*epoch);
                     *at_ms
@@ -341,13 +451,21 @@ mod tests {
             nodes: 8,
             epochs: 2,
             scenario: Scenario::Honest,
+            faults: FaultLevel::Default,
         })
         .unwrap();
         let mut sim = Simulation::new(&world);
         while let Some(e) = sim.next_event() {
-            if let Event::Deliver { tick, reports, .. } = e {
+            if let Event::Deliver {
+                tick,
+                epoch: e,
+                requests,
+                ..
+            } = e
+            {
                 let epoch = tick / world.policy.expected_heartbeats();
-                for r in reports {
+                assert_eq!(e, epoch);
+                for r in requests.into_iter().flat_map(|r| r.reports) {
                     assert_eq!(world.policy.epoch_of(r.envelope.timestamp_ms), Some(epoch));
                 }
             }

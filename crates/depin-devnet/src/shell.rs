@@ -5,19 +5,23 @@
 //! event is computed, so the store sees the same statements in the same order
 //! on every run with the same flags.
 
+use crate::actor::{ActorRegistry, Class, Expect};
 use crate::output::{
-    BehaviourLine, DeviceLine, DevnetOutcome, EpochLine, Flags, GENERATOR, LedgerTotals,
-    OperatorEconomics, ReportTotals, SectorLine, Spread, Summary, TokenPrice, cents, price,
-    to_canonical_json,
+    BehaviourLine, Checks, DeviceLine, DevnetOutcome, EpochLine, FaultTotals, Flags, GENERATOR,
+    LedgerTotals, OperatorEconomics, ReportTotals, SectorLine, Spread, Summary, TokenPrice, cents,
+    price, to_canonical_json,
 };
-use crate::schedule::{Event, Simulation};
+use crate::schedule::{Event, ReportCopy, Simulation};
 use crate::world::World;
 use crate::{Config, DevnetError};
 use depin_coordinator::audit::audit_epoch;
-use depin_coordinator::{CloseOutcome, Coordinator, EpochSummary, MAX_BATCH_REPORTS};
-use depin_core::{BASE_UNITS_PER_TOKEN, PublicKey};
+use depin_coordinator::{
+    CloseOutcome, CoordError, Coordinator, EpochSummary, IngestOutcome, MAX_BATCH_REPORTS,
+};
+use depin_core::{BASE_UNITS_PER_TOKEN, EpochIndex, PublicKey, Reason};
 use depin_protocol::encode_batch;
-use depin_store::Store;
+use depin_rewards::RewardPolicy;
+use depin_store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -47,8 +51,8 @@ pub async fn run(
     config.validate()?;
     prepare_out_dir(out)?;
     let world = World::generate(config)?;
-    let store = Store::open_in_dir(out).await?;
-    let coordinator = Coordinator::open(store.clone(), world.policy.clone()).await?;
+    let policy = &world.policy;
+    let mut node = Node::open(out, policy).await?;
 
     let mut sim = Simulation::new(&world);
     progress.start(sim.total_events());
@@ -58,19 +62,27 @@ pub async fn run(
     // Rejections by the device that really sent them (the simulator knows):
     // the coordinator stores only rejections of verified reports, so forged
     // or unregistered senders are tallied here from the ingest outcomes.
+    // Network duplicates are not the actors' doing and are tallied apart.
     let mut rejected = Rejected {
         by_device: vec![BTreeMap::new(); world.devices.len()],
         by_reason: BTreeMap::new(),
     };
+    let mut book = FaultBook::default();
+    book.totals.level = config.faults.as_str().to_string();
+    book.totals.reordered_deliveries = sim.plan().reordered.len() as u64;
+    // What became of every report an actor sent, by report id.
+    let mut fates: Vec<Fate> = Vec::new();
     let mut violations: Vec<String> = Vec::new();
+    let mut last_ms = policy.epoch_start_ms(0);
     while let Some(event) = sim.next_event() {
         match event {
             Event::Onboard {
                 at_ms,
                 certificates,
             } => {
+                last_ms = at_ms;
                 for (device, bytes) in certificates {
-                    coordinator.onboard(at_ms, &bytes).await.map_err(|e| {
+                    node.coordinator.onboard(at_ms, &bytes).await.map_err(|e| {
                         DevnetError::Invariant(format!(
                             "device {device}'s valid certificate was refused: {e}"
                         ))
@@ -78,52 +90,209 @@ pub async fn run(
                 }
                 progress.advance(done + 1, "onboarding");
             }
+            Event::Restart { at_ms } => {
+                last_ms = at_ms;
+                node = node.restart(out, policy).await?;
+                book.totals.restarts += 1;
+                progress.advance(done + 1, "simulating");
+            }
             Event::Deliver {
                 at_ms,
-                reports: batch,
-                senders,
+                epoch,
+                delivery,
+                requests,
+                store_fault,
                 ..
             } => {
-                for (chunk, who) in batch
-                    .chunks(MAX_BATCH_REPORTS)
-                    .zip(senders.chunks(MAX_BATCH_REPORTS))
-                {
-                    let outcome = coordinator.ingest(at_ms, encode_batch(chunk)).await?;
-                    reports.sent += chunk.len() as u64;
-                    reports.accepted += u64::from(outcome.accepted);
-                    reports.rejected += outcome.rejected.len() as u64;
-                    for r in &outcome.rejected {
-                        let d = &world.devices[who[r.index as usize] as usize];
-                        let code = r.reason.as_str().to_string();
-                        *rejected.by_device[d.index as usize]
-                            .entry(code.clone())
-                            .or_default() += 1;
-                        *rejected.by_reason.entry(code).or_default() += 1;
-                        if !d.behaviour.is_cheat() && violations.len() < 20 {
-                            violations.push(format!(
-                                "{} device {} had a report refused: {}",
-                                d.behaviour, d.public, r.reason
-                            ));
+                last_ms = at_ms;
+                let mut armed = store_fault.map(|f| {
+                    let steps = book.append_steps.unwrap_or(1).max(1);
+                    1 + u64::from(f.pick) % steps as u64
+                });
+                for request in requests {
+                    for (chunk, copies) in request
+                        .reports
+                        .chunks(MAX_BATCH_REPORTS)
+                        .zip(request.copies.chunks(MAX_BATCH_REPORTS))
+                    {
+                        let body = encode_batch(chunk);
+                        node.steps();
+                        let aimed = armed.take();
+                        if let Some(n) = aimed {
+                            node.store.faults().fail_at(n);
                         }
+                        let outcome = match node.coordinator.ingest(at_ms, body.clone()).await {
+                            Ok(o) => {
+                                let passed = node.steps().len();
+                                if passed > 0 {
+                                    book.append_steps =
+                                        Some(book.append_steps.map_or(passed, |s| s.min(passed)));
+                                }
+                                if aimed.is_some() {
+                                    node.store.faults().disarm();
+                                    if passed > 0 {
+                                        return Err(DevnetError::Invariant(format!(
+                                            "delivery {delivery}: an append passed {passed} write steps and the injected error did not fire"
+                                        )));
+                                    }
+                                    // This request wrote nothing: aim at the next one.
+                                    armed = aimed;
+                                }
+                                o
+                            }
+                            Err(CoordError::Unavailable(message)) if store_fault.is_some() => {
+                                let step = node.steps().last().copied().unwrap_or("?");
+                                if !message.contains("injected fault") {
+                                    return Err(DevnetError::Invariant(format!(
+                                        "delivery {delivery}: the store failed by itself: {message}"
+                                    )));
+                                }
+                                *book
+                                    .totals
+                                    .store_errors
+                                    .entry(step.to_string())
+                                    .or_default() += 1;
+                                book.totals.retried_deliveries += 1;
+                                // The sender retries: nothing of the failed attempt was stored.
+                                node.coordinator.ingest(at_ms, body).await?
+                            }
+                            Err(e) => return Err(e.into()),
+                        };
+                        account(
+                            &world,
+                            epoch,
+                            copies,
+                            &outcome,
+                            &mut fates,
+                            &mut reports,
+                            &mut rejected,
+                            &mut book,
+                            &mut violations,
+                        );
                     }
+                }
+                if armed.is_some() {
+                    node.store.faults().disarm();
+                    return Err(DevnetError::Invariant(format!(
+                        "delivery {delivery}: the injected store error never fired"
+                    )));
                 }
                 progress.advance(done + 1, "simulating");
             }
-            Event::Close { at_ms, epoch } => {
-                match coordinator.close_epoch(epoch, at_ms).await? {
+            Event::Close {
+                at_ms,
+                epoch,
+                store_fault,
+                restart_before_retry,
+            } => {
+                last_ms = at_ms;
+                node.steps();
+                if let Some(f) = store_fault {
+                    let steps = book.close_steps.unwrap_or(1).max(1);
+                    node.store
+                        .faults()
+                        .fail_at(1 + u64::from(f.pick) % steps as u64);
+                }
+                let outcome = match node.coordinator.close_epoch(epoch, at_ms).await {
+                    Ok(o) => {
+                        let passed = node.steps().len();
+                        book.close_steps = Some(book.close_steps.map_or(passed, |s| s.min(passed)));
+                        if store_fault.is_some() {
+                            node.store.faults().disarm();
+                            return Err(DevnetError::Invariant(format!(
+                                "epoch {epoch}: the injected store error never fired"
+                            )));
+                        }
+                        o
+                    }
+                    Err(CoordError::Store(StoreError::Injected(step))) if store_fault.is_some() => {
+                        *book
+                            .totals
+                            .store_errors
+                            .entry(step.to_string())
+                            .or_default() += 1;
+                        book.totals.retried_closes += 1;
+                        if restart_before_retry {
+                            node = node.restart(out, policy).await?;
+                            book.totals.restarts += 1;
+                        }
+                        node.coordinator.close_epoch(epoch, at_ms).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                match outcome {
                     CloseOutcome::Closed(s) => closed.push(s),
                     CloseOutcome::AlreadyClosed => {
                         return Err(DevnetError::Invariant(format!(
-                            "epoch {epoch} was already closed in a fresh store"
+                            "epoch {epoch} was closed before its close event (or its failed close left it closed)"
                         )));
                     }
                 }
-                coordinator.check_ledger().await?;
+                node.coordinator.check_ledger().await?;
                 progress.advance(done + 1, "closing epochs");
             }
         }
         done += 1;
     }
+    let Node { store, coordinator } = node;
+
+    // Nothing lost, nothing twice: every report to be accepted was accepted
+    // exactly once and is in the store; nothing else was accepted.
+    let mut checks = Checks::default();
+    let mut expected = vec![0u64; closed.len()];
+    for (id, f) in fates.iter().enumerate() {
+        match (f.expect, f.accepted) {
+            (Expect::Accept, 1) => {
+                checks.reports_to_accept += 1;
+                checks.accepted_exactly_once += 1;
+                if let Some(n) = expected.get_mut(f.epoch as usize) {
+                    *n += 1;
+                }
+            }
+            (Expect::Accept, n) => {
+                checks.reports_to_accept += 1;
+                violations.push(format!(
+                    "report {id} of device {} was accepted {n} times, not once",
+                    world.devices[f.sender as usize].public
+                ));
+            }
+            (Expect::Refuse, 0) => {}
+            (Expect::Refuse, n) => violations.push(format!(
+                "report {id} of device {} ({}) should be refused but was accepted {n} times",
+                world.devices[f.sender as usize].public,
+                world.devices[f.sender as usize].kind().name
+            )),
+        }
+    }
+    for s in &closed {
+        let stored = store.report_count(s.epoch).await?;
+        checks.reports_stored += stored;
+        if stored != expected[s.epoch as usize] {
+            violations.push(format!(
+                "epoch {}: the store holds {stored} reports, the actors sent {} to accept",
+                s.epoch, expected[s.epoch as usize]
+            ));
+        }
+    }
+    // No epoch closes twice: another close of each is refused, and the
+    // store holds one row per closed epoch.
+    for s in &closed {
+        match coordinator.close_epoch(s.epoch, last_ms).await? {
+            CloseOutcome::AlreadyClosed => {}
+            CloseOutcome::Closed(_) => {
+                checks.closed_twice += 1;
+                violations.push(format!("epoch {} closed a second time", s.epoch));
+            }
+        }
+    }
+    let rows: Vec<u64> = store.epochs().await?.iter().map(|e| e.epoch).collect();
+    let want: Vec<u64> = closed.iter().map(|s| s.epoch).collect();
+    if rows != want {
+        violations.push(format!(
+            "the store's closed epochs are {rows:?}, not {want:?}"
+        ));
+    }
+    checks.epochs_closed = rows.len() as u64;
 
     // Every epoch recomputes byte for byte from the stored inputs.
     for s in &closed {
@@ -135,13 +304,18 @@ pub async fn run(
                 report.differences.join("; ")
             )));
         }
+        checks.epochs_audited += 1;
         progress.advance(done, "auditing");
     }
+    coordinator.check_ledger().await?;
+    checks.ledger_balanced = true;
 
-    let outcome = collect(&world, &coordinator, &store, &closed, reports, rejected).await?;
+    let mut outcome = collect(&world, &coordinator, &store, &closed, reports, rejected).await?;
+    outcome.summary.faults = book.totals;
+    outcome.summary.checks = checks;
     write_files(&coordinator, &outcome, out, &closed).await?;
     drop(coordinator);
-    seal_store(store, out).await?;
+    store.seal().await?;
     progress.finish();
 
     violations.extend(ground_truth_violations(&world, &outcome));
@@ -149,6 +323,135 @@ pub async fn run(
         return Err(DevnetError::Invariant(violations.join("\n")));
     }
     Ok(outcome)
+}
+
+/// The coordinator process under test: its store and the coordinator on it.
+struct Node {
+    store: Store,
+    coordinator: Coordinator,
+}
+
+impl Node {
+    async fn open(out: &Path, policy: &RewardPolicy) -> Result<Node, DevnetError> {
+        let store = Store::open_in_dir(out).await?;
+        let coordinator = Coordinator::open(store.clone(), policy.clone()).await?;
+        let node = Node { store, coordinator };
+        node.steps();
+        Ok(node)
+    }
+
+    /// A crash and a start: nothing is shut down (no checkpoint, open
+    /// connections are just dropped), then the store and the coordinator are
+    /// opened again on the same directory, from what was committed.
+    async fn restart(self, out: &Path, policy: &RewardPolicy) -> Result<Node, DevnetError> {
+        drop(self);
+        Node::open(out, policy).await
+    }
+
+    /// The store's write steps passed since the last call (recording on).
+    fn steps(&self) -> Vec<&'static str> {
+        self.store.faults().record()
+    }
+}
+
+/// Fault counts of a run, and what the shell learnt about write steps.
+#[derive(Default)]
+struct FaultBook {
+    totals: FaultTotals,
+    /// Fewest write steps a delivery's append passed (where to aim a fault).
+    append_steps: Option<usize>,
+    /// Fewest write steps an epoch close passed.
+    close_steps: Option<usize>,
+}
+
+/// What became of one report an actor sent.
+struct Fate {
+    expect: Expect,
+    epoch: EpochIndex,
+    sender: u32,
+    /// Copies of it the coordinator accepted.
+    accepted: u32,
+}
+
+/// Books one request's verdicts: the actors' own reports into the report
+/// totals and rejections, network duplicates into the fault totals.
+#[allow(clippy::too_many_arguments)]
+fn account(
+    world: &World,
+    epoch: EpochIndex,
+    copies: &[ReportCopy],
+    outcome: &IngestOutcome,
+    fates: &mut Vec<Fate>,
+    reports: &mut ReportTotals,
+    rejected: &mut Rejected,
+    book: &mut FaultBook,
+    violations: &mut Vec<String>,
+) {
+    let mut refused = outcome.rejected.iter().peekable();
+    for (i, c) in copies.iter().enumerate() {
+        let reason = match refused.peek() {
+            Some(r) if r.index as usize == i => refused.next().map(|r| r.reason),
+            _ => None,
+        };
+        let id = c.id as usize;
+        if fates.len() <= id {
+            fates.resize_with(id + 1, || Fate {
+                expect: Expect::Refuse,
+                epoch: 0,
+                sender: 0,
+                accepted: 0,
+            });
+        }
+        let fate = &mut fates[id];
+        if !c.duplicate {
+            *fate = Fate {
+                expect: c.expect,
+                epoch,
+                sender: c.sender,
+                accepted: 0,
+            };
+        }
+        fate.accepted += u32::from(reason.is_none());
+        let d = &world.devices[c.sender as usize];
+        if c.duplicate {
+            book.totals.duplicates_delivered += 1;
+            if let Some(r) = reason {
+                *book
+                    .totals
+                    .duplicates_refused
+                    .entry(r.as_str().to_string())
+                    .or_default() += 1;
+                if c.expect == Expect::Accept
+                    && r != Reason::ReplayedSequence
+                    && violations.len() < 20
+                {
+                    violations.push(format!(
+                        "a duplicate of device {}'s report was refused as {r}, not replayed_sequence",
+                        d.public
+                    ));
+                }
+            }
+            continue;
+        }
+        reports.sent += 1;
+        let Some(r) = reason else {
+            reports.accepted += 1;
+            continue;
+        };
+        reports.rejected += 1;
+        let code = r.as_str().to_string();
+        *rejected.by_device[d.index as usize]
+            .entry(code.clone())
+            .or_default() += 1;
+        *rejected.by_reason.entry(code).or_default() += 1;
+        if d.kind().class != Class::Cheat && violations.len() < 20 {
+            violations.push(format!(
+                "{} device {} had a report refused: {r}",
+                d.kind().name,
+                d.public
+            ));
+        }
+    }
 }
 
 /// Rejection counts of a run, by sending device and by reason.
@@ -249,9 +552,10 @@ async fn collect(
         .iter()
         .map(|s| (s.as_str().to_string(), SectorLine::default()))
         .collect();
-    let mut behaviours: BTreeMap<String, BehaviourLine> = crate::world::Behaviour::NAMES
+    let mut behaviours: BTreeMap<String, BehaviourLine> = ActorRegistry::devnet()
+        .kinds()
         .iter()
-        .map(|b| (b.to_string(), BehaviourLine::default()))
+        .map(|k| (k.name.to_string(), BehaviourLine::default()))
         .collect();
     for d in &world.devices {
         let i = d.index as usize;
@@ -263,9 +567,7 @@ async fn collect(
         s.devices += 1;
         s.rewarded += u64::from(rewards[i] > 0);
         s.minted += rewards[i];
-        let b = behaviours
-            .entry(d.behaviour.name().to_string())
-            .or_default();
+        let b = behaviours.entry(d.kind().name.to_string()).or_default();
         b.devices += 1;
         b.rewarded += u64::from(rewards[i] > 0);
         b.rewards += rewards[i];
@@ -273,7 +575,7 @@ async fn collect(
             device: d.public.to_hex(),
             operator: world.operators[d.operator as usize].public.to_hex(),
             sector: d.sector.as_str().to_string(),
-            behaviour: d.behaviour.name().to_string(),
+            behaviour: d.kind().name.to_string(),
             profile: d.profile.name.clone(),
             rewards: rewards[i],
             reasons: std::mem::take(&mut reasons[i]),
@@ -291,7 +593,10 @@ async fn collect(
             nodes: config.nodes,
             epochs: config.epochs,
             scenario: config.scenario.as_str().to_string(),
+            faults: config.faults.as_str().to_string(),
         },
+        faults: FaultTotals::default(),
+        checks: Checks::default(),
         policy_id: world.policy.id(),
         epoch_seconds: world.policy.epoch_seconds,
         epochs,
@@ -348,13 +653,13 @@ fn depin_ledger_account_is_holder(key: &str) -> Result<bool, DevnetError> {
 pub fn ground_truth_violations(world: &World, o: &DevnetOutcome) -> Vec<String> {
     let mut v = Vec::new();
     for (d, line) in world.devices.iter().zip(&o.devices) {
-        if d.behaviour.is_cheat() && line.rewards > 0 {
+        if d.kind().class == Class::Cheat && line.rewards > 0 {
             v.push(format!(
                 "cheat {} ({}) earned {}",
                 line.device, line.behaviour, line.rewards
             ));
         }
-        if matches!(d.behaviour, crate::world::Behaviour::Honest) && line.rewards == 0 {
+        if d.kind().class == Class::Honest && line.rewards == 0 {
             v.push(format!(
                 "honest device {} earned nothing: {:?}",
                 line.device, line.reasons
@@ -403,83 +708,6 @@ fn io(path: &Path, source: std::io::Error) -> DevnetError {
         context: format!("cannot write {}", path.display()),
         source,
     }
-}
-
-/// Makes the SQLite file independent of the wall clock and self-contained
-/// (see the crate docs for why each step is needed): closes the coordinator's
-/// pool, then on one fresh connection leaves WAL mode (so no `-wal`/`-shm`
-/// files stay beside it), fixes sqlx's migration timestamps and vacuums.
-async fn seal_store(store: Store, out: &Path) -> Result<(), DevnetError> {
-    use sqlx::Connection as _;
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
-    let db = |e: sqlx::Error| DevnetError::Store(depin_store::StoreError::from(e));
-    store.close().await;
-    let options = SqliteConnectOptions::new()
-        .filename(out.join("depin.sqlite"))
-        .create_if_missing(false)
-        .busy_timeout(std::time::Duration::from_secs(30))
-        .journal_mode(SqliteJournalMode::Delete);
-    // sqlx finishes closing a pooled connection on a background task, so one
-    // may still hold the file for a moment after `close` returns; leaving WAL
-    // mode needs it gone. Wait for that (bounded), never longer.
-    let mut attempts = 0;
-    let mut conn = loop {
-        attempts += 1;
-        let last = match SqliteConnection::connect_with(&options).await {
-            Ok(mut conn) => match sqlx::query_scalar::<_, String>("PRAGMA journal_mode")
-                .fetch_one(&mut conn)
-                .await
-            {
-                Ok(mode) if mode.eq_ignore_ascii_case("delete") => break conn,
-                Ok(mode) => {
-                    let _ = conn.close().await;
-                    format!("journal mode stays {mode:?}")
-                }
-                Err(e) => e.to_string(),
-            },
-            Err(e) => e.to_string(),
-        };
-        if attempts >= 500 {
-            return Err(DevnetError::Invariant(format!(
-                "cannot take the store over from the coordinator's pool: {last}"
-            )));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
-    sqlx::query(
-        "UPDATE _sqlx_migrations SET installed_on = '2026-01-01 00:00:00', execution_time = 0",
-    )
-    .execute(&mut conn)
-    .await
-    .map_err(db)?;
-    // VACUUM INTO writes a fresh file, so even the header's change counter
-    // (which counts transactions in a way WAL mode leaves to chance) is the
-    // same on every run.
-    let sealed = out.join("depin.sqlite.sealed");
-    let _ = std::fs::remove_file(&sealed);
-    sqlx::query("VACUUM INTO $1")
-        .bind(sealed.display().to_string())
-        .execute(&mut conn)
-        .await
-        .map_err(db)?;
-    conn.close().await.map_err(db)?;
-    let target = out.join("depin.sqlite");
-    std::fs::rename(&sealed, &target).map_err(|e| DevnetError::Io {
-        context: format!("cannot replace {} with the sealed store", target.display()),
-        source: e,
-    })?;
-    for leftover in [
-        "depin.sqlite-wal",
-        "depin.sqlite-shm",
-        "depin.sqlite-journal",
-    ] {
-        if out.join(leftover).exists() {
-            return Err(DevnetError::Invariant(format!(
-                "{leftover} is left beside the sealed store"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Files a devnet run writes into its directory.

@@ -7,6 +7,8 @@
 //! the same whatever the scenario, and the price path does not depend on the
 //! number of devices.
 
+use crate::actor::{ActorKind, ActorRegistry, Class, Draws, SectorActor};
+use crate::uptime::REPLAYER_GENUINE_HEARTBEATS;
 use crate::{Config, DevnetError, EPOCH_SECONDS};
 use depin_core::{PublicKey, Sector};
 use depin_economics::{
@@ -18,13 +20,13 @@ use depin_rewards::RewardPolicy;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use std::fmt;
 
 /// ChaCha streams, one per purpose.
 pub(crate) const STREAM_WORLD: u64 = 1;
 pub(crate) const STREAM_KEYS: u64 = 2;
 pub(crate) const STREAM_PRICE: u64 = 3;
 pub(crate) const STREAM_NETWORK: u64 = 4;
+pub(crate) const STREAM_FAULTS: u64 = 5;
 
 /// Simulated genesis: the policy's own default (2026-01-01T00:00:00Z).
 pub fn devnet_policy() -> RewardPolicy {
@@ -40,87 +42,13 @@ pub(crate) fn rng(seed: u64, stream: u64) -> ChaCha20Rng {
 /// Devices per operator are drawn from `1..=MAX_DEVICES_PER_OPERATOR`.
 pub const MAX_DEVICES_PER_OPERATOR: u32 = 6;
 
-/// Genuine heartbeats a replayer sends before it only replays: fewer than the
-/// policy's minimum uptime needs (checked in [`World::generate`]), so even its
-/// first epoch earns nothing.
-pub const REPLAYER_GENUINE_HEARTBEATS: u64 = 2;
-
-/// What a device does: ground truth, known to the world and never to the
-/// coordinator.
-#[derive(Clone, Debug)]
-pub enum Behaviour {
-    /// Sends every heartbeat on time, correctly signed.
-    Honest,
-    /// Honest, but misses each heartbeat with probability `miss_ppm` / 10^6.
-    Flaky { miss_ppm: u32 },
-    /// Claims its registered key as signer but signs with `forger` (even
-    /// ticks) or flips a bit of a correct signature (odd ticks).
-    ForgedSignature { forger: Box<SigningKey> },
-    /// Sends [`REPLAYER_GENUINE_HEARTBEATS`] genuine heartbeats, then only
-    /// re-sends those: verbatim, or re-signed with a fresh timestamp but the
-    /// old sequence number.
-    Replayer,
-    /// Correctly signed heartbeats whose timestamps are `offset_ms` off.
-    SkewedClock { offset_ms: i64 },
-    /// Never onboarded; sends correctly signed heartbeats anyway.
-    Unregistered,
-}
-
-impl Behaviour {
-    pub const NAMES: [&'static str; 6] = [
-        "honest",
-        "flaky",
-        "forged_signature",
-        "replayer",
-        "skewed_clock",
-        "unregistered",
-    ];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Behaviour::Honest => "honest",
-            Behaviour::Flaky { .. } => "flaky",
-            Behaviour::ForgedSignature { .. } => "forged_signature",
-            Behaviour::Replayer => "replayer",
-            Behaviour::SkewedClock { .. } => "skewed_clock",
-            Behaviour::Unregistered => "unregistered",
-        }
-    }
-
-    /// A protocol cheat: must earn nothing.
-    pub fn is_cheat(&self) -> bool {
-        !matches!(self, Behaviour::Honest | Behaviour::Flaky { .. })
-    }
-
-    pub fn is_registered(&self) -> bool {
-        !matches!(self, Behaviour::Unregistered)
-    }
-}
-
-impl fmt::Display for Behaviour {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The kinds of cheat, assigned round-robin so every kind appears as soon as
-/// there are four cheats.
+/// Which class a device is given, and its place among the devices of that
+/// class (cheat kinds are assigned round-robin by it).
 #[derive(Clone, Copy)]
-enum Role {
-    Honest,
-    Flaky,
-    Forged,
-    Replayer,
-    Skewed,
-    Unregistered,
+struct Role {
+    class: Class,
+    slot: usize,
 }
-
-const CHEATS: [Role; 4] = [
-    Role::Forged,
-    Role::Replayer,
-    Role::Skewed,
-    Role::Unregistered,
-];
 
 pub struct Operator {
     pub key: SigningKey,
@@ -139,13 +67,20 @@ pub struct Device {
     /// The economics crate's inputs for this device under its operator's
     /// costs; the costs in the outputs come from its functions.
     pub economics: EstimateInputs,
-    pub behaviour: Behaviour,
+    /// What it does: ground truth, known to the world and never to the
+    /// coordinator. Kept as drawn; each simulation plays a fresh copy.
+    pub actor: Box<dyn SectorActor>,
     /// Typical operating temperature, for telemetry.
     pub temperature_centi_c: i32,
     pub firmware_version: String,
 }
 
 impl Device {
+    /// The kind of actor it is.
+    pub fn kind(&self) -> &'static ActorKind {
+        self.actor.kind()
+    }
+
     /// Running costs (electricity, internet share, maintenance) plus hardware
     /// depreciation over its lifetime, per month, from the economics crate.
     pub fn costs_usd_per_month(&self) -> f64 {
@@ -209,11 +144,13 @@ impl World {
         // Roles: exact counts from the scenario's shares, placed at random.
         let cheats = share(nodes, config.scenario.cheat_percent());
         let flaky = share(nodes, config.scenario.flaky_percent()).min(nodes - cheats);
+        let role = |class, slot| Role { class, slot };
         let mut roles: Vec<Role> = Vec::with_capacity(nodes);
-        roles.extend((0..cheats).map(|i| CHEATS[i % CHEATS.len()]));
-        roles.extend(std::iter::repeat_n(Role::Flaky, flaky));
-        roles.resize(nodes, Role::Honest);
+        roles.extend((0..cheats).map(|i| role(Class::Cheat, i)));
+        roles.extend((0..flaky).map(|i| role(Class::Flaky, i)));
+        roles.extend((0..nodes - cheats - flaky).map(|i| role(Class::Honest, i)));
         roles.shuffle(&mut w);
+        let registry = ActorRegistry::devnet();
 
         let catalogue = Catalogue::builtin();
         let rates = NetworkRates::builtin();
@@ -246,24 +183,18 @@ impl World {
                 ..OperatorSettings::default()
             };
             let economics = inputs_for_profile(&profile, None, &settings, &rates, None)?;
-            let behaviour = match roles[i] {
-                Role::Honest => Behaviour::Honest,
-                Role::Flaky => Behaviour::Flaky {
-                    miss_ppm: w.gen_range(50_000..600_000),
+            let Role { class, slot } = roles[i];
+            let fitting = registry.fitting(class, sector);
+            let kind = *fitting.get(slot % fitting.len().max(1)).ok_or_else(|| {
+                DevnetError::Invariant(format!("no {class:?} actor fits a {sector} device"))
+            })?;
+            let actor = (kind.build)(
+                kind,
+                &mut Draws {
+                    world: &mut w,
+                    keys: &mut k,
                 },
-                Role::Forged => Behaviour::ForgedSignature {
-                    forger: Box::new(key(&mut k)),
-                },
-                Role::Replayer => Behaviour::Replayer,
-                Role::Skewed => {
-                    let hours: i64 = w.gen_range(2..=12);
-                    let sign = if w.r#gen::<bool>() { 1 } else { -1 };
-                    Behaviour::SkewedClock {
-                        offset_ms: sign * hours * 3_600_000 + w.gen_range(0..60_000),
-                    }
-                }
-                Role::Unregistered => Behaviour::Unregistered,
-            };
+            );
             devices.push(Device {
                 index: i as u32,
                 operator: owner[i],
@@ -272,7 +203,7 @@ impl World {
                 sector,
                 profile,
                 economics,
-                behaviour,
+                actor,
                 temperature_centi_c: w.gen_range(3_500..6_500),
                 firmware_version: "1.0.0".to_string(),
             });
@@ -342,6 +273,7 @@ mod tests {
             nodes,
             epochs: 4,
             scenario,
+            faults: crate::FaultLevel::None,
         }
     }
 
@@ -358,7 +290,7 @@ mod tests {
                         d.operator,
                         d.sector,
                         d.profile.name.clone(),
-                        d.behaviour.name(),
+                        d.kind().name,
                     )
                 })
                 .collect()
@@ -374,7 +306,7 @@ mod tests {
             "honest",
         ] {
             assert!(
-                a.devices.iter().any(|d| d.behaviour.name() == kind),
+                a.devices.iter().any(|d| d.kind().name == kind),
                 "{kind} missing"
             );
         }
@@ -396,7 +328,7 @@ mod tests {
                 .unwrap()
                 .devices
                 .iter()
-                .filter(|d| d.behaviour.is_cheat())
+                .filter(|d| d.kind().class == Class::Cheat)
                 .count()
         };
         assert_eq!(count(Scenario::Honest), 0);

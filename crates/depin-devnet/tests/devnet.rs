@@ -1,18 +1,20 @@
 //! Whole devnet runs, small: determinism, cheats caught, honest devices paid,
 //! the ledger balanced, every epoch audited, claim files consistent.
 
-use depin_devnet::{Config, Scenario, run};
+use depin_devnet::{Config, FaultLevel, Scenario, run};
 use depin_merkle::StandardMerkleTree;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A small run with the default faults.
 fn small(seed: u64) -> Config {
     Config {
         seed,
         nodes: 40,
         epochs: 4,
         scenario: Scenario::Mixed,
+        faults: FaultLevel::Default,
     }
 }
 
@@ -221,6 +223,7 @@ async fn honest_scenario_pays_everyone_and_cheaters_scenario_catches_half() {
             nodes: 24,
             epochs: 2,
             scenario: Scenario::Honest,
+            faults: FaultLevel::Default,
         },
         dir.path(),
         &mut (),
@@ -246,6 +249,7 @@ async fn honest_scenario_pays_everyone_and_cheaters_scenario_catches_half() {
             nodes: 24,
             epochs: 2,
             scenario: Scenario::Cheaters,
+            faults: FaultLevel::Heavy,
         },
         dir.path(),
         &mut (),
@@ -278,6 +282,8 @@ async fn refuses_a_directory_that_is_not_devnet_output() {
 
     let err = "chaos".parse::<Scenario>().unwrap_err();
     assert!(err.to_string().contains("mixed, honest, cheaters"), "{err}");
+    let err = "some".parse::<FaultLevel>().unwrap_err();
+    assert!(err.to_string().contains("none, default, heavy"), "{err}");
 }
 
 /// The summary of a fixed small run, frozen: any change to what the devnet
@@ -302,4 +308,140 @@ async fn the_summary_for_a_fixed_seed_is_frozen() {
         "the devnet summary for seed 7 changed; if intended, rerun with UPDATE_DEVNET_HASH=1:\n{}",
         String::from_utf8_lossy(&summary[..summary.len().min(2_000)])
     );
+}
+
+/// The summary without what faults are allowed to change.
+fn without_faults(mut summary: Value) -> Value {
+    let o = summary.as_object_mut().unwrap();
+    o.remove("faults");
+    o["flags"].as_object_mut().unwrap().remove("faults");
+    summary
+}
+
+/// Faults happen, each kind of them, and change nothing that matters: the
+/// same rewards, rejections, roots and checks as a reliable run of the same
+/// seed, and every check passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_kind_happens_and_changes_no_outcome() {
+    let calm = tempfile::tempdir().unwrap();
+    run(
+        &Config {
+            faults: FaultLevel::None,
+            ..small(7)
+        },
+        calm.path(),
+        &mut (),
+    )
+    .await
+    .unwrap();
+    let quiet = json(calm.path(), "summary.json");
+    assert_eq!(quiet["faults"]["restarts"], 0);
+    assert_eq!(quiet["faults"]["duplicates_delivered"], 0);
+
+    for level in [FaultLevel::Default, FaultLevel::Heavy] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = run(
+            &Config {
+                faults: level,
+                ..small(7)
+            },
+            dir.path(),
+            &mut (),
+        )
+        .await
+        .unwrap();
+        let f = &o.summary.faults;
+        assert_eq!(f.level, level.as_str());
+        assert!(f.restarts >= 1, "{f:?}");
+        assert!(f.reordered_deliveries >= 1, "{f:?}");
+        assert!(f.retried_deliveries >= 1 && f.retried_closes >= 1, "{f:?}");
+        // Store errors landed in an append and in a close, at named steps.
+        assert!(
+            f.store_errors
+                .keys()
+                .any(|k| k.starts_with("append:") || k == "begin" || k == "commit"),
+            "{f:?}"
+        );
+        assert!(
+            f.store_errors
+                .keys()
+                .any(|k| k.starts_with("close:") || k == "begin" || k == "commit"),
+            "{f:?}"
+        );
+        assert_eq!(
+            f.store_errors.values().sum::<u64>(),
+            f.retried_deliveries + f.retried_closes
+        );
+        // Duplicates of accepted reports are refused as replays.
+        assert!(f.duplicates_delivered > 0, "{f:?}");
+        assert_eq!(
+            f.duplicates_refused.values().sum::<u64>(),
+            f.duplicates_delivered
+        );
+        assert!(f.duplicates_refused["replayed_sequence"] > 0, "{f:?}");
+        let c = &o.summary.checks;
+        assert!(c.reports_to_accept > 0);
+        assert_eq!(c.accepted_exactly_once, c.reports_to_accept);
+        assert_eq!(c.reports_stored, c.reports_to_accept);
+        assert_eq!(
+            (c.epochs_closed, c.epochs_audited, c.closed_twice),
+            (4, 4, 0)
+        );
+        assert!(c.ledger_balanced);
+
+        assert_eq!(
+            without_faults(json(dir.path(), "summary.json")),
+            without_faults(quiet.clone()),
+            "faults ({level}) changed the outcome"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("devices.json")).unwrap(),
+            std::fs::read(calm.path().join("devices.json")).unwrap()
+        );
+        for n in 0..4 {
+            let name = format!("epochs/{n}/claims.json");
+            assert_eq!(
+                std::fs::read(dir.path().join(&name)).unwrap(),
+                std::fs::read(calm.path().join(&name)).unwrap(),
+                "{name}"
+            );
+        }
+    }
+    // Heavy faults also restart between a failed close and its retry.
+    let heavy = tempfile::tempdir().unwrap();
+    let o = run(
+        &Config {
+            faults: FaultLevel::Heavy,
+            ..small(7)
+        },
+        heavy.path(),
+        &mut (),
+    )
+    .await
+    .unwrap();
+    let plan = depin_devnet::faults::FaultPlan::draw(7, FaultLevel::Heavy, 16, 4);
+    assert_eq!(
+        o.summary.faults.restarts,
+        (plan.restarts.len() + plan.close_errors.len()) as u64
+    );
+}
+
+/// Heavy faults replay byte for byte: same seed, same files, the store too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_faults_give_the_same_bytes_for_the_same_seed() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = Config {
+        faults: FaultLevel::Heavy,
+        ..small(5)
+    };
+    run(&config, a.path(), &mut ()).await.unwrap();
+    run(&config, b.path(), &mut ()).await.unwrap();
+    let (fa, fb) = (files(a.path()), files(b.path()));
+    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
+    for (name, bytes) in &fa {
+        assert!(
+            bytes == &fb[name],
+            "{name} differs between two runs with the same seed"
+        );
+    }
 }

@@ -13,6 +13,7 @@
 //! closer blocks on it and then finds the conflict and rolls back.
 
 mod escrow;
+mod maintenance;
 mod operator;
 pub(crate) mod rows;
 #[cfg(any(test, feature = "testing"))]
@@ -22,6 +23,8 @@ mod work;
 pub use escrow::{
     CLOSE_ENTRY_KINDS, ChargeRow, EscrowRefusal, NewDeposit, NewOrder, OrderRow, Recorded,
 };
+#[cfg(feature = "bulk-load")]
+pub use maintenance::SyntheticEpoch;
 pub use operator::*;
 pub use rows::*;
 
@@ -64,6 +67,10 @@ pub enum StoreError {
     /// A fault injected at a named step by a test (feature `fault-injection`).
     #[error("injected fault at step {0}")]
     Injected(&'static str),
+    /// The operation does not exist on this backend (the message says what to
+    /// use instead).
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -88,6 +95,7 @@ impl StoreError {
             ),
             StoreError::Injected(_) | StoreError::Open(_) => true,
             StoreError::Migrate(_)
+            | StoreError::Unsupported(_)
             | StoreError::UnsupportedUrl(_)
             | StoreError::Corrupt(_)
             | StoreError::OutOfRange { .. }
