@@ -30,6 +30,11 @@ pub trait SectorPlugin: Send + Sync {
     /// Its rows of the kind table.
     fn kinds(&self) -> &'static [KindSpec];
     fn verifier(&self) -> Box<dyn SectorVerifier>;
+    /// Its own tables, if it has any: applied when a coordinator opens with
+    /// the plugin (`Store::apply_sector_schema`).
+    fn schema(&self) -> Option<&'static depin_store::SectorSchema> {
+        None
+    }
 }
 
 /// The sectors a coordinator serves: one verifier per sector (availability
@@ -38,6 +43,8 @@ pub trait SectorPlugin: Send + Sync {
 pub struct SectorSet {
     pub verifiers: Sectors,
     pub kinds: KindTable,
+    /// The plugins' own tables.
+    pub schemas: Vec<&'static depin_store::SectorSchema>,
 }
 
 impl Default for SectorSet {
@@ -52,6 +59,7 @@ impl SectorSet {
         SectorSet {
             verifiers: Sectors::uptime_only(),
             kinds: KindTable::backbone(),
+            schemas: Vec::new(),
         }
     }
 
@@ -63,7 +71,19 @@ impl SectorSet {
                 .collect::<Vec<_>>(),
         )?;
         let mut verifiers = Vec::new();
+        let mut schemas = Vec::new();
         for p in plugins {
+            if let Some(s) = p.schema() {
+                if s.sector != p.sector() {
+                    return Err(format!(
+                        "the {} plugin's schema is for sector {}",
+                        p.sector(),
+                        s.sector
+                    ));
+                }
+                s.check()?;
+                schemas.push(s);
+            }
             let v = p.verifier();
             if v.sector() != p.sector() {
                 return Err(format!(
@@ -89,6 +109,7 @@ impl SectorSet {
         Ok(SectorSet {
             verifiers: Sectors::new(verifiers).map_err(|e| e.0)?,
             kinds,
+            schemas,
         })
     }
 }

@@ -169,6 +169,9 @@ impl Coordinator {
             .verifiers
             .check_policy(&policy)
             .map_err(|e| CoordError::Invariant(format!("reward policy: {}", e.0)))?;
+        for schema in &sectors.schemas {
+            store.apply_sector_schema(schema).await?;
+        }
         store
             .put_policy(&policy.id(), &policy.canonical_bytes())
             .await?;

@@ -276,6 +276,28 @@ impl SectorVerifier for EchoVerifier {
     }
 }
 
+/// The sector's own tables, in its block of numbers (compute: 2000–2999):
+/// a per-device tally of answers, kept by the sector's own code (not by the
+/// close, whose results live in the backbone's tables). Two versions, to show
+/// a schema growing.
+pub const SCHEMA: depin_store::SectorSchema = depin_store::SectorSchema {
+    sector: Sector::Compute,
+    migrations: &[
+        depin_store::SectorMigration {
+            version: 2900,
+            description: "echo_tally: answers per device",
+            sqlite: "CREATE TABLE echo_tally (device BLOB PRIMARY KEY, answered INTEGER NOT NULL)",
+            postgres: "CREATE TABLE echo_tally (device BYTEA PRIMARY KEY, answered BIGINT NOT NULL)",
+        },
+        depin_store::SectorMigration {
+            version: 2901,
+            description: "echo_tally: last answer time",
+            sqlite: "ALTER TABLE echo_tally ADD COLUMN last_ms INTEGER",
+            postgres: "ALTER TABLE echo_tally ADD COLUMN last_ms BIGINT",
+        },
+    ],
+};
+
 /// The plugin a coordinator (`SectorSet::new`) or a server
 /// (`ServerConfig::sectors`) takes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -290,5 +312,8 @@ impl depin_coordinator::SectorPlugin for EchoPlugin {
     }
     fn verifier(&self) -> Box<dyn SectorVerifier> {
         Box::new(EchoVerifier)
+    }
+    fn schema(&self) -> Option<&'static depin_store::SectorSchema> {
+        Some(&SCHEMA)
     }
 }

@@ -416,3 +416,106 @@ async fn the_policy_section_is_the_sectors_own() {
             .is_err()
     );
 }
+
+/// The sector's tables come from its own migrations, the same on both
+/// backends; applying them again changes nothing, a changed released
+/// migration or one outside the sector's block is refused, and a store
+/// opened without the plugin still opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sector_owns_its_tables() {
+    use depin_store::testing::{assert_same_schema, schema};
+    use depin_store::{SectorMigration, SectorSchema};
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lite = Store::open_in_dir(dir.path()).await.unwrap();
+    let post = Store::open(&pg.url("echo_schema")).await.unwrap();
+    for store in [&lite, &post] {
+        let before = schema(store).await;
+        Coordinator::open_with(store.clone(), policy(1_000_000), sectors())
+            .await
+            .unwrap();
+        let after = schema(store).await;
+        let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+        assert_eq!(added.len(), 3, "{added:?}");
+        assert!(added.iter().all(|(t, _)| t == "echo_tally"));
+        // Opening again applies nothing.
+        assert_eq!(
+            store
+                .apply_sector_schema(&depin_sector_echo::SCHEMA)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+    assert_same_schema(&schema(&lite).await, &schema(&post).await);
+
+    // A released migration edited afterwards.
+    const CHANGED: SectorSchema = SectorSchema {
+        sector: Sector::Compute,
+        migrations: &[SectorMigration {
+            version: 2900,
+            description: "echo_tally: answers per device",
+            sqlite: "CREATE TABLE echo_tally (device BLOB PRIMARY KEY)",
+            postgres: "CREATE TABLE echo_tally (device BYTEA PRIMARY KEY)",
+        }],
+    };
+    let err = lite.apply_sector_schema(&CHANGED).await.unwrap_err();
+    assert!(err.to_string().contains("must never change"), "{err}");
+    // Outside the block, and out of order.
+    const OUTSIDE: SectorSchema = SectorSchema {
+        sector: Sector::Compute,
+        migrations: &[SectorMigration {
+            version: 1999,
+            description: "storage's number",
+            sqlite: "SELECT 1",
+            postgres: "SELECT 1",
+        }],
+    };
+    let err = lite.apply_sector_schema(&OUTSIDE).await.unwrap_err();
+    assert!(
+        err.to_string().contains("outside the sector's block"),
+        "{err}"
+    );
+    const BACKWARDS: SectorSchema = SectorSchema {
+        sector: Sector::Compute,
+        migrations: &[
+            SectorMigration {
+                version: 2902,
+                description: "b",
+                sqlite: "SELECT 1",
+                postgres: "SELECT 1",
+            },
+            SectorMigration {
+                version: 2901,
+                description: "a",
+                sqlite: "SELECT 1",
+                postgres: "SELECT 1",
+            },
+        ],
+    };
+    assert!(lite.apply_sector_schema(&BACKWARDS).await.is_err());
+    // A broken migration leaves nothing behind.
+    const BROKEN: SectorSchema = SectorSchema {
+        sector: Sector::Compute,
+        migrations: &[SectorMigration {
+            version: 2950,
+            description: "broken",
+            sqlite: "CREATE TABLE echo_broken (a INTEGER); CREATE TABLE nonsense (",
+            postgres: "CREATE TABLE echo_broken (a BIGINT); CREATE TABLE nonsense (",
+        }],
+    };
+    for store in [&lite, &post] {
+        assert!(store.apply_sector_schema(&BROKEN).await.is_err());
+        assert!(!schema(store).await.keys().any(|(t, _)| t == "echo_broken"));
+    }
+    // Tools that do not know the sector open the store as before.
+    lite.clone().close().await;
+    let url = depin_store::sqlite_url(&dir.path().join("depin.sqlite"));
+    let ro = Store::open_read_only(&url).await.unwrap();
+    assert!(ro.epochs().await.unwrap().is_empty());
+    Coordinator::open(Store::open(&url).await.unwrap(), policy(1_000_000))
+        .await
+        .unwrap();
+}

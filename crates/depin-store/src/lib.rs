@@ -16,6 +16,7 @@ mod escrow;
 mod maintenance;
 mod operator;
 pub(crate) mod rows;
+mod sector_schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod work;
@@ -27,6 +28,7 @@ pub use escrow::{
 pub use maintenance::SyntheticEpoch;
 pub use operator::*;
 pub use rows::*;
+pub use sector_schema::{SectorMigration, SectorSchema};
 
 use depin_core::PublicKey;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -285,3 +285,98 @@ impl Drop for TestTmpfs {
             .status();
     }
 }
+
+/// A store's schema as (table, column) → (type family, not null, part of the
+/// primary key), types compared by family (integer, bytes, text), read from
+/// the backend's own catalogue: what `assert_same_schema` compares between
+/// SQLite and PostgreSQL.
+pub type Schema = std::collections::BTreeMap<(String, String), (String, bool, bool)>;
+
+fn family(t: &str) -> String {
+    let t = t.to_ascii_lowercase();
+    if t.contains("int") {
+        "integer".into()
+    } else if t.contains("blob") || t.contains("bytea") {
+        "bytes".into()
+    } else if t.contains("text") || t.contains("char") {
+        "text".into()
+    } else {
+        t
+    }
+}
+
+/// The store's [`Schema`] (sqlx's own bookkeeping table left out).
+pub async fn schema(store: &crate::Store) -> Schema {
+    use sqlx::Row;
+    let mut out = Schema::new();
+    match store.backend() {
+        crate::Backend::Sqlite => {
+            let tables = sqlx::query(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(store.pool())
+            .await
+            .expect("read sqlite_master");
+            for t in tables {
+                let table: String = t.get(0);
+                let cols = sqlx::query(&format!(
+                    "SELECT name, type, \"notnull\", pk FROM pragma_table_info('{table}')"
+                ))
+                .fetch_all(store.pool())
+                .await
+                .expect("read table info");
+                for c in cols {
+                    let pk = c.get::<i64, _>(3) > 0;
+                    // SQLite lets a primary-key column be NULL unless declared
+                    // NOT NULL; PostgreSQL makes it NOT NULL: compare what each
+                    // enforces.
+                    let not_null = c.get::<i64, _>(2) == 1 || pk;
+                    out.insert(
+                        (table.clone(), c.get(0)),
+                        (family(&c.get::<String, _>(1)), not_null, pk),
+                    );
+                }
+            }
+        }
+        crate::Backend::Postgres => {
+            let cols = sqlx::query(
+                "SELECT c.table_name::text, c.column_name::text, c.data_type::text, c.is_nullable::text, \
+                 (SELECT COUNT(*) FROM information_schema.table_constraints tc \
+                  JOIN information_schema.key_column_usage k ON tc.constraint_name = k.constraint_name AND tc.table_name = k.table_name \
+                  WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_name = c.table_name AND k.column_name = c.column_name) \
+                 FROM information_schema.columns c WHERE c.table_schema = 'public' AND c.table_name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(store.pool())
+            .await
+            .expect("read information_schema");
+            for c in cols {
+                let pk = c.get::<i64, _>(4) > 0;
+                out.insert(
+                    (c.get(0), c.get(1)),
+                    (
+                        family(&c.get::<String, _>(2)),
+                        c.get::<String, _>(3) == "NO",
+                        pk,
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Panics, listing the differences, unless the two schemas are the same.
+pub fn assert_same_schema(sqlite: &Schema, postgres: &Schema) {
+    let only_a: Vec<_> = sqlite
+        .iter()
+        .filter(|(k, v)| postgres.get(*k) != Some(v))
+        .collect();
+    let only_b: Vec<_> = postgres
+        .iter()
+        .filter(|(k, v)| sqlite.get(*k) != Some(v))
+        .collect();
+    assert!(
+        only_a.is_empty() && only_b.is_empty(),
+        "the schemas differ:\n  SQLite only or different: {only_a:?}\n  PostgreSQL only or different: {only_b:?}"
+    );
+}

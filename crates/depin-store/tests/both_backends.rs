@@ -584,80 +584,14 @@ async fn reopening_keeps_data() {
 /// one backend and forgotten for the other fails here.
 #[tokio::test]
 async fn sqlite_and_postgres_schemas_agree() {
-    use sqlx::Row;
     let Some(pg) = TestPostgres::start() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let lite = Store::open_in_dir(dir.path()).await.unwrap();
     let post = Store::open(&pg.url("schema")).await.unwrap();
-    // (table, column) -> (type family, not null, part of the primary key)
-    type Schema = std::collections::BTreeMap<(String, String), (String, bool, bool)>;
-    fn family(t: &str) -> String {
-        let t = t.to_ascii_lowercase();
-        if t.contains("int") {
-            "integer".into()
-        } else if t.contains("blob") || t.contains("bytea") {
-            "bytes".into()
-        } else if t.contains("text") || t.contains("char") {
-            "text".into()
-        } else {
-            t
-        }
-    }
-    let mut a = Schema::new();
-    let tables = sqlx::query(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'",
-    )
-    .fetch_all(lite.pool())
-    .await
-    .unwrap();
-    for t in tables {
-        let table: String = t.get(0);
-        let cols = sqlx::query(&format!(
-            "SELECT name, type, \"notnull\", pk FROM pragma_table_info('{table}')"
-        ))
-        .fetch_all(lite.pool())
-        .await
-        .unwrap();
-        for c in cols {
-            let pk = c.get::<i64, _>(3) > 0;
-            // SQLite lets a primary-key column be NULL unless declared NOT NULL;
-            // PostgreSQL makes it NOT NULL: compare what each enforces.
-            let not_null = c.get::<i64, _>(2) == 1 || pk;
-            a.insert(
-                (table.clone(), c.get(0)),
-                (family(&c.get::<String, _>(1)), not_null, pk),
-            );
-        }
-    }
-    let mut b = Schema::new();
-    let cols = sqlx::query(
-        "SELECT c.table_name::text, c.column_name::text, c.data_type::text, c.is_nullable::text, \
-         (SELECT COUNT(*) FROM information_schema.table_constraints tc \
-          JOIN information_schema.key_column_usage k ON tc.constraint_name = k.constraint_name AND tc.table_name = k.table_name \
-          WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_name = c.table_name AND k.column_name = c.column_name) \
-         FROM information_schema.columns c WHERE c.table_schema = 'public' AND c.table_name NOT LIKE '_sqlx%'",
-    )
-    .fetch_all(post.pool())
-    .await
-    .unwrap();
-    for c in cols {
-        let pk = c.get::<i64, _>(4) > 0;
-        b.insert(
-            (c.get(0), c.get(1)),
-            (
-                family(&c.get::<String, _>(2)),
-                c.get::<String, _>(3) == "NO",
-                pk,
-            ),
-        );
-    }
+    let a = depin_store::testing::schema(&lite).await;
+    let b = depin_store::testing::schema(&post).await;
     assert!(a.len() > 40, "only {} columns found in SQLite", a.len());
-    let only_a: Vec<_> = a.iter().filter(|(k, v)| b.get(*k) != Some(v)).collect();
-    let only_b: Vec<_> = b.iter().filter(|(k, v)| a.get(*k) != Some(v)).collect();
-    assert!(
-        only_a.is_empty() && only_b.is_empty(),
-        "the schemas differ:\n  SQLite only or different: {only_a:?}\n  PostgreSQL only or different: {only_b:?}"
-    );
+    depin_store::testing::assert_same_schema(&a, &b);
 }
