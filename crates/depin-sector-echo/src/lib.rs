@@ -298,6 +298,79 @@ pub const SCHEMA: depin_store::SectorSchema = depin_store::SectorSchema {
     ],
 };
 
+/// The sector's own HTTP endpoints, mounted by the server under
+/// `/v1/compute/`: `GET /v1/compute/echo/nonces/{device}/{epoch}` tells
+/// anyone the challenges the close of `epoch` orders from a device, once the
+/// epoch before it has closed (so nobody, the device included, knows them
+/// sooner), recomputed from the published claim root.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EchoRoutes;
+
+impl depin_server::SectorRoutes for EchoRoutes {
+    fn endpoints(&self) -> Vec<depin_server::Endpoint> {
+        vec![depin_server::Endpoint::new(
+            "get",
+            "/v1/compute/echo/nonces/{device}/{epoch}",
+            "The echo challenges the close of an epoch orders from a device (hex nonces), once the previous epoch is closed; 409 not_yet before.",
+            axum::routing::get(nonces_route),
+        )]
+    }
+}
+
+async fn nonces_route(
+    axum::extract::State(st): axum::extract::State<std::sync::Arc<depin_server::AppState>>,
+    depin_server::ApiPath((device, epoch)): depin_server::ApiPath<(String, String)>,
+) -> Result<axum::Json<serde_json::Value>, depin_server::ApiError> {
+    use axum::http::StatusCode;
+    use depin_server::ApiError;
+    let key = depin_server::parse_key(&device, "device")?;
+    let epoch: u64 = epoch.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "epoch: not a number",
+        )
+    })?;
+    let previous_root = match epoch.checked_sub(1) {
+        None => None,
+        Some(p) => {
+            let row = st.coordinator.store().epoch(p).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not_yet",
+                    format!(
+                        "epoch {p} is not closed: the challenges of epoch {epoch} are not known yet"
+                    ),
+                )
+            })?;
+            Some(row.claim_root.as_slice().try_into().map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "stored claim root is not 32 bytes",
+                )
+            })?)
+        }
+    };
+    let policy = st.coordinator.policy();
+    let settings = EchoPolicy::from_section(policy.sectors.get("echo"))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.0))?;
+    let entropy = depin_rewards::epoch_entropy(epoch, previous_root);
+    let nonces: Vec<String> = (0..settings.challenges_per_epoch)
+        .map(|i| {
+            nonce(&entropy, &key, i)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({
+        "device": key.to_hex(),
+        "epoch": epoch,
+        "nonces": nonces,
+    })))
+}
+
 /// The plugin a coordinator (`SectorSet::new`) or a server
 /// (`ServerConfig::sectors`) takes.
 #[derive(Clone, Copy, Debug, Default)]

@@ -264,7 +264,10 @@ async fn a_device_pulls_and_answers_over_http() {
     let url = depin_store::sqlite_url(&dir.path().join("depin.sqlite"));
     let mut cfg =
         depin_server::ServerConfig::new("127.0.0.1:0".parse().unwrap(), url.clone(), p.clone());
-    cfg.sectors = vec![depin_server::SectorHandle(std::sync::Arc::new(EchoPlugin))];
+    cfg.sectors = vec![
+        depin_server::SectorHandle::new(std::sync::Arc::new(EchoPlugin))
+            .with_routes(std::sync::Arc::new(depin_sector_echo::EchoRoutes)),
+    ];
     let server = depin_server::start(cfg).await.unwrap();
     let client = depin_client::Client::new(&format!("http://{}", server.addr)).unwrap();
     let op = device_keypair_from_seed([1; 32]);
@@ -274,6 +277,46 @@ async fn a_device_pulls_and_answers_over_http() {
     // No work before the first close.
     let req = depin_client::work_request(&dev, depin_server::now_ms());
     assert!(client.open_work(&req).await.unwrap().is_empty());
+
+    // The sector's own endpoint, mounted under /v1/compute/ and documented.
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.addr);
+    let hex = public_key_of(&dev).to_hex();
+    let v: serde_json::Value = http
+        .get(format!("{base}/v1/compute/echo/nonces/{hex}/0"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let want = depin_sector_echo::nonce(
+        &depin_rewards::epoch_entropy(0, None),
+        &public_key_of(&dev),
+        0,
+    );
+    assert_eq!(v["nonces"][0].as_str().unwrap(), depin_client_hex(&want));
+    let r = http
+        .get(format!("{base}/v1/compute/echo/nonces/{hex}/5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409, "epoch 4 is not closed");
+    let r = http
+        .get(format!("{base}/v1/compute/echo/nonces/nothex/0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let doc: serde_json::Value = http
+        .get(format!("{base}/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/v1/compute/echo/nonces/{device}/{epoch}"]["get"].is_object());
 
     // Write one order for the device as a close would (a far epoch, so the
     // server's own closes never meet it).
@@ -331,6 +374,42 @@ async fn a_device_pulls_and_answers_over_http() {
         Some(1)
     );
     server.stop().await.unwrap();
+}
+
+fn depin_client_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A sector's endpoints must stay under its own prefix and not repeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sector_routes_stay_under_their_prefix() {
+    struct Wrong;
+    impl depin_server::SectorRoutes for Wrong {
+        fn endpoints(&self) -> Vec<depin_server::Endpoint> {
+            vec![depin_server::Endpoint::new(
+                "get",
+                "/v1/storage/echo",
+                "in another sector's space",
+                axum::routing::get(|| async { "no" }),
+            )]
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = depin_store::sqlite_url(&dir.path().join("depin.sqlite"));
+    let mut cfg = depin_server::ServerConfig::new("127.0.0.1:0".parse().unwrap(), url, policy(0));
+    cfg.sectors = vec![
+        depin_server::SectorHandle::new(std::sync::Arc::new(EchoPlugin))
+            .with_routes(std::sync::Arc::new(Wrong)),
+    ];
+    let err = depin_server::start(cfg).await.err().expect("refused");
+    assert!(
+        err.to_string().contains("is not under /v1/compute/"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("depin.sqlite").exists(),
+        "refused before anything was created"
+    );
 }
 
 /// The sector's policy section: read by its verifier, checked when the

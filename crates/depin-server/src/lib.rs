@@ -16,6 +16,7 @@ mod routes;
 mod work;
 
 pub use error::ApiError;
+pub use routes::{ApiPath, Endpoint, RawBody, parse_key};
 
 use anyhow::Context;
 use depin_coordinator::Coordinator;
@@ -76,14 +77,67 @@ pub struct ServerConfig {
     pub sectors: Vec<SectorHandle>,
 }
 
-/// A sector plugin shared by the configuration and the coordinator.
+/// A sector plugin shared by the configuration and the coordinator, with
+/// the sector's own HTTP endpoints, if it has any.
 #[derive(Clone)]
-pub struct SectorHandle(pub Arc<dyn depin_coordinator::SectorPlugin>);
+pub struct SectorHandle(
+    pub Arc<dyn depin_coordinator::SectorPlugin>,
+    pub Option<Arc<dyn SectorRoutes>>,
+);
+
+impl SectorHandle {
+    pub fn new(plugin: Arc<dyn depin_coordinator::SectorPlugin>) -> SectorHandle {
+        SectorHandle(plugin, None)
+    }
+
+    pub fn with_routes(mut self, routes: Arc<dyn SectorRoutes>) -> SectorHandle {
+        self.1 = Some(routes);
+        self
+    }
+}
 
 impl std::fmt::Debug for SectorHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SectorHandle({})", self.0.sector())
     }
+}
+
+/// A sector's own endpoints, mounted under `/v1/<sector>/` (the sector's
+/// name, e.g. `/v1/storage/objects`) beside the backbone's and listed in the
+/// OpenAPI document from the same table. Handlers take
+/// `State<Arc<AppState>>` like the backbone's and reach the store through
+/// `state.coordinator.store()`. A path outside the sector's prefix, or one
+/// another endpoint already has, stops the server at start.
+pub trait SectorRoutes: Send + Sync {
+    fn endpoints(&self) -> Vec<Endpoint>;
+}
+
+/// Every sector endpoint of `config`, checked: under `/v1/<sector>/`, and no
+/// (method, path) twice.
+fn sector_endpoints(config: &ServerConfig) -> anyhow::Result<Vec<Endpoint>> {
+    let mut out: Vec<Endpoint> = Vec::new();
+    for h in &config.sectors {
+        let Some(routes) = &h.1 else { continue };
+        let prefix = format!("/v1/{}/", h.0.sector());
+        for e in routes.endpoints() {
+            if !e.doc.path.starts_with(&prefix) || e.doc.path.len() == prefix.len() {
+                anyhow::bail!(
+                    "the {} sector's endpoint {} {} is not under {prefix}",
+                    h.0.sector(),
+                    e.doc.method,
+                    e.doc.path
+                );
+            }
+            if out
+                .iter()
+                .any(|o| o.doc.path == e.doc.path && o.doc.method == e.doc.method)
+            {
+                anyhow::bail!("two sector endpoints are {} {}", e.doc.method, e.doc.path);
+            }
+            out.push(e);
+        }
+    }
+    Ok(out)
 }
 
 impl ServerConfig {
@@ -226,6 +280,7 @@ fn is_storage_error(e: &depin_coordinator::CoordError) -> bool {
 /// Opens the store, binds the listener and starts serving and closing epochs.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     config.check_http_limits()?;
+    let sector_routes = sector_endpoints(&config)?;
     let store = Store::open(&config.database_url).await.with_context(|| {
         format!(
             "opening the store at {}",
@@ -254,7 +309,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     // Outermost, so that answers the limits give before routing are counted too.
-    let app = routes::router(state.clone(), &config)
+    let app = routes::router(state.clone(), &config, sector_routes)
         .layer(axum::middleware::from_fn(metrics::track_http));
     let limits = http::Limits::from(&config);
     let (shutdown, rx) = watch::channel(false);

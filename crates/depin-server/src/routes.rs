@@ -29,7 +29,11 @@ type St = State<Arc<AppState>>;
 
 /// The whole application: the API routes behind the request-target length
 /// check and the request timeout.
-pub fn router(state: Arc<AppState>, config: &crate::ServerConfig) -> Router {
+pub fn router(
+    state: Arc<AppState>,
+    config: &crate::ServerConfig,
+    sector_endpoints: Vec<Endpoint>,
+) -> Router {
     let max_uri_bytes = config.max_uri_bytes;
     let request_timeout = config.request_timeout;
     // The API sits in an outer router as its fallback service so that the
@@ -37,7 +41,7 @@ pub fn router(state: Arc<AppState>, config: &crate::ServerConfig) -> Router {
     // target is refused without being looked at, whichever route it names.
     // The last layer added runs first.
     Router::new()
-        .fallback_service(api(state, config.max_body_bytes))
+        .fallback_service(api(state, config.max_body_bytes, sector_endpoints))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             limit_request_time(request_timeout, req, next)
         }))
@@ -168,12 +172,13 @@ const OPENAPI_DOC: crate::openapi::Doc = crate::openapi::Doc {
     summary: "This document.",
 };
 
-fn api(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+fn api(state: Arc<AppState>, max_body_bytes: usize, sector_endpoints: Vec<Endpoint>) -> Router {
     let table: Vec<Endpoint> = endpoints()
         .into_iter()
         .chain(crate::operator::endpoints())
         .chain(crate::consumer::endpoints())
         .chain(crate::work::endpoints())
+        .chain(sector_endpoints)
         .collect();
     let mut docs: Vec<crate::openapi::Doc> = table.iter().map(|e| e.doc).collect();
     docs.push(OPENAPI_DOC);
