@@ -181,12 +181,12 @@ async fn show(a: ShowArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:>8}  {:<9} {:>16} {:>16}  {:<11} {}",
+        "{:>8}  {:<9} {:>16} {:>16}  {:<17} {}",
         "order", "sector", "locked", "charged", "epochs", "state"
     );
     for o in &view.orders {
         println!(
-            "{:>8}  {:<9} {:>16} {:>16}  {:<11} {}",
+            "{:>8}  {:<9} {:>16} {:>16}  {:<17} {}",
             o.order,
             o.sector,
             tokens(o.amount),

@@ -17,7 +17,7 @@ pub struct PassphraseArgs {
     pub passphrase_file: Option<PathBuf>,
 }
 
-/// Create an operator key, encrypted under a passphrase.
+/// Create an operator or consumer key, encrypted under a passphrase.
 #[derive(clap::Args, Debug)]
 pub struct KeygenArgs {
     /// Where to write the encrypted key file (mode 0600).
@@ -57,7 +57,7 @@ pub async fn run(args: KeygenArgs) -> anyhow::Result<()> {
     write_key_file(&args.out, &file, args.force)?;
     println!("{}", file.public_key);
     eprintln!(
-        "operator key written to {} (encrypted; keep a backup and the passphrase)",
+        "key written to {} (encrypted; keep a backup and the passphrase); use it as an operator key (depin node init) or a consumer key (depin consumer lock)",
         args.out.display()
     );
     Ok(())

@@ -31,7 +31,7 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// Run the coordinator: HTTP API, report ingest, epoch closes.
     Serve(serve::ServeArgs),
-    /// Create an operator key, encrypted under a passphrase.
+    /// Create an operator or consumer key, encrypted under a passphrase.
     Keygen(keygen::KeygenArgs),
     /// Set up and run a device's node agent.
     #[command(subcommand)]
