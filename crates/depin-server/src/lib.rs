@@ -44,6 +44,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
 /// Unverifiable messages and registrations per client address and minute.
 pub const DEFAULT_UNVERIFIED_PER_MINUTE: u32 = 2_000;
+/// Devices whose energy cursor the closing loop advances per tick.
+const ENERGY_PAGE: u32 = 500;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -318,6 +320,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let closer_shutdown = shutdown.clone();
     let tick = config.close_tick;
     let closer = tokio::spawn(async move {
+        let interval_ms = closer_state
+            .coordinator
+            .policy()
+            .heartbeat_interval_seconds
+            .max(1)
+            * 1000;
+        let mut energy_from = None;
         loop {
             let started = std::time::Instant::now();
             match closer_state.coordinator.close_due_epochs(now_ms()).await {
@@ -345,6 +354,21 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
                     }
                     tracing::warn!(error = %e, "closing due epochs failed; retrying");
                     closer_state.health.set_close_error(Some(e.to_string()));
+                }
+            }
+            // Energy cursors for the operator view, a page per tick, so a
+            // GET of it only reads (and reads little).
+            match operator::advance_energy_cursors(
+                closer_state.coordinator.store(),
+                interval_ms,
+                energy_from,
+                ENERGY_PAGE,
+            )
+            .await
+            {
+                Ok(next) => energy_from = next,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "advancing energy cursors failed; retrying")
                 }
             }
             tokio::select! {

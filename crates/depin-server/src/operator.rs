@@ -260,14 +260,49 @@ async fn settings_or_defaults(
 
 // ---------------------------------------------------------------- economics
 
-/// Brings a device's integrated energy up to date with the report log: only
-/// heartbeats after the stored cursor are decoded.
-#[allow(clippy::collapsible_if)] // let chains need Rust 1.88; MSRV is 1.85
+/// A device's integrated energy up to the newest heartbeat in the report
+/// log: the stored cursor plus the heartbeats after it, decoded now. Reads
+/// only, so a GET never writes; [`advance_energy_cursors`] moves the stored
+/// cursors forward in the background, which keeps this cheap.
 async fn integrate_energy(
     store: &Store,
     device: &PublicKey,
     interval_ms: u64,
 ) -> AppResult<EnergyAccumulator> {
+    Ok(energy_and_cursor(store, device, interval_ms).await?.0)
+}
+
+/// Advances the stored energy cursors of up to `limit` devices after
+/// `after` in key order; returns where the next pass starts (`None`: from
+/// the beginning again). Run by the server's closing loop, never by a
+/// request.
+pub(crate) async fn advance_energy_cursors(
+    store: &Store,
+    interval_ms: u64,
+    after: Option<PublicKey>,
+    limit: u32,
+) -> AppResult<Option<PublicKey>> {
+    let page = store.device_keys_after(after.as_ref(), limit).await?;
+    for device in &page {
+        if let (_, Some(row)) = energy_and_cursor(store, device, interval_ms).await? {
+            store.put_device_energy(&row).await?;
+        }
+    }
+    Ok(if page.len() < limit as usize {
+        None
+    } else {
+        page.last().copied()
+    })
+}
+
+/// The accumulator, and the cursor row to store when it moved past the
+/// stored one.
+#[allow(clippy::collapsible_if)] // let chains need Rust 1.88; MSRV is 1.85
+async fn energy_and_cursor(
+    store: &Store,
+    device: &PublicKey,
+    interval_ms: u64,
+) -> AppResult<(EnergyAccumulator, Option<DeviceEnergyRow>)> {
     let stored = store.device_energy(device).await?;
     let mut acc = stored
         .as_ref()
@@ -300,21 +335,20 @@ async fn integrate_energy(
             break;
         }
     }
+    let mut moved = None;
     if let (Some(last_seq), Some(last_ms)) = (acc.last_seq, acc.last_timestamp_ms) {
         if stored.as_ref().is_none_or(|s| s.last_seq < last_seq) {
-            store
-                .put_device_energy(&DeviceEnergyRow {
-                    device: *device,
-                    last_seq,
-                    last_ms,
-                    energy_uj: acc.energy_uj,
-                    covered_ms: acc.covered_ms,
-                    heartbeats: acc.heartbeats,
-                })
-                .await?;
+            moved = Some(DeviceEnergyRow {
+                device: *device,
+                last_seq,
+                last_ms,
+                energy_uj: acc.energy_uj,
+                covered_ms: acc.covered_ms,
+                heartbeats: acc.heartbeats,
+            });
         }
     }
-    Ok(acc)
+    Ok((acc, moved))
 }
 
 /// Which catalogue profile a device is costed with, and why.

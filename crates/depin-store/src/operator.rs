@@ -102,6 +102,24 @@ impl Store {
         .transpose()
     }
 
+    /// Up to `limit` device keys after `after` (all when `None`), in key
+    /// order: a page of the registry for background passes over every device.
+    pub async fn device_keys_after(
+        &self,
+        after: Option<&PublicKey>,
+        limit: u32,
+    ) -> Result<Vec<PublicKey>> {
+        let rows =
+            sqlx::query("SELECT device FROM devices WHERE device > $1 ORDER BY device LIMIT $2")
+                .bind(after.map_or_else(Vec::new, |k| k.0.to_vec()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| crate::key_from_row(r.try_get(0)?))
+            .collect()
+    }
+
     /// Saves an energy cursor. Two readers integrating at once both compute
     /// correct totals from the log; the one that got further wins, so the cursor
     /// never moves back. Returns whether the row was written.
