@@ -187,6 +187,11 @@ impl Coordinator {
             store.clone(),
             AppendRules {
                 max_reports_per_device_per_epoch: policy.max_reports_per_device_per_epoch,
+                kind_limits: policy
+                    .max_reports_per_kind
+                    .iter()
+                    .map(|(k, n)| (*k, *n))
+                    .collect(),
             },
         );
         Ok(Coordinator {

@@ -98,6 +98,7 @@ impl Writer {
                 }
                 let count = all_reports.len() as u64;
                 let store = store.clone();
+                let rules = rules.clone();
                 let result = tokio::spawn(async move {
                     store.append_reports(&all_reports, &all_rej, rules).await
                 })

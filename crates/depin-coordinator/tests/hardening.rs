@@ -299,6 +299,7 @@ async fn postgres_replicas_never_deadlock() {
     let sa = Store::open(&url).await.unwrap();
     let rules = AppendRules {
         max_reports_per_device_per_epoch: 10_000,
+        kind_limits: Vec::new(),
     };
     let row = |d: &SigningKey, seq: u64| NewReport {
         answers: None,
@@ -317,8 +318,8 @@ async fn postgres_replicas_never_deadlock() {
         let fwd: Vec<NewReport> = devs.iter().map(|d| row(d, round)).collect();
         let rev: Vec<NewReport> = devs.iter().rev().map(|d| row(d, round)).collect();
         let (x, y) = tokio::join!(
-            store.append_reports(&fwd, &[], rules),
-            sa.append_reports(&rev, &[], rules)
+            store.append_reports(&fwd, &[], rules.clone()),
+            sa.append_reports(&rev, &[], rules.clone())
         );
         let (x, y) = (x.unwrap(), y.unwrap());
         // Each report is stored by exactly one of the two.
@@ -546,6 +547,7 @@ async fn out_of_range_integers_are_refused(store: Store) {
     };
     let rules = AppendRules {
         max_reports_per_device_per_epoch: 1,
+        kind_limits: Vec::new(),
     };
     let err = store.append_reports(&[r], &[], rules).await.unwrap_err();
     assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");

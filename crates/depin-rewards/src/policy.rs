@@ -82,6 +82,14 @@ pub struct RewardPolicy {
     /// bytes when empty, so a policy without sections keeps its id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sectors: BTreeMap<String, serde_json::Value>,
+    /// Reports of a payload kind accepted per device per epoch, for the kinds
+    /// listed (`{"2900": 4}`), on top of the total limit above: a sector
+    /// bounds what one device can make it verify. Counted in the store's
+    /// append transaction, so the limit holds across restarts and replicas.
+    /// Each limit is 1 to `max_reports_per_device_per_epoch`. Left out of the
+    /// canonical bytes when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_reports_per_kind: BTreeMap<u32, u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +114,10 @@ pub enum PolicyError {
         "max_reports_per_device_per_epoch ({limit}) is below the {expected} heartbeats an epoch expects"
     )]
     RateLimit { limit: u32, expected: u64 },
+    #[error(
+        "max_reports_per_kind[{kind}] = {limit}: must be 1 to max_reports_per_device_per_epoch, and for heartbeats (kind 2) at least the heartbeats an epoch expects"
+    )]
+    KindLimit { kind: u32, limit: u32 },
 }
 
 impl RewardPolicy {
@@ -126,6 +138,7 @@ impl RewardPolicy {
             max_reports_per_device_per_epoch: 120,
             max_heartbeat_delay_seconds: 900,
             sectors: BTreeMap::new(),
+            max_reports_per_kind: BTreeMap::new(),
         }
     }
 
@@ -197,6 +210,15 @@ impl RewardPolicy {
                 limit: self.max_reports_per_device_per_epoch,
                 expected,
             });
+        }
+        for (kind, limit) in &self.max_reports_per_kind {
+            let heartbeat_short = *kind == 2 && u64::from(*limit) < expected;
+            if *limit == 0 || *limit > self.max_reports_per_device_per_epoch || heartbeat_short {
+                return Err(PolicyError::KindLimit {
+                    kind: *kind,
+                    limit: *limit,
+                });
+            }
         }
         Ok(())
     }

@@ -598,3 +598,102 @@ async fn the_sector_owns_its_tables() {
         .await
         .unwrap();
 }
+
+/// A per-kind limit from the policy bounds the answers one device can make
+/// the sector verify in an epoch, in the store's append, on both backends;
+/// heartbeats are not affected; a limit the policy cannot keep is refused.
+async fn per_kind_limit(store: Store) {
+    let p = RewardPolicy {
+        sectors: [(
+            "echo".to_string(),
+            serde_json::json!({ "challenges_per_epoch": 3 }),
+        )]
+        .into_iter()
+        .collect(),
+        max_reports_per_kind: [(ECHO_ANSWER_KIND, 2)].into_iter().collect(),
+        ..policy(1_000_000)
+    };
+    let c = Coordinator::open_with(store.clone(), p.clone(), sectors())
+        .await
+        .unwrap();
+    let op = device_keypair_from_seed([1; 32]);
+    let dev = device_keypair_from_seed([2; 32]);
+    let k = public_key_of(&dev);
+    let t0 = p.epoch_start_ms(0);
+    c.onboard(t0, &cert(&op, &dev, t0)).await.unwrap();
+    heartbeats(&c, &p, &dev, 0, 1).await;
+    c.close_epoch(0, p.closable_at_ms(0)).await.unwrap();
+    let t1 = p.epoch_start_ms(1) + 50;
+    let req = sign(&Envelope::new(k, 0, t1, &depin_protocol::WorkRequest), &dev).encode();
+    let work = c.open_work(t1, &req).await.unwrap();
+    assert_eq!(work.len(), 3);
+    let answers: Vec<Signed> = work
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            answer_report(
+                &dev,
+                100 + i as u64,
+                t1,
+                answer(&k, &w.id, &w.body).unwrap().encode(),
+            )
+        })
+        .collect();
+    let out = c.ingest(t1, encode_batch(&answers)).await.unwrap();
+    assert_eq!(out.accepted, 2);
+    assert_eq!(reasons(&out), vec![Reason::RateLimited]);
+    // Heartbeats of the same device and epoch still count.
+    heartbeats(&c, &p, &dev, 1, 200).await;
+    // A restarted coordinator keeps the count (it lives in the store).
+    drop(c);
+    let c = Coordinator::open_with(store.clone(), p.clone(), sectors())
+        .await
+        .unwrap();
+    let late = answer_report(
+        &dev,
+        500,
+        t1 + 10,
+        answer(&k, &work[2].id, &work[2].body).unwrap().encode(),
+    );
+    let out = c.ingest(t1 + 10, encode_batch(&[late])).await.unwrap();
+    assert_eq!(reasons(&out), vec![Reason::RateLimited]);
+    // The close of epoch 1 sees two answers of three: 2/3 of availability.
+    c.close_epoch(1, p.closable_at_ms(1)).await.unwrap();
+    let line = store.reward_lines(1).await.unwrap().remove(0);
+    assert_eq!(
+        (line.score_ppm, line.reasons.as_str()),
+        (666_666, "challenge_missed")
+    );
+    let r = audit_epoch_with(&store, 1, &sectors()).await.unwrap();
+    assert!(r.passed(), "{:?}", r.differences);
+
+    let bad = RewardPolicy {
+        max_reports_per_kind: [(2, 1)].into_iter().collect(),
+        ..policy(1_000_000)
+    };
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_reports_per_kind[2]")
+    );
+    let bad = RewardPolicy {
+        max_reports_per_kind: [(ECHO_ANSWER_KIND, 0)].into_iter().collect(),
+        ..policy(1_000_000)
+    };
+    assert!(bad.validate().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_per_kind_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    per_kind_limit(Store::open_in_dir(dir.path()).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_per_kind_limit() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    per_kind_limit(Store::open(&pg.url("kinds")).await.unwrap()).await;
+}

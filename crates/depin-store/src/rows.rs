@@ -221,9 +221,12 @@ pub struct DueWork {
 }
 
 /// The admission limits the append transaction enforces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendRules {
     pub max_reports_per_device_per_epoch: u32,
+    /// (kind, most reports of that kind per device and epoch), sorted by
+    /// kind; kinds not listed are bounded by the total alone.
+    pub kind_limits: Vec<(u32, u32)>,
 }
 
 /// Why a report in an append was not stored: the committed state ruled it
@@ -543,14 +546,14 @@ impl Store {
         for r in reports {
             check_report_range(&r.row)?;
         }
-        crate::retrying!(self.append_once(reports, rejections, rules))
+        crate::retrying!(self.append_once(reports, rejections, &rules))
     }
 
     async fn append_once(
         &self,
         reports: &[NewReport],
         rejections: &[RejectionRow],
-        rules: AppendRules,
+        rules: &AppendRules,
     ) -> Result<Appended> {
         let mut tx = self.write_tx().await?;
         let anonymous = self.backend == Backend::Sqlite;
@@ -632,6 +635,38 @@ impl Store {
         }
         tx.step("append:read-state")?;
 
+        // Per-kind counts, for the kinds the rules limit.
+        let mut kind_counts: BTreeMap<(PublicKey, EpochIndex, u32), u32> = BTreeMap::new();
+        if !rules.kind_limits.is_empty() {
+            for chunk in devices.chunks(2000) {
+                let sql = format!(
+                    "SELECT device, epoch, kind, count FROM kind_counts WHERE epoch >= {} AND device IN ({})",
+                    if anonymous { "?" } else { "$1" },
+                    placeholders(chunk.len(), 1, anonymous),
+                );
+                let mut q = sqlx::query(&sql).bind(to_i64(min_epoch)?);
+                for d in chunk {
+                    q = q.bind(d.0.to_vec());
+                }
+                for r in q.fetch_all(tx.conn()).await? {
+                    let device = key_from_row(r.try_get(0)?)?;
+                    let epoch = u64_from_row(r.try_get(1)?, "epoch")?;
+                    let kind = u32::try_from(r.try_get::<i64, _>(2)?)
+                        .map_err(|_| StoreError::Corrupt("kind count kind".into()))?;
+                    let count = u32::try_from(r.try_get::<i64, _>(3)?)
+                        .map_err(|_| StoreError::Corrupt("kind count".into()))?;
+                    kind_counts.insert((device, epoch, kind), count);
+                }
+            }
+        }
+        let kind_limit = |kind: u32| {
+            rules
+                .kind_limits
+                .binary_search_by_key(&kind, |(k, _)| *k)
+                .ok()
+                .map(|i| rules.kind_limits[i].1)
+        };
+
         // The work orders answered in the batch, locked on PostgreSQL.
         let mut answered: Vec<[u8; 32]> = reports.iter().filter_map(|r| r.answers).collect();
         answered.sort_unstable();
@@ -664,13 +699,20 @@ impl Store {
                 continue;
             };
             let count = s.counts.get(&r.epoch).copied().unwrap_or(0);
+            let limit = kind_limit(r.kind);
+            let of_kind = kind_counts
+                .get(&(r.device, r.epoch, r.kind))
+                .copied()
+                .unwrap_or(0);
             verdicts[i] = if s.revoked {
                 Some(NotStored::Revoked)
             } else if s.last_seq.is_some_and(|last| r.seq <= last) {
                 Some(NotStored::Duplicate)
             } else if closed.contains(&r.epoch) {
                 Some(NotStored::EpochClosed)
-            } else if count >= rules.max_reports_per_device_per_epoch {
+            } else if count >= rules.max_reports_per_device_per_epoch
+                || limit.is_some_and(|l| of_kind >= l)
+            {
                 Some(NotStored::RateLimited)
             } else if let Some(id) = &reports[i].answers {
                 match orders.get_mut(id) {
@@ -694,6 +736,9 @@ impl Store {
             if verdicts[i].is_none() {
                 s.last_seq = Some(r.seq);
                 s.counts.insert(r.epoch, count + 1);
+                if limit.is_some() {
+                    kind_counts.insert((r.device, r.epoch, r.kind), of_kind + 1);
+                }
                 accepted.push(i);
             }
         }
@@ -777,6 +822,27 @@ impl Store {
         )
         .await?;
         tx.step("append:rate-counts")?;
+        if !rules.kind_limits.is_empty() {
+            let mut touched: BTreeSet<(PublicKey, EpochIndex, u32)> = BTreeSet::new();
+            for &i in &accepted {
+                let r = &reports[i].row;
+                if kind_limit(r.kind).is_some() {
+                    touched.insert((r.device, r.epoch, r.kind));
+                }
+            }
+            let rows: Vec<Vec<Val>> = touched
+                .iter()
+                .map(|k| vec![(&k.0).into(), k.1.into(), k.2.into(), kind_counts[k].into()])
+                .collect();
+            insert_many(
+                tx.conn(),
+                "INSERT INTO kind_counts (device, epoch, kind, count)",
+                "ON CONFLICT (device, epoch, kind) DO UPDATE SET count = excluded.count",
+                4,
+                &rows,
+            )
+            .await?;
+        }
         for &i in &accepted {
             if let Some(id) = &reports[i].answers {
                 sqlx::query("UPDATE work SET answer_seq = $1 WHERE id = $2")
@@ -1434,6 +1500,10 @@ impl EpochClose {
         // Report-rate counters of a closed epoch are never read again: late
         // reports are refused before the limit is consulted.
         sqlx::query("DELETE FROM rate_counts WHERE epoch <= $1")
+            .bind(e)
+            .execute(self.tx.conn())
+            .await?;
+        sqlx::query("DELETE FROM kind_counts WHERE epoch <= $1")
             .bind(e)
             .execute(self.tx.conn())
             .await?;

@@ -44,6 +44,7 @@ fn report(dev: u8, seq: u64, epoch: u64) -> NewReport {
 
 const RULES: AppendRules = AppendRules {
     max_reports_per_device_per_epoch: 1_000,
+    kind_limits: Vec::new(),
 };
 
 fn verdicts(a: Appended) -> Vec<Option<NotStored>> {
