@@ -64,6 +64,7 @@ pub struct StatusArgs {
 pub struct GetArgs {
     #[command(flatten)]
     pub who: Who,
+    /// Print the coordinator's settings view as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -79,7 +80,8 @@ pub struct SetArgs {
     /// A whole settings document, JSON or (for a name ending in .toml) TOML:
     /// kwh_price_usd, internet_usd_per_month, internet_share,
     /// maintenance_usd_per_month, token_price_usd, hardware.<device hex>.{profile,price_usd}.
-    /// Without it the flags change the stored settings (or the defaults).
+    /// Flags override its fields; without it the flags change the stored
+    /// settings (or the defaults).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Electricity price, USD per kWh.
@@ -97,6 +99,7 @@ pub struct SetArgs {
     /// What one token is worth to you, USD.
     #[arg(long, value_name = "USD")]
     pub token_price: Option<f64>,
+    /// Print the stored settings view the coordinator answers, as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -348,6 +348,36 @@ fn operator_commands_against_a_live_coordinator() {
     };
     let e = fails(set(&["--token-price", "2"], "wrong.txt"));
     assert!(e.contains("wrong passphrase"), "{e}");
+    let e = fails(depin(
+        &[
+            "operator",
+            "settings",
+            "set",
+            "--operator-key",
+            "garbage.key",
+            "--coordinator",
+            &url,
+            "--passphrase-file",
+            "pass.txt",
+            "--token-price",
+            "2",
+        ],
+        dir,
+    ));
+    assert!(e.contains("garbage.key"), "{e}");
+    let e = fails(depin(
+        &[
+            "operator",
+            "settings",
+            "get",
+            "--operator",
+            &op_hex,
+            "--coordinator",
+            "http://127.0.0.1:1",
+        ],
+        dir,
+    ));
+    assert!(e.contains("cannot reach the coordinator"), "{e}");
     let e = fails(set(&["--internet-share", "1.5"], "pass.txt"));
     assert!(e.contains("internet_share"), "{e}");
     let stored = json_of(set(
