@@ -10,6 +10,7 @@ mod keygen;
 mod logging;
 mod node;
 mod node_metrics;
+mod operator;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,9 @@ enum Command {
     /// Set up and run a device's node agent.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// What you have earned, your devices and alerts, cost settings and claims (operators).
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
     /// What a device earns net of electricity, internet, maintenance and hardware.
     Estimate(Box<estimate::EstimateArgs>),
     /// Recompute a closed epoch from stored inputs and compare byte for byte.
@@ -66,6 +70,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(a) => serve::run(a).await,
             Command::Keygen(a) => keygen::run(a).await,
             Command::Node(c) => node::run(c).await,
+            Command::Operator(c) => operator::run(c).await,
             Command::Estimate(a) => estimate::run(*a).await,
             Command::AuditEpoch(a) => audit::run_audit(a).await,
             Command::Claims(a) => audit::run_claims(a).await,

@@ -17,6 +17,18 @@ pub enum NodeCommand {
     Revoke(RevokeArgs),
     /// Replace this node's device key with a new one; the old key is revoked.
     Rotate(RotateArgs),
+    /// The agent's own view from its files: keys, coordinator, spool, last delivery.
+    Status(StatusArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// The node's data directory.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -125,6 +137,7 @@ pub async fn run(c: NodeCommand) -> anyhow::Result<()> {
         NodeCommand::Run(a) => run_agent(a).await,
         NodeCommand::Revoke(a) => revoke(a).await,
         NodeCommand::Rotate(a) => rotate(a).await,
+        NodeCommand::Status(a) => status(a),
     }
 }
 
@@ -330,5 +343,127 @@ async fn run_agent(a: RunArgs) -> anyhow::Result<()> {
         group(summary.dropped),
         group(summary.pending as u64)
     );
+    Ok(())
+}
+
+/// Reports in the spool not yet delivered, read without opening the spool:
+/// `Spool::open` repairs a torn tail and rewrites its state, which must not
+/// happen under a running agent. Records at or below `acked_through` in
+/// `spool.state` are done with (see `depin_agent::spool`).
+fn spool_pending(dir: &std::path::Path) -> anyhow::Result<(u64, Option<u64>)> {
+    use depin_agent::spool::{LOG_FILE, STATE_FILE};
+    let state_path = dir.join(STATE_FILE);
+    let acked = match std::fs::read(&state_path) {
+        Ok(b) => {
+            let v: serde_json::Value = serde_json::from_slice(&b)
+                .with_context(|| format!("{} is damaged", state_path.display()))?;
+            v["acked_through"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("{} is damaged: no acked_through", state_path.display()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(anyhow!(e).context(format!("cannot read {}", state_path.display()))),
+    };
+    let log_path = dir.join(LOG_FILE);
+    let buf = match std::fs::read(&log_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(anyhow!(e).context(format!("cannot read {}", log_path.display()))),
+    };
+    let scan = depin_agent::record::scan(&buf);
+    let pending: Vec<u64> = scan
+        .records
+        .iter()
+        .map(|r| r.seq)
+        .filter(|s| *s > acked)
+        .collect();
+    Ok((pending.len() as u64, pending.first().copied()))
+}
+
+/// The pid in `agent.lock` if that process still runs.
+fn running_agent(dir: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("agent.lock"))
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+fn status(a: StatusArgs) -> anyhow::Result<()> {
+    let dir = &a.data_dir;
+    let config = depin_agent::node::NodeConfig::load(dir)?;
+    let status_path = dir.join(depin_agent::status::STATUS_FILE);
+    // No status.json yet means the agent never ran: say so rather than
+    // printing zeros as if it had.
+    let status = if status_path.exists() {
+        let text = std::fs::read_to_string(&status_path)
+            .with_context(|| format!("cannot read {}", status_path.display()))?;
+        Some(
+            serde_json::from_str::<depin_agent::status::Status>(&text)
+                .with_context(|| format!("{} is damaged", status_path.display()))?,
+        )
+    } else {
+        None
+    };
+    let (pending, oldest_pending_seq) = spool_pending(dir)?;
+    let pid = running_agent(dir);
+    if a.json {
+        let out = serde_json::json!({
+            "data_dir": dir,
+            "device": config.device,
+            "operator": config.operator,
+            "sector": config.sector.as_str(),
+            "coordinator": config.coordinator,
+            "hardware_class": config.hardware_class,
+            "firmware_version": config.firmware_version,
+            "registered_ms": config.registered_ms,
+            "agent_pid": pid,
+            "spool_pending": pending,
+            "spool_oldest_pending_seq": oldest_pending_seq,
+            "status": status,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    use depin_agent::fmt::{group, utc};
+    println!("device        {}", config.device);
+    println!("operator      {}", config.operator);
+    println!("sector        {}", config.sector);
+    println!("coordinator   {}", config.coordinator);
+    println!(
+        "hardware      {} (firmware {})",
+        config.hardware_class, config.firmware_version
+    );
+    println!("registered    {}", utc(config.registered_ms));
+    match pid {
+        Some(p) => println!("agent         running (pid {p})"),
+        None => println!("agent         not running"),
+    }
+    println!("spool         {} pending", group(pending));
+    match &status {
+        None => println!(
+            "status        the agent has not run yet (no status.json); start it with `depin node run --data-dir {}`",
+            dir.display()
+        ),
+        Some(s) => {
+            println!(
+                "delivered     {} accepted, {} already at the coordinator, {} refused",
+                group(s.accepted_total),
+                group(s.already_had_total),
+                group(s.dropped_total)
+            );
+            for (r, n) in &s.dropped_by_reason {
+                println!("  refused     {r}: {}", group(*n));
+            }
+            println!(
+                "last accepted {}",
+                s.last_success_ms.map_or_else(|| "never".to_string(), utc)
+            );
+            println!("failures      {} in a row", s.consecutive_failures);
+            if let Some(e) = &s.last_error {
+                println!("last error    {e}");
+            }
+            println!("updated       {} ({})", utc(s.updated_ms), s.state);
+        }
+    }
     Ok(())
 }

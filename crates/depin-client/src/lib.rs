@@ -377,6 +377,16 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/operators/{hex}/devices` as the server's JSON, every field
+    /// kept (location, `epochs_rewarded`, …) for callers that pass it on.
+    pub async fn operator_devices_json(
+        &self,
+        operator: &PublicKey,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/v1/operators/{}/devices", operator.to_hex()))
+            .await
+    }
+
     /// `POST /v1/orders`: a consumer-signed `OrderLock`.
     pub async fn lock_order(&self, lock: &Signed) -> Result<LockedOrderView, ClientError> {
         self.post_bytes("/v1/orders", lock.encode()).await
@@ -446,6 +456,59 @@ impl Client {
     pub async fn claim(&self, epoch: u64, account: &PublicKey) -> Result<ClaimView, ClientError> {
         self.get_json(&format!("/v1/claims/{epoch}/{}", account.to_hex()))
             .await
+    }
+
+    /// `GET /v1/operators/{hex}/economics`, as the server's JSON (its shape is
+    /// documented in `depin-server/src/operator.rs`; kept untyped so a newer
+    /// server's extra figures reach the caller unchanged).
+    pub async fn operator_economics(
+        &self,
+        operator: &PublicKey,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/v1/operators/{}/economics", operator.to_hex()))
+            .await
+    }
+
+    /// `GET /v1/operators/{hex}/alerts`: a JSON array of alerts.
+    pub async fn operator_alerts(
+        &self,
+        operator: &PublicKey,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/v1/operators/{}/alerts", operator.to_hex()))
+            .await
+    }
+
+    /// `GET /v1/operators/{hex}/settings`: the stored cost settings with the
+    /// signature they were stored under (404 `not_found` when none are).
+    pub async fn operator_settings(
+        &self,
+        operator: &PublicKey,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/v1/operators/{}/settings", operator.to_hex()))
+            .await
+    }
+
+    /// `PUT /v1/operators/{hex}/settings`: `body` is the settings JSON exactly
+    /// as signed; `signature` is the ed25519 signature by the operator key over
+    /// `depin_economics::operator::settings_signing_message(hex, timestamp_ms,
+    /// body)`. The caller signs, so the client needs no economics dependency.
+    pub async fn put_operator_settings(
+        &self,
+        operator: &PublicKey,
+        timestamp_ms: i64,
+        signature: &[u8; 64],
+        body: Vec<u8>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let url = self.url(&format!("/v1/operators/{}/settings", operator.to_hex()));
+        let req = self
+            .http
+            .put(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("x-depin-timestamp", timestamp_ms.to_string())
+            .header("x-depin-signature", tohex(signature))
+            .body(body);
+        let resp = self.send(req, &url).await?;
+        decode_json(check_status(resp, &url).await?, &url).await
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
