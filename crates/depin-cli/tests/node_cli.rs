@@ -1,75 +1,10 @@
 //! `depin keygen` and `depin node init|run` as a user runs them: the real
 //! binary against a real `depin serve` over loopback.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const DEPIN: &str = env!("CARGO_BIN_EXE_depin");
-
-fn depin(args: &[&str], dir: &Path) -> Output {
-    Command::new(DEPIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DEPIN_PASSPHRASE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run depin")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A `depin serve` child, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &Path) -> (Server, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(DEPIN)
-        .args([
-            "serve",
-            "--listen",
-            &listen,
-            "--data-dir",
-            "coord",
-            "--epoch-seconds",
-            "60",
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start depin serve");
-    let server = Server(child);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "depin serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, format!("http://{listen}"))
-}
+use common::{depin, stderr, stdout};
+use std::process::Output;
 
 #[test]
 fn keygen_init_and_run_as_a_user() {
@@ -127,7 +62,7 @@ fn keygen_init_and_run_as_a_user() {
         "an existing key is never overwritten"
     );
 
-    let (_server, url) = serve(dir);
+    let (_server, url) = common::serve(dir, "60", std::time::Duration::from_secs(20));
     let init = |extra: &[&str], data: &str, pass: &str| {
         let mut args = vec![
             "node",
@@ -245,7 +180,7 @@ fn rotate_and_revoke_as_an_operator() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("pass.txt"), "correct horse\n").unwrap();
-    let (_server, url) = serve(dir);
+    let (_server, url) = common::serve(dir, "60", std::time::Duration::from_secs(20));
     let pass = ["--passphrase-file", "pass.txt"];
     let ok = |o: Output| {
         assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));

@@ -3,34 +3,25 @@
 //! loopback, a real node agent earning in short epochs, and every output
 //! checked against the coordinator's API.
 
+mod common;
+
+use common::depin;
 use depin_core::PublicKey;
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-const DEPIN: &str = env!("CARGO_BIN_EXE_depin");
 /// Every wait in these tests is bounded by this.
 const BOUND: Duration = Duration::from_secs(60);
 const EPOCH_SECONDS: &str = "3";
 
-fn depin(args: &[&str], dir: &Path) -> Output {
-    Command::new(DEPIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DEPIN_PASSPHRASE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run depin")
-}
-
 fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    common::stdout(o)
 }
 
 fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    common::stderr(o)
 }
 
 fn ok(o: Output) -> String {
@@ -49,46 +40,8 @@ fn json_of(o: Output) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-/// A `depin serve` child, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &Path) -> (Server, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(DEPIN)
-        .args([
-            "serve",
-            "--listen",
-            &listen,
-            "--data-dir",
-            "coord",
-            "--epoch-seconds",
-            EPOCH_SECONDS,
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start depin serve");
-    let server = Server(child);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(start.elapsed() < BOUND, "depin serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, format!("http://{listen}"))
+fn serve(dir: &Path) -> (common::Server, String) {
+    common::serve(dir, EPOCH_SECONDS, BOUND)
 }
 
 /// The coordinator's API, for checking what the CLI printed.
