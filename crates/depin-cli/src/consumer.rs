@@ -3,7 +3,7 @@
 
 use crate::keygen::{PassphraseArgs, open_operator_key};
 use anyhow::{Context as _, anyhow, bail};
-use depin_core::{PublicKey, Sector};
+use depin_core::{PublicKey, Sector, format_tokens as tokens};
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug)]
@@ -99,11 +99,6 @@ pub async fn run_escrow(c: EscrowCommand) -> anyhow::Result<()> {
     match c {
         EscrowCommand::Deposit(a) => deposit(a).await,
     }
-}
-
-/// Base units as tokens with six decimals: `1234567` → `1.234567`.
-fn tokens(base: u64) -> String {
-    format!("{}.{:06}", base / 1_000_000, base % 1_000_000)
 }
 
 async fn lock(a: LockArgs) -> anyhow::Result<()> {

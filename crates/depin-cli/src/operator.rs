@@ -161,11 +161,19 @@ fn client(url: &str) -> anyhow::Result<Client> {
     Client::new(url).map_err(|e| anyhow!("--coordinator: {e}"))
 }
 
-/// Base units as tokens with six decimals (`-1234567` → `-1.234567`).
+/// Base units as tokens with six decimals (`-1234567` → `-1.234567`):
+/// `depin_core::format_tokens` with a sign (balances and net figures can be
+/// negative).
 fn tokens(base: i128) -> String {
     let sign = if base < 0 { "-" } else { "" };
-    let a = base.unsigned_abs();
-    format!("{sign}{}.{:06}", a / 1_000_000, a % 1_000_000)
+    match u64::try_from(base.unsigned_abs()) {
+        Ok(a) => format!("{sign}{}", depin_core::format_tokens(a)),
+        // Beyond any real supply; printed the same way.
+        Err(_) => {
+            let a = base.unsigned_abs();
+            format!("{sign}{}.{:06}", a / 1_000_000, a % 1_000_000)
+        }
+    }
 }
 
 fn usd(v: f64) -> String {

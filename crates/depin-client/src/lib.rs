@@ -254,20 +254,6 @@ struct WorkItemWire {
     issued_epoch: u64,
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn tohex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// A `WorkRequest` signed by the device key at `now_ms`, for
 /// [`Client::open_work`].
 pub fn work_request(device: &depin_protocol::SigningKey, now_ms: i64) -> Signed {
@@ -407,7 +393,7 @@ impl Client {
         let req = self
             .http
             .get(&url)
-            .header("x-depin-request", tohex(&request.encode()));
+            .header("x-depin-request", hex::encode(request.encode()));
         let resp = self.send(req, &url).await?;
         let wire: WorkWire = decode_json(check_status(resp, &url).await?, &url).await?;
         wire.work
@@ -418,12 +404,13 @@ impl Client {
                     detail: format!("work order {what} is not hex"),
                 };
                 Ok(WorkOrder {
-                    id: unhex(&w.id)
+                    id: hex::decode(&w.id)
+                        .ok()
                         .and_then(|v| v.try_into().ok())
                         .ok_or_else(|| bad("id"))?,
                     sector: w.sector,
                     answer_kind: w.answer_kind,
-                    body: unhex(&w.body).ok_or_else(|| bad("body"))?,
+                    body: hex::decode(&w.body).map_err(|_| bad("body"))?,
                     deadline_ms: w.deadline_ms,
                     issued_epoch: w.issued_epoch,
                 })
@@ -505,7 +492,7 @@ impl Client {
             .put(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("x-depin-timestamp", timestamp_ms.to_string())
-            .header("x-depin-signature", tohex(signature))
+            .header("x-depin-signature", hex::encode(signature))
             .body(body);
         let resp = self.send(req, &url).await?;
         decode_json(check_status(resp, &url).await?, &url).await

@@ -357,12 +357,7 @@ async fn nonces_route(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.0))?;
     let entropy = depin_rewards::epoch_entropy(epoch, previous_root);
     let nonces: Vec<String> = (0..settings.challenges_per_epoch)
-        .map(|i| {
-            nonce(&entropy, &key, i)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        })
+        .map(|i| hex::encode(nonce(&entropy, &key, i)))
         .collect();
     Ok(axum::Json(serde_json::json!({
         "device": key.to_hex(),

@@ -295,7 +295,7 @@ async fn a_device_pulls_and_answers_over_http() {
         &public_key_of(&dev),
         0,
     );
-    assert_eq!(v["nonces"][0].as_str().unwrap(), depin_client_hex(&want));
+    assert_eq!(v["nonces"][0].as_str().unwrap(), hex::encode(want));
     let r = http
         .get(format!("{base}/v1/compute/echo/nonces/{hex}/5"))
         .send()
@@ -374,10 +374,6 @@ async fn a_device_pulls_and_answers_over_http() {
         Some(1)
     );
     server.stop().await.unwrap();
-}
-
-fn depin_client_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A sector's endpoints must stay under its own prefix and not repeat.
