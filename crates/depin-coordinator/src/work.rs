@@ -4,7 +4,7 @@
 //! audit a cheater can prepare for).
 
 use crate::{CoordError, Coordinator};
-use depin_core::{Reason, UnixMillis};
+use depin_core::{PublicKey, Reason, UnixMillis};
 use depin_protocol::{PayloadKind, WorkRequest};
 use depin_store::WorkRow;
 
@@ -14,12 +14,13 @@ impl Coordinator {
     /// must be a registered, unrevoked device; the request's timestamp must be
     /// within the clock skew the policy allows. A request is read-only: the
     /// same one seen twice within the skew window returns the same orders to
-    /// whoever holds it, which is what the device already saw.
+    /// whoever holds it, which is what the device already saw. Returns the
+    /// verified signer with its orders.
     pub async fn open_work(
         &self,
         now_ms: UnixMillis,
         bytes: &[u8],
-    ) -> Result<Vec<WorkRow>, CoordError> {
+    ) -> Result<(PublicKey, Vec<WorkRow>), CoordError> {
         let signed = self.signed_message(now_ms, bytes, PayloadKind::WorkRequest)?;
         let _: WorkRequest = signed
             .envelope
@@ -40,6 +41,6 @@ impl Coordinator {
                 message: format!("device key {device} is revoked"),
             });
         }
-        Ok(self.store.open_work(&device, now_ms).await?)
+        Ok((device, self.store.open_work(&device, now_ms).await?))
     }
 }

@@ -113,14 +113,14 @@ async fn challenge_and_answer(store: Store) {
         )
         .encode()
     };
-    let mine = c.open_work(t1, &pull(&a, t1)).await.unwrap();
+    let mine = c.open_work(t1, &pull(&a, t1)).await.unwrap().1;
     assert_eq!(mine.len(), 1);
     assert_eq!(
         (mine[0].device, mine[0].answer_kind),
         (ka, ECHO_ANSWER_KIND)
     );
     assert_eq!(mine[0].deadline_ms, p.epoch_end_ms(1) - 1);
-    let theirs = c.open_work(t1, &pull(&b, t1)).await.unwrap();
+    let theirs = c.open_work(t1, &pull(&b, t1)).await.unwrap().1;
     assert_eq!(theirs.len(), 1);
     let (wa, wb) = (&mine[0], &theirs[0]);
 
@@ -175,7 +175,7 @@ async fn challenge_and_answer(store: Store) {
         .await
         .unwrap();
     assert_eq!((out.accepted, reasons(&out)), (1, vec![]));
-    assert!(c.open_work(t, &pull(&a, t)).await.unwrap().is_empty());
+    assert!(c.open_work(t, &pull(&a, t)).await.unwrap().1.is_empty());
     let out = c
         .ingest(t, encode_batch(&[answer_report(&a, 301, t, good.encode())]))
         .await
@@ -621,7 +621,8 @@ async fn per_kind_limit(store: Store) {
     c.close_epoch(0, p.closable_at_ms(0)).await.unwrap();
     let t1 = p.epoch_start_ms(1) + 50;
     let req = sign(&Envelope::new(k, 0, t1, &depin_protocol::WorkRequest), &dev).encode();
-    let work = c.open_work(t1, &req).await.unwrap();
+    let (signer, work) = c.open_work(t1, &req).await.unwrap();
+    assert_eq!(signer, k);
     assert_eq!(work.len(), 3);
     let answers: Vec<Signed> = work
         .iter()

@@ -44,7 +44,7 @@ async fn open_work(
             return Err(e);
         }
     };
-    let work = match st.coordinator.open_work(now_ms(), &bytes).await {
+    let (device, work) = match st.coordinator.open_work(now_ms(), &bytes).await {
         Ok(w) => w,
         Err(e) => {
             // Unsigned, badly signed or unknown: nobody to hold to account.
@@ -52,11 +52,8 @@ async fn open_work(
             return Err(e.into());
         }
     };
-    let device = depin_protocol::decode_signed(&bytes)
-        .map(|s| s.envelope.signer.to_hex())
-        .unwrap_or_default();
     Ok(Json(json!({
-        "device": device,
+        "device": device.to_hex(),
         "work": work.iter().map(|w| json!({
             "id": hex::encode(w.id),
             "sector": w.sector,
