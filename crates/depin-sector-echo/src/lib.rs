@@ -324,13 +324,18 @@ async fn nonces_route(
     use axum::http::StatusCode;
     use depin_server::ApiError;
     let key = depin_server::parse_key(&device, "device")?;
-    let epoch: u64 = epoch.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "epoch: not a number",
-        )
-    })?;
+    // Epochs are stored as signed 64-bit integers: larger ones never close.
+    let epoch: u64 = epoch
+        .parse()
+        .ok()
+        .filter(|e| *e <= i64::MAX as u64)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("epoch: a number from 0 to {}", i64::MAX),
+            )
+        })?;
     let previous_root = match epoch.checked_sub(1) {
         None => None,
         Some(p) => {

@@ -308,6 +308,21 @@ async fn a_device_pulls_and_answers_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
+    // Garbage, max and max + 1 of a stored epoch, and beyond.
+    for (epoch, status) in [
+        ("x", 400),
+        ("-1", 400),
+        ("9223372036854775807", 409),
+        ("9223372036854775808", 400),
+        ("18446744073709551616", 400),
+    ] {
+        let r = http
+            .get(format!("{base}/v1/compute/echo/nonces/{hex}/{epoch}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "epoch {epoch}");
+    }
     let doc: serde_json::Value = http
         .get(format!("{base}/v1/openapi.json"))
         .send()
