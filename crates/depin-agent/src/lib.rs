@@ -3,7 +3,8 @@
 //! Pure parts, tested without I/O: the spool's record format
 //! ([`record`]), the retry schedule ([`backoff`]), heartbeat building and the
 //! telemetry conventions ([`heartbeat`]), and what an answer from the
-//! coordinator does to the spool ([`sender`]). The shell around them: the
+//! coordinator does to the spool ([`sender`]), and which work orders a
+//! sector's [`Driver`] answers and how ([`driver`]). The shell around them: the
 //! crash-safe spool files ([`spool`]), the data directory and onboarding
 //! ([`node`]), telemetry readers ([`telemetry`]), `status.json` ([`status`])
 //! and the event loop ([`run`]).
@@ -14,6 +15,7 @@
 //! across an agent crash or restart, or while the coordinator is down.
 
 pub mod backoff;
+pub mod driver;
 pub mod fmt;
 pub mod heartbeat;
 pub mod node;
@@ -24,6 +26,7 @@ pub mod spool;
 pub mod status;
 pub mod telemetry;
 
+pub use driver::{Driver, DriverError, Drivers};
 pub use node::{InitParams, Initialised, NodeConfig, NodeError, init};
 pub use run::{AgentError, RunOptions, RunSummary, run, shutdown_signal};
 

@@ -8,8 +8,16 @@
 //! hanging coordinator never delays a heartbeat; at most one request is in
 //! flight, so reports always reach the coordinator in sequence order, which
 //! its replay rule (strictly increasing sequence numbers) requires.
+//!
+//! With a [`Driver`] for the device's sector it also wakes for work: a poll
+//! is due (`GET /v1/work`, at most one in flight), a poll answered (start the
+//! driver on each new order, on a blocking thread), or a driver finished
+//! (sign the answer with the next sequence number and spool it like a
+//! heartbeat). Answers therefore share the heartbeats' guarantees: durable
+//! before sending, sent in sequence order, kept across a crash.
 
 use crate::backoff::Backoff;
+use crate::driver::{self, Driver, DriverError, Drivers, Ledger};
 use crate::fmt::{count, group};
 use crate::node::{self, NodeConfig, NodeError};
 use crate::sender::{self, OnFailure};
@@ -17,13 +25,15 @@ use crate::spool::{Spool, SpoolError};
 use crate::status::Status;
 use crate::telemetry::TelemetrySource;
 use crate::{heartbeat, now_ms};
-use depin_client::{BatchOutcome, Client, ClientError, PolicyView};
+use depin_client::{BatchOutcome, Client, ClientError, PolicyView, WorkOrder};
 use depin_core::PublicKey;
 use depin_protocol::{Signed, SigningKey, decode_signed};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// Reports per request. Far below the coordinator's 10,000 and its body limit.
@@ -48,6 +58,12 @@ pub struct RunOptions {
     pub drain_timeout: Duration,
     /// Print one status line per send on stdout.
     pub print_status: bool,
+    /// The sector drivers of this build; the one for the device's sector
+    /// answers its work orders. None for the sector: heartbeats only.
+    pub drivers: Drivers,
+    /// How often to ask for work orders (with a driver), instead of the
+    /// heartbeat interval.
+    pub work_poll: Option<Duration>,
 }
 
 impl RunOptions {
@@ -63,6 +79,8 @@ impl RunOptions {
             request_timeout: depin_client::DEFAULT_TIMEOUT,
             drain_timeout: Duration::from_secs(5),
             print_status: false,
+            drivers: Drivers::default(),
+            work_poll: None,
         }
     }
 }
@@ -129,6 +147,8 @@ pub struct RunSummary {
     pub dropped: u64,
     /// Reports left in the spool for the next run.
     pub pending: usize,
+    /// Work orders answered (answers signed and spooled).
+    pub answers_created: u64,
 }
 
 /// A pid file that keeps two agents off one data directory. A file left by a
@@ -185,6 +205,11 @@ struct Sent {
 
 type InFlight = Pin<Box<dyn Future<Output = (Sent, Result<BatchOutcome, ClientError>)> + Send>>;
 
+type Poll = Pin<Box<dyn Future<Output = Result<Vec<WorkOrder>, ClientError>> + Send>>;
+
+/// A driver's result for one order.
+type Answered = (WorkOrder, Result<Vec<u8>, DriverError>);
+
 struct Agent {
     dir: PathBuf,
     key: SigningKey,
@@ -197,6 +222,9 @@ struct Agent {
     opts: RunOptions,
     batch_size: usize,
     failures: u32,
+    sector: depin_core::Sector,
+    driver: Option<Arc<dyn Driver>>,
+    work: Ledger,
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
@@ -292,6 +320,18 @@ pub async fn run(
     status.declared_watts = config.declared_watts;
     status.pending = spool.pending() as u64;
     let batch_size = opts.batch_size.max(1);
+    let driver = opts.drivers.for_sector(config.sector);
+    status.driver = driver.as_ref().map(|d| d.name().to_string());
+    // Answers still in the spool were computed before a restart: never
+    // compute and send them again. Their deadline is unknown here; they are
+    // forgotten when the spool has sent them (the coordinator then no longer
+    // lists the order).
+    let mut work = Ledger::default();
+    for e in spool.peek(usize::MAX) {
+        if let Some(id) = driver::spooled_answer(&e.bytes) {
+            work.answered.insert(id, i64::MAX);
+        }
+    }
     let mut agent = Agent {
         dir,
         key,
@@ -304,14 +344,27 @@ pub async fn run(
         batch_size,
         opts,
         failures: 0,
+        sector: config.sector,
+        driver,
+        work,
     };
     if agent.opts.print_status {
+        let work = match &agent.driver {
+            Some(d) => format!(", answers {} work with {}", config.sector, d.name()),
+            None => String::new(),
+        };
         println!(
-            "node {} → {}: heartbeat every {:.1}s, {} pending",
+            "node {} → {}: heartbeat every {:.1}s{work}, {} pending",
             config.device,
             coordinator,
             interval.as_secs_f64(),
             group(agent.spool.pending() as u64)
+        );
+    }
+    if agent.driver.is_none() {
+        tracing::info!(
+            sector = %config.sector,
+            "no driver for this sector in this build: heartbeats only, work orders are not answered"
         );
     }
     agent.save_status();
@@ -381,6 +434,26 @@ async fn poll_opt(f: &mut Option<InFlight>) -> (Sent, Result<BatchOutcome, Clien
     }
 }
 
+async fn poll_work_opt(f: &mut Option<Poll>) -> Result<Vec<WorkOrder>, ClientError> {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next driver result; pending while none runs.
+async fn next_answer(set: &mut JoinSet<Answered>) -> Option<Answered> {
+    if set.is_empty() {
+        return std::future::pending().await;
+    }
+    match set.join_next().await {
+        Some(Ok(a)) => Some(a),
+        // Driver panics are caught inside the task; only a cancelled task
+        // gets here, and there is nothing to do for it.
+        Some(Err(_)) | None => None,
+    }
+}
+
 impl Agent {
     async fn event_loop(
         &mut self,
@@ -393,6 +466,10 @@ impl Agent {
         let mut next_heartbeat = start;
         let mut send_at: Option<Instant> = (self.spool.pending() > 0).then_some(start);
         let mut inflight: Option<InFlight> = None;
+        let poll_every = self.opts.work_poll.unwrap_or(interval);
+        let mut next_poll: Option<Instant> = self.driver.as_ref().map(|_| start);
+        let mut polling: Option<Poll> = None;
+        let mut answering: JoinSet<Answered> = JoinSet::new();
 
         loop {
             if self
@@ -407,6 +484,7 @@ impl Agent {
             } else {
                 None
             };
+            let poll_due = if polling.is_none() { next_poll } else { None };
             tokio::select! {
                 biased;
                 () = &mut shutdown => {
@@ -439,8 +517,24 @@ impl Agent {
                         send_at = None;
                     }
                 }
+                Some((order, result)) = next_answer(&mut answering) => {
+                    if self.answered(order, result) && send_at.is_none() {
+                        send_at = Some(Instant::now());
+                    }
+                }
+                result = poll_work_opt(&mut polling) => {
+                    polling = None;
+                    self.start_answers(result, &mut answering);
+                }
+                () = sleep_until_opt(poll_due) => {
+                    polling = Some(self.start_poll());
+                    next_poll = Some(Instant::now() + poll_every);
+                }
             }
         }
+        // Drivers still running are left to finish on their threads; their
+        // orders are asked for again at the next start.
+        answering.detach_all();
 
         // Drain: finish the request in flight, then keep sending until the
         // spool is empty, a send fails, or the drain time is up.
@@ -664,6 +758,121 @@ impl Agent {
                 self.status.pending = self.spool.pending() as u64;
                 self.save_status();
                 Ok((self.spool.pending() > 0).then_some(next))
+            }
+        }
+    }
+
+    /// Starts `GET /v1/work` with a request signed now.
+    fn start_poll(&mut self) -> Poll {
+        let request = depin_client::work_request(&self.key, now_ms());
+        let client = self.client.clone();
+        Box::pin(async move { client.open_work(&request).await })
+    }
+
+    /// Starts the driver on each order of a poll not answered yet.
+    fn start_answers(
+        &mut self,
+        result: Result<Vec<WorkOrder>, ClientError>,
+        answering: &mut JoinSet<Answered>,
+    ) {
+        let Some(driver) = self.driver.clone() else {
+            return;
+        };
+        let now = now_ms();
+        self.status.last_work_poll_ms = Some(now);
+        let orders = match result {
+            Ok(orders) => orders,
+            Err(e) => {
+                tracing::warn!("cannot fetch work orders: {e}");
+                self.status.last_work_error = Some(e.to_string());
+                self.save_status();
+                return;
+            }
+        };
+        self.work.prune(now);
+        self.status.work_open = orders.len() as u64;
+        self.status.last_work_error = None;
+        for order in driver::to_answer(&orders, &self.work, self.sector, now) {
+            self.work.running.insert(order.id);
+            let (driver, device, order) = (driver.clone(), self.device, order.clone());
+            answering.spawn_blocking(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    driver.answer(&device, &order)
+                }))
+                .unwrap_or_else(|_| Err(DriverError::Failed("the driver panicked".into())));
+                (order, r)
+            });
+        }
+        self.save_status();
+    }
+
+    /// Signs and spools a driver's answer; true when one was spooled.
+    fn answered(&mut self, order: WorkOrder, result: Result<Vec<u8>, DriverError>) -> bool {
+        self.work.running.remove(&order.id);
+        let id = hex::encode(order.id);
+        let payload = match result {
+            Ok(p) => p,
+            Err(e @ DriverError::Refused(_)) => {
+                tracing::warn!(work = %id, "work order refused by the driver: {e}");
+                self.status.last_work_error = Some(format!("work {id}: {e}"));
+                self.work.refused.insert(order.id, order.deadline_ms);
+                self.save_status();
+                return false;
+            }
+            Err(e @ DriverError::Failed(_)) => {
+                tracing::warn!(work = %id, "work order not answered, trying again at the next poll: {e}");
+                self.status.last_work_error = Some(format!("work {id}: {e}"));
+                self.save_status();
+                return false;
+            }
+        };
+        let now = now_ms();
+        if order.deadline_ms < now {
+            tracing::warn!(work = %id, "answer ready after the order's deadline; not sent");
+            self.status.last_work_error = Some(format!("work {id}: answered after its deadline"));
+            self.work.refused.insert(order.id, order.deadline_ms);
+            self.save_status();
+            return false;
+        }
+        let seq = match self.spool.reserve_seq() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot reserve a sequence number for an answer: {e}");
+                eprintln!("error: answer to work {id} not spooled: {e}");
+                return false;
+            }
+        };
+        let signed = match driver::answer_envelope(&self.key, seq, now, &order, payload) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(work = %id, "{e}");
+                eprintln!("error: answer to work {id} not sent: {e}");
+                self.status.last_work_error = Some(format!("work {id}: {e}"));
+                self.work.refused.insert(order.id, order.deadline_ms);
+                self.save_status();
+                return false;
+            }
+        };
+        match self.spool.append(seq, signed.encode()) {
+            Ok(dropped) => {
+                if dropped > 0 {
+                    self.status.count_drop("spool_full", dropped as u64);
+                    self.summary.dropped += dropped as u64;
+                }
+                self.work.answered.insert(order.id, order.deadline_ms);
+                self.summary.answers_created += 1;
+                self.summary.last_seq = Some(seq);
+                self.status.answers_created += 1;
+                self.status.last_seq_created = Some(seq);
+                self.status.pending = self.spool.pending() as u64;
+                tracing::debug!(work = %id, seq, "answer spooled");
+                self.save_status();
+                true
+            }
+            Err(e) => {
+                tracing::error!(work = %id, "cannot spool answer {seq}: {e}");
+                eprintln!("error: answer {seq} to work {id} not spooled: {e}");
+                false
             }
         }
     }

@@ -37,6 +37,14 @@ pub struct Status {
     pub uptime_s: u64,
     pub temperature_c: Option<f64>,
     pub declared_watts: f64,
+    /// The sector driver answering work orders; null: heartbeats only.
+    pub driver: Option<String>,
+    /// Work orders answered (answers signed and spooled).
+    pub answers_created: u64,
+    /// Orders open for the device at the last poll.
+    pub work_open: u64,
+    pub last_work_poll_ms: Option<i64>,
+    pub last_work_error: Option<String>,
 }
 
 impl Status {

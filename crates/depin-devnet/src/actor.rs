@@ -13,11 +13,18 @@
 //! touching anyone else's. A kind is data (name, [`Class`], the sectors it
 //! fits, whether it registers) plus one constructor that draws its
 //! parameters from the world's seeded streams.
+//!
+//! A sector's actors that answer the coordinator's work say so
+//! ([`SectorActor::wants_work`]); after every close the shell pulls each such
+//! device's open work orders from the coordinator with a request signed by
+//! the device key, as a real agent does, and hands them to the actor
+//! ([`SectorActor::work`]), which answers in its next ticks.
 
 use crate::world::Device;
 use depin_core::{Sector, UnixMillis};
 use depin_protocol::Signed;
 use depin_rewards::RewardPolicy;
+pub use depin_store::WorkRow;
 use rand_chacha::ChaCha20Rng;
 
 /// What the run expects of an actor's rewards.
@@ -106,6 +113,15 @@ pub trait SectorActor: Send + Sync {
     /// order.
     fn tick(&mut self, device: &Device, tick: &Tick<'_>, out: &mut Outbox);
 
+    /// Whether the device pulls its work orders (see the module docs).
+    fn wants_work(&self) -> bool {
+        false
+    }
+
+    /// The device's open work orders, pulled right after a close, soonest
+    /// deadline first.
+    fn work(&mut self, _orders: Vec<WorkRow>) {}
+
     /// A copy in the state it was built in: the world keeps the actors as
     /// drawn, every simulation plays its own copies.
     fn fresh(&self) -> Box<dyn SectorActor>;
@@ -140,6 +156,7 @@ impl ActorKind {
 }
 
 /// Every kind of actor the devnet knows, in listing order.
+#[derive(Clone)]
 pub struct ActorRegistry {
     kinds: Vec<&'static ActorKind>,
 }
@@ -173,13 +190,19 @@ impl ActorRegistry {
         &self.kinds
     }
 
-    /// The kinds of `class` a device of `sector` may play, in listing order.
+    /// The kinds of `class` a device of `sector` may play, in listing order:
+    /// the sector's own kinds of that class when it has any, else the kinds
+    /// for every sector. A sector whose verifier asks for more than
+    /// heartbeats (answers to challenges) lists its own honest kind, and
+    /// then no honest device of it plays a heartbeat-only actor that its
+    /// verifier would rightly leave unpaid.
     pub fn fitting(&self, class: Class, sector: Sector) -> Vec<&'static ActorKind> {
-        self.kinds
-            .iter()
-            .copied()
-            .filter(|k| k.class == class && k.fits(sector))
-            .collect()
+        let of_class = || self.kinds.iter().copied().filter(move |k| k.class == class);
+        let own: Vec<_> = of_class().filter(|k| k.sectors.contains(&sector)).collect();
+        if !own.is_empty() {
+            return own;
+        }
+        of_class().filter(|k| k.sectors.is_empty()).collect()
     }
 }
 
@@ -200,5 +223,26 @@ mod tests {
             assert_eq!(r.fitting(Class::Honest, s).len(), 1);
             assert_eq!(r.fitting(Class::Cheat, s).len(), 4);
         }
+    }
+
+    static STORAGE_HONEST: [ActorKind; 1] = [ActorKind {
+        name: "storage_honest",
+        class: Class::Honest,
+        sectors: &[Sector::Storage],
+        registered: true,
+        build: |kind, _| crate::uptime::Heartbeats::boxed(kind, crate::uptime::Conduct::default()),
+    }];
+
+    #[test]
+    fn a_sectors_own_kinds_come_before_the_kinds_for_every_sector() {
+        let r = ActorRegistry::new(&[&crate::uptime::KINDS, &STORAGE_HONEST]).unwrap();
+        let names = |c, s| -> Vec<&str> { r.fitting(c, s).iter().map(|k| k.name).collect() };
+        assert_eq!(
+            names(Class::Honest, Sector::Storage),
+            vec!["storage_honest"]
+        );
+        assert_eq!(names(Class::Honest, Sector::Compute), vec!["honest"]);
+        // No storage cheat of its own: the cheats for every sector.
+        assert_eq!(names(Class::Cheat, Sector::Storage).len(), 4);
     }
 }

@@ -45,7 +45,39 @@ use std::str::FromStr;
 pub use actor::{ActorKind, ActorRegistry, Class, SectorActor};
 pub use faults::FaultLevel;
 pub use output::{DevnetOutcome, table};
-pub use shell::{Progress, run};
+pub use shell::{Progress, run, run_with};
+
+use std::sync::Arc;
+
+/// Sectors a run adds to the backbone: plugins for the coordinator and the
+/// kinds of actor that play their devices. `depin devnet` runs with none
+/// (heartbeats and availability); a sector's own tests run the whole
+/// devnet, faults included, with theirs through [`run_with`], without
+/// editing this crate.
+#[derive(Clone, Default)]
+pub struct Extensions {
+    pub plugins: Vec<Arc<dyn depin_coordinator::SectorPlugin>>,
+    pub actors: Vec<&'static [ActorKind]>,
+}
+
+impl Extensions {
+    /// The devnet's actors and the extensions', names unique.
+    pub fn registry(&self) -> Result<ActorRegistry, DevnetError> {
+        let mut lists: Vec<&'static [ActorKind]> = vec![&uptime::KINDS];
+        lists.extend(self.actors.iter().copied());
+        ActorRegistry::new(&lists).map_err(DevnetError::Usage)
+    }
+
+    /// What the coordinator is opened with, at start and after each restart.
+    pub fn sectors(&self) -> Result<depin_coordinator::SectorSet, DevnetError> {
+        if self.plugins.is_empty() {
+            return Ok(depin_coordinator::SectorSet::backbone());
+        }
+        let plugins: Vec<&dyn depin_coordinator::SectorPlugin> =
+            self.plugins.iter().map(|p| p.as_ref()).collect();
+        depin_coordinator::SectorSet::new(&plugins).map_err(DevnetError::Usage)
+    }
+}
 
 /// Simulated epoch length. Simulated time costs nothing, so epochs are a real
 /// hour long: the devnet policy then expects 12 heartbeats per epoch, like

@@ -140,6 +140,25 @@ impl<'w> Simulation<'w> {
         &self.plan
     }
 
+    /// The devices whose actors pull work orders, in device order.
+    pub fn work_wanted(&self) -> Vec<u32> {
+        self.world
+            .devices
+            .iter()
+            .zip(&self.actors)
+            .filter(|(_, a)| a.wants_work())
+            .map(|(d, _)| d.index)
+            .collect()
+    }
+
+    /// Hands a device's actor its open work orders (see
+    /// [`SectorActor::work`]); they shape the reports of later deliveries.
+    pub fn give_work(&mut self, device: u32, orders: Vec<crate::actor::WorkRow>) {
+        if let Some(a) = self.actors.get_mut(device as usize) {
+            a.work(orders);
+        }
+    }
+
     fn policy(&self) -> &RewardPolicy {
         &self.world.policy
     }

@@ -5,7 +5,7 @@
 //! event is computed, so the store sees the same statements in the same order
 //! on every run with the same flags.
 
-use crate::actor::{ActorRegistry, Class, Expect};
+use crate::actor::{Class, Expect};
 use crate::output::{
     BehaviourLine, Checks, DeviceLine, DevnetOutcome, EpochLine, FaultTotals, Flags, GENERATOR,
     LedgerTotals, OperatorEconomics, ReportTotals, SectorLine, Spread, Summary, TokenPrice, cents,
@@ -13,10 +13,11 @@ use crate::output::{
 };
 use crate::schedule::{Event, ReportCopy, Simulation};
 use crate::world::World;
-use crate::{Config, DevnetError};
-use depin_coordinator::audit::audit_epoch;
+use crate::{Config, DevnetError, Extensions};
+use depin_coordinator::audit::audit_epoch_with;
 use depin_coordinator::{
     CloseOutcome, CoordError, Coordinator, EpochSummary, IngestOutcome, MAX_BATCH_REPORTS,
+    SectorSet,
 };
 use depin_core::{BASE_UNITS_PER_TOKEN, EpochIndex, PublicKey, Reason};
 use depin_protocol::encode_batch;
@@ -48,11 +49,25 @@ pub async fn run(
     out: &Path,
     progress: &mut dyn Progress,
 ) -> Result<DevnetOutcome, DevnetError> {
+    run_with(config, out, progress, &Extensions::default()).await
+}
+
+/// [`run`] with sectors added to the backbone: their plugins in the
+/// coordinator (at start and after every restart) and their actors among
+/// the devices.
+pub async fn run_with(
+    config: &Config,
+    out: &Path,
+    progress: &mut dyn Progress,
+    extensions: &Extensions,
+) -> Result<DevnetOutcome, DevnetError> {
     config.validate()?;
+    let sectors = extensions.sectors()?;
+    let registry = extensions.registry()?;
     prepare_out_dir(out)?;
-    let world = World::generate(config)?;
+    let world = World::generate_with(config, registry)?;
     let policy = &world.policy;
-    let mut node = Node::open(out, policy).await?;
+    let mut node = Node::open(out, policy, extensions).await?;
 
     let mut sim = Simulation::new(&world);
     progress.start(sim.total_events());
@@ -92,7 +107,7 @@ pub async fn run(
             }
             Event::Restart { at_ms } => {
                 last_ms = at_ms;
-                node = node.restart(out, policy).await?;
+                node = node.restart(out, policy, extensions).await?;
                 book.totals.restarts += 1;
                 progress.advance(done + 1, "simulating");
             }
@@ -213,7 +228,7 @@ pub async fn run(
                             .or_default() += 1;
                         book.totals.retried_closes += 1;
                         if restart_before_retry {
-                            node = node.restart(out, policy).await?;
+                            node = node.restart(out, policy, extensions).await?;
                             book.totals.restarts += 1;
                         }
                         node.coordinator.close_epoch(epoch, at_ms).await?
@@ -229,6 +244,30 @@ pub async fn run(
                     }
                 }
                 node.coordinator.check_ledger().await?;
+                // Devices that answer work pull their orders now, as an
+                // agent polling `GET /v1/work` would, signed by the device.
+                for i in sim.work_wanted() {
+                    let d = &world.devices[i as usize];
+                    let request = depin_protocol::sign(
+                        &depin_protocol::Envelope::new(
+                            d.public,
+                            0,
+                            at_ms,
+                            &depin_protocol::WorkRequest,
+                        ),
+                        &d.key,
+                    );
+                    let (_, orders) = node
+                        .coordinator
+                        .open_work(at_ms, &request.encode())
+                        .await
+                        .map_err(|e| {
+                            DevnetError::Invariant(format!(
+                                "device {i}'s signed work request was refused: {e}"
+                            ))
+                        })?;
+                    sim.give_work(i, orders);
+                }
                 progress.advance(done + 1, "closing epochs");
             }
         }
@@ -296,7 +335,7 @@ pub async fn run(
 
     // Every epoch recomputes byte for byte from the stored inputs.
     for s in &closed {
-        let report = audit_epoch(&store, s.epoch).await?;
+        let report = audit_epoch_with(&store, s.epoch, &sectors).await?;
         if !report.passed() {
             return Err(DevnetError::Invariant(format!(
                 "epoch {} does not audit clean: {}",
@@ -332,9 +371,14 @@ struct Node {
 }
 
 impl Node {
-    async fn open(out: &Path, policy: &RewardPolicy) -> Result<Node, DevnetError> {
+    async fn open(
+        out: &Path,
+        policy: &RewardPolicy,
+        extensions: &Extensions,
+    ) -> Result<Node, DevnetError> {
         let store = Store::open_in_dir(out).await?;
-        let coordinator = Coordinator::open(store.clone(), policy.clone()).await?;
+        let sectors: SectorSet = extensions.sectors()?;
+        let coordinator = Coordinator::open_with(store.clone(), policy.clone(), sectors).await?;
         let node = Node { store, coordinator };
         node.steps();
         Ok(node)
@@ -343,9 +387,14 @@ impl Node {
     /// A crash and a start: nothing is shut down (no checkpoint, open
     /// connections are just dropped), then the store and the coordinator are
     /// opened again on the same directory, from what was committed.
-    async fn restart(self, out: &Path, policy: &RewardPolicy) -> Result<Node, DevnetError> {
+    async fn restart(
+        self,
+        out: &Path,
+        policy: &RewardPolicy,
+        extensions: &Extensions,
+    ) -> Result<Node, DevnetError> {
         drop(self);
-        Node::open(out, policy).await
+        Node::open(out, policy, extensions).await
     }
 
     /// The store's write steps passed since the last call (recording on).
@@ -552,7 +601,8 @@ async fn collect(
         .iter()
         .map(|s| (s.as_str().to_string(), SectorLine::default()))
         .collect();
-    let mut behaviours: BTreeMap<String, BehaviourLine> = ActorRegistry::devnet()
+    let mut behaviours: BTreeMap<String, BehaviourLine> = world
+        .registry
         .kinds()
         .iter()
         .map(|k| (k.name.to_string(), BehaviourLine::default()))

@@ -124,13 +124,26 @@ pub struct Heartbeats {
 }
 
 impl Heartbeats {
-    pub fn boxed(kind: &'static ActorKind, conduct: Conduct) -> Box<dyn SectorActor> {
-        Box::new(Heartbeats {
+    pub fn new(kind: &'static ActorKind, conduct: Conduct) -> Heartbeats {
+        Heartbeats {
             kind,
             conduct,
             next_seq: 1,
             genuine: Vec::new(),
-        })
+        }
+    }
+
+    pub fn boxed(kind: &'static ActorKind, conduct: Conduct) -> Box<dyn SectorActor> {
+        Box::new(Heartbeats::new(kind, conduct))
+    }
+
+    /// The next sequence number, for another report of the device (a
+    /// sector actor built on heartbeats sends its answers in the same
+    /// sequence, as a real agent does).
+    pub fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
     }
 
     pub fn conduct(&self) -> &Conduct {

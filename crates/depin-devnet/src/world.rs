@@ -97,10 +97,19 @@ pub struct World {
     pub market: Market,
     /// Token price in USD during each epoch.
     pub token_price_usd: Vec<f64>,
+    /// The kinds of actor the devices were drawn from.
+    pub registry: ActorRegistry,
 }
 
 impl World {
+    /// The world of `config` with the devnet's own actors.
     pub fn generate(config: &Config) -> Result<World, DevnetError> {
+        World::generate_with(config, ActorRegistry::devnet())
+    }
+
+    /// The world of `config` whose devices play kinds from `registry` (the
+    /// devnet's own and a sector's, see [`crate::Extensions`]).
+    pub fn generate_with(config: &Config, registry: ActorRegistry) -> Result<World, DevnetError> {
         config.validate()?;
         let policy = devnet_policy();
         policy
@@ -150,7 +159,6 @@ impl World {
         roles.extend((0..flaky).map(|i| role(Class::Flaky, i)));
         roles.extend((0..nodes - cheats - flaky).map(|i| role(Class::Honest, i)));
         roles.shuffle(&mut w);
-        let registry = ActorRegistry::devnet();
 
         let catalogue = Catalogue::builtin();
         let rates = NetworkRates::builtin();
@@ -218,6 +226,7 @@ impl World {
             devices,
             market,
             token_price_usd,
+            registry,
         })
     }
 

@@ -14,8 +14,10 @@
 //!   it accepted (format version 1);
 //! - a plugin ([`EchoPlugin`]) the coordinator and the server take as they
 //!   are;
-//! - the device side, a driver ([`answer`]): what an agent does with a work
-//!   order of this sector.
+//! - the device side, a driver ([`EchoDriver`], built on [`answer`]): what
+//!   the node agent does with a work order of this sector;
+//! - a devnet actor ([`devnet::ACTORS`]) that answers its challenges in a
+//!   whole simulated network (`depin_devnet::run_with`).
 //!
 //! It is scored as the compute sector (it has the compute sector's kind
 //! range), so a coordinator cannot serve it beside a real compute plugin.
@@ -26,6 +28,8 @@ use depin_rewards::{
     EpochInput, PPM, SectorOutcome, SectorVerifier, VerifierError, WorkOrder, availability_of,
 };
 use prost::Message as _;
+
+pub mod devnet;
 
 mod wire {
     include!(concat!(env!("OUT_DIR"), "/depin.echo.v1.rs"));
@@ -133,6 +137,38 @@ pub fn answer(device: &PublicKey, work_id: &[u8; 32], body: &[u8]) -> Option<Ech
         work_id: *work_id,
         digest: digest(&c.nonce, device),
     })
+}
+
+/// The driver the node agent runs for compute devices when this sector is
+/// in the build (`RunOptions::drivers`): it answers echo challenges with
+/// [`answer`], and refuses anything else for good.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EchoDriver;
+
+impl depin_agent::Driver for EchoDriver {
+    fn sector(&self) -> Sector {
+        Sector::Compute
+    }
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+    fn answer(
+        &self,
+        device: &PublicKey,
+        order: &depin_client::WorkOrder,
+    ) -> Result<Vec<u8>, depin_agent::DriverError> {
+        if order.answer_kind != ECHO_ANSWER_KIND {
+            return Err(depin_agent::DriverError::Refused(format!(
+                "answer kind {} is not echo's ({ECHO_ANSWER_KIND})",
+                order.answer_kind
+            )));
+        }
+        answer(device, &order.id, &order.body)
+            .map(|a| a.encode())
+            .ok_or_else(|| {
+                depin_agent::DriverError::Refused("the body is not an echo challenge".into())
+            })
+    }
 }
 
 /// The verifier (see the module docs).
