@@ -84,12 +84,15 @@ pub enum Reason {
     OrderTooLate,
     // --- reserved block: storage (codes start with `storage_`) ---
     // --- reserved block: compute (codes start with `compute_`) ---
+    /// Reward: an answer to a challenge or job came in time but did not
+    /// verify (a wrong digest or result).
+    ComputeWrongAnswer,
     // --- reserved block: wireless (codes start with `wireless_`) ---
     // --- reserved block: sensor (codes start with `sensor_`) ---
 }
 
 impl Reason {
-    pub const ALL: [Reason; 29] = [
+    pub const ALL: [Reason; 30] = [
         Reason::Malformed,
         Reason::NonCanonical,
         Reason::UnsupportedVersion,
@@ -119,6 +122,7 @@ impl Reason {
         Reason::DepositConflict,
         Reason::OrderConflict,
         Reason::OrderTooLate,
+        Reason::ComputeWrongAnswer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -152,6 +156,7 @@ impl Reason {
             Reason::DepositConflict => "deposit_conflict",
             Reason::OrderConflict => "order_conflict",
             Reason::OrderTooLate => "order_too_late",
+            Reason::ComputeWrongAnswer => "compute_wrong_answer",
         }
     }
 
@@ -224,6 +229,9 @@ impl Reason {
             }
             Reason::OrderTooLate => {
                 "every epoch the order names is already closed or closing, so nothing could serve it"
+            }
+            Reason::ComputeWrongAnswer => {
+                "the device answered its challenge or job in time, but the answer did not verify; check the device's software"
             }
         }
     }

@@ -9,9 +9,11 @@
 //! - a verifier ([`EchoVerifier`]): at every close it orders one challenge
 //!   per compute device (a nonce derived from the epoch's entropy, due before
 //!   the end of the next epoch) and scores the challenges that fell due:
-//!   availability × answered / ordered, with `challenge_missed` when one
-//!   went unanswered or was answered wrongly; its state counts the answers
-//!   it accepted (format version 1);
+//!   availability × answered / ordered, with the backbone's
+//!   `challenge_missed` when one went unanswered and the compute block's
+//!   own `compute_wrong_answer` when an answer came but did not verify (the
+//!   sector's reason block); its state counts the answers it accepted
+//!   (format version 1);
 //! - a plugin ([`EchoPlugin`]) the coordinator and the server take as they
 //!   are;
 //! - the device side, a driver ([`EchoDriver`], built on [`answer`]): what
@@ -246,8 +248,9 @@ impl SectorVerifier for EchoVerifier {
                 )));
             }
         };
-        // Per device: (ordered, answered correctly), over the work due now.
-        let mut due: std::collections::BTreeMap<PublicKey, (u32, u32)> = Default::default();
+        // Per device: (ordered, answered correctly, answered wrongly), over
+        // the work due now.
+        let mut due: std::collections::BTreeMap<PublicKey, (u32, u32, u32)> = Default::default();
         for w in input.work {
             let d = due.entry(w.order.device).or_default();
             d.0 += 1;
@@ -263,6 +266,8 @@ impl SectorVerifier for EchoVerifier {
             if good {
                 d.1 += 1;
                 accepted += 1;
+            } else if w.answer.is_some() {
+                d.2 += 1;
             }
         }
         let mut contributions = Vec::new();
@@ -278,13 +283,17 @@ impl SectorVerifier for EchoVerifier {
             let (score, reasons) = match due.get(&d.device) {
                 // No challenge fell due yet (first epoch): availability alone.
                 None => (PPM, vec![]),
-                Some((ordered, answered)) => {
+                Some((ordered, answered, wrong)) => {
                     let score = u64::from(PPM) * u64::from(*answered) / u64::from(*ordered);
-                    let reasons = if answered < ordered {
-                        vec![Reason::ChallengeMissed]
-                    } else {
-                        vec![]
-                    };
+                    // The sector's own code for an answer that proved
+                    // nothing, apart from the backbone's for no answer.
+                    let mut reasons = Vec::new();
+                    if answered + wrong < *ordered {
+                        reasons.push(Reason::ChallengeMissed);
+                    }
+                    if *wrong > 0 {
+                        reasons.push(Reason::ComputeWrongAnswer);
+                    }
                     (score as u32, reasons)
                 }
             };

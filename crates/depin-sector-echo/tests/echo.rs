@@ -93,11 +93,16 @@ async fn challenge_and_answer(store: Store) {
         device_keypair_from_seed([3; 32]),
     );
     let (ka, kb) = (public_key_of(&a), public_key_of(&b));
+    // C answers its own challenge in time, but wrongly.
+    let cdev = device_keypair_from_seed([4; 32]);
+    let kc = public_key_of(&cdev);
     let t0 = p.epoch_start_ms(0);
     c.onboard(t0, &cert(&op, &a, t0)).await.unwrap();
     c.onboard(t0, &cert(&op, &b, t0)).await.unwrap();
+    c.onboard(t0, &cert(&op, &cdev, t0)).await.unwrap();
     heartbeats(&c, &p, &a, 0, 1).await;
     heartbeats(&c, &p, &b, 0, 1).await;
+    heartbeats(&c, &p, &cdev, 0, 1).await;
     c.close_epoch(0, p.closable_at_ms(0)).await.unwrap();
     // No challenge had fallen due yet: availability alone.
     for l in store.reward_lines(0).await.unwrap() {
@@ -169,6 +174,25 @@ async fn challenge_and_answer(store: Store) {
     // A answers right; a second answer to the same order is refused.
     heartbeats(&c, &p, &a, 1, 200).await;
     heartbeats(&c, &p, &b, 1, 200).await;
+    heartbeats(&c, &p, &cdev, 1, 200).await;
+    let wc = c.open_work(t1, &pull(&cdev, t1)).await.unwrap().1.remove(0);
+    let wrong = EchoAnswer {
+        work_id: wc.id,
+        digest: [0; 32],
+    };
+    let tc = t1 + 1_000;
+    let out = c
+        .ingest(
+            tc,
+            encode_batch(&[answer_report(&cdev, 300, tc, wrong.encode())]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.accepted, reasons(&out)),
+        (1, vec![]),
+        "ingest cannot tell a wrong digest: the verifier does"
+    );
     let t = t1 + 1_000;
     let out = c
         .ingest(t, encode_batch(&[answer_report(&a, 300, t, good.encode())]))
@@ -214,6 +238,15 @@ async fn challenge_and_answer(store: Store) {
         ),
         (0, "challenge_missed", 0)
     );
+    assert_eq!(
+        (
+            line(kc).score_ppm,
+            line(kc).reasons.as_str(),
+            line(kc).reward
+        ),
+        (0, "compute_wrong_answer", 0),
+        "an answer that proves nothing is told apart from no answer"
+    );
     assert!(line(ka).reward > 0);
     assert_eq!(
         store.sector_state("echo", 1).await.unwrap(),
@@ -221,7 +254,7 @@ async fn challenge_and_answer(store: Store) {
         "one answer accepted so far"
     );
     // Each close ordered the next challenges.
-    assert_eq!(store.work_issued(1).await.unwrap().len(), 2);
+    assert_eq!(store.work_issued(1).await.unwrap().len(), 3);
     for epoch in [0, 1] {
         let r = audit_epoch_with(&store, epoch, &sectors()).await.unwrap();
         assert!(r.passed(), "epoch {epoch}: {:?}", r.differences);
