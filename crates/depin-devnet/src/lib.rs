@@ -34,6 +34,7 @@
 pub mod actor;
 pub mod faults;
 pub mod output;
+pub mod report;
 pub mod schedule;
 pub mod shell;
 pub mod uptime;

@@ -733,6 +733,10 @@ async fn write_files(
 ) -> Result<(), DevnetError> {
     write(&out.join("summary.json"), &to_canonical_json(&o.summary))?;
     write(&out.join("devices.json"), &to_canonical_json(&o.devices))?;
+    write(
+        &out.join("report.html"),
+        &crate::report::render(&o.summary, &o.devices),
+    )?;
     for s in closed {
         let tree = coordinator.claim_tree(s.epoch).await?;
         if depin_merkle::to_hex(&tree.root()) != s.claim_root {
@@ -761,9 +765,10 @@ fn io(path: &Path, source: std::io::Error) -> DevnetError {
 }
 
 /// Files a devnet run writes into its directory.
-const OUTPUT_NAMES: [&str; 8] = [
+const OUTPUT_NAMES: [&str; 9] = [
     "summary.json",
     "devices.json",
+    "report.html",
     "epochs",
     "depin.sqlite",
     "depin.sqlite-wal",

@@ -445,3 +445,62 @@ async fn heavy_faults_give_the_same_bytes_for_the_same_seed() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_is_one_self_contained_page_with_the_runs_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&small(11), dir.path(), &mut ()).await.unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // Nothing fetched when it opens: no script, no external resource.
+    for banned in [
+        "<script", "src=", "http://", "https://", "<link", "@import", "url(",
+    ] {
+        assert!(!html.contains(banned), "report.html contains {banned:?}");
+    }
+    for title in [
+        "Checks",
+        "Rewards by sector",
+        "Rewards by behaviour",
+        "Reports refused, by reason code",
+        "Ledger",
+        "Operators' net profit",
+    ] {
+        assert!(
+            html.contains(&format!("<h2>{title}</h2>")),
+            "no section {title}"
+        );
+    }
+    // Its numbers are the summary's.
+    let minted = depin_core::format_tokens(o.summary.ledger.minted);
+    assert!(
+        html.contains(&format!("Minted {minted} tokens")),
+        "{minted}"
+    );
+    for (reason, n) in &o.summary.rejections {
+        assert!(
+            html.contains(&format!("<th scope=\"row\">{reason}</th><td>{n}</td>")),
+            "{reason} {n}"
+        );
+    }
+    assert!(
+        !o.summary.rejections.is_empty(),
+        "the mixed scenario refuses cheats"
+    );
+    assert!(
+        !html.contains("class=\"bad\""),
+        "a failed check shows in the page"
+    );
+    // Balanced markup for what it draws, and every chart has a title.
+    for tag in ["svg", "table", "section", "title"] {
+        assert_eq!(
+            html.matches(&format!("<{tag}")).count(),
+            html.matches(&format!("</{tag}>")).count(),
+            "<{tag}> unbalanced"
+        );
+    }
+    assert_eq!(
+        html.matches("<svg").count(),
+        html.matches("role=\"img\" aria-labelledby").count()
+    );
+}
