@@ -47,6 +47,13 @@ pub const DEFAULT_UNVERIFIED_PER_MINUTE: u32 = 2_000;
 /// Devices whose energy cursor the closing loop advances per tick.
 const ENERGY_PAGE: u32 = 500;
 
+/// After a whole pass over the devices' energy cursors, the next starts
+/// this much later, or as soon as this replica stores a report or closes an
+/// epoch: an idle coordinator then runs two small queries per device a
+/// minute, not every tick. The operator view stays exact meanwhile (it adds the heartbeats
+/// after the stored cursor itself); the pass only keeps that addition short.
+const ENERGY_PASS_EVERY: Duration = Duration::from_secs(60);
+
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -327,10 +334,16 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             .max(1)
             * 1000;
         let mut energy_from = None;
+        let mut energy_rest_until: Option<std::time::Instant> = None;
+        // Reports this replica had written when the last pass ended.
+        let mut energy_seen_reports = 0u64;
         loop {
             let started = std::time::Instant::now();
             match closer_state.coordinator.close_due_epochs(now_ms()).await {
                 Ok(closed) => {
+                    if !closed.is_empty() {
+                        energy_rest_until = None;
+                    }
                     metrics::observe_closes(started.elapsed(), closed.len());
                     closer_state.health.set_close_error(None);
                     for s in closed {
@@ -358,17 +371,29 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             }
             // Energy cursors for the operator view, a page per tick, so a
             // GET of it only reads (and reads little).
-            match operator::advance_energy_cursors(
-                closer_state.coordinator.store(),
-                interval_ms,
-                energy_from,
-                ENERGY_PAGE,
-            )
-            .await
-            {
-                Ok(next) => energy_from = next,
-                Err(e) => {
-                    tracing::warn!(error = %e.message, "advancing energy cursors failed; retrying")
+            let written = closer_state.coordinator.writer_stats().reports;
+            if written != energy_seen_reports {
+                energy_rest_until = None;
+            }
+            if energy_rest_until.is_none_or(|t| std::time::Instant::now() >= t) {
+                match operator::advance_energy_cursors(
+                    closer_state.coordinator.store(),
+                    interval_ms,
+                    energy_from,
+                    ENERGY_PAGE,
+                )
+                .await
+                {
+                    Ok(next) => {
+                        energy_seen_reports = written;
+                        energy_rest_until = next
+                            .is_none()
+                            .then(|| std::time::Instant::now() + ENERGY_PASS_EVERY);
+                        energy_from = next;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e.message, "advancing energy cursors failed; retrying")
+                    }
                 }
             }
             tokio::select! {
