@@ -136,14 +136,14 @@ fn lines(title: &str, epochs: &[u64], series: &[(&str, &str, Vec<f64>)]) -> Stri
                 "<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{colour}\"/>"
             );
         }
-        let ly = PAD + 4.0 + 16.0 * k as f64;
+        // The legend runs along the top, above the plot, so it never
+        // covers a line.
+        let lx = PAD + 90.0 * k as f64;
         let _ = write!(
             svg,
-            "<rect x=\"{lx}\" y=\"{ry}\" width=\"10\" height=\"10\" fill=\"{colour}\"/>\
-             <text x=\"{tx}\" y=\"{ly}\">{name}</text>",
-            lx = W - PAD - 110.0,
-            ry = ly - 9.0,
-            tx = W - PAD - 95.0,
+            "<rect x=\"{lx}\" y=\"8\" width=\"10\" height=\"10\" fill=\"{colour}\"/>\
+             <text x=\"{tx}\" y=\"17\">{name}</text>",
+            tx = lx + 14.0,
             name = esc(name),
         );
     }
@@ -174,6 +174,20 @@ fn tokens_short(base_units: f64) -> String {
         "{:.0}",
         base_units / depin_core::BASE_UNITS_PER_TOKEN as f64
     )
+}
+
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Dollars with the sign in front: `-$0.21`, `$35.97`.
+fn usd(v: f64) -> String {
+    let v = crate::output::cents(v);
+    if v < 0.0 {
+        format!("-${:.2}", -v)
+    } else {
+        format!("${v:.2}")
+    }
 }
 
 fn table(head: &[&str], rows: &[Vec<String>]) -> String {
@@ -277,7 +291,7 @@ pub fn render(s: &Summary, devices: &[DeviceLine]) -> String {
          <li>No epoch closed twice: {} ({} closed)</li>\
          <li>Every epoch reproduced by audit-epoch: {} ({} audited)</li>\
          <li>Ledger balanced: {}</li></ul>\
-         <p>Faults: {} restarts, {} retried deliveries, {} retried closes, {} reordered deliveries, {} duplicates delivered.</p>",
+         <p>Faults: {}, {}, {}, {}, {}.</p>",
         ok(c.accepted_exactly_once == c.reports_to_accept),
         c.accepted_exactly_once,
         c.reports_to_accept,
@@ -287,11 +301,23 @@ pub fn render(s: &Summary, devices: &[DeviceLine]) -> String {
         ok(c.epochs_audited == c.epochs_closed),
         c.epochs_audited,
         ok(c.ledger_balanced),
-        s.faults.restarts,
-        s.faults.retried_deliveries,
-        s.faults.retried_closes,
-        s.faults.reordered_deliveries,
-        s.faults.duplicates_delivered,
+        count(s.faults.restarts, "restart", "restarts"),
+        count(
+            s.faults.retried_deliveries,
+            "retried delivery",
+            "retried deliveries"
+        ),
+        count(s.faults.retried_closes, "retried close", "retried closes"),
+        count(
+            s.faults.reordered_deliveries,
+            "reordered delivery",
+            "reordered deliveries"
+        ),
+        count(
+            s.faults.duplicates_delivered,
+            "duplicate delivered",
+            "duplicates delivered"
+        ),
     );
 
     // Rewards by sector.
@@ -423,20 +449,26 @@ pub fn render(s: &Summary, devices: &[DeviceLine]) -> String {
     let hist = histogram(&nets);
     let rows: Vec<(String, f64, String)> = hist
         .iter()
-        .map(|(from, to, n)| (format!("${from:.2} to ${to:.2}"), *n as f64, n.to_string()))
+        .map(|(from, to, n)| {
+            (
+                format!("{} to {}", usd(*from), usd(*to)),
+                *n as f64,
+                n.to_string(),
+            )
+        })
         .collect();
     let o = &s.operators;
     let _ = write!(
         h,
-        "<h2>Operators' net profit</h2><p>{} operators over {:.2} months: revenue ${:.2}, costs ${:.2}; \
-         net per operator p10 ${:.2}, median ${:.2}, p90 ${:.2}; {} paying back.</p><section>{}</section>",
+        "<h2>Operators' net profit</h2><p>{} operators over {:.2} months: revenue {}, costs {}; \
+         net per operator p10 {}, median {}, p90 {}; {} paying back.</p><section>{}</section>",
         o.operators,
         o.months,
-        o.revenue_usd,
-        o.costs_usd,
-        o.net_profit_usd.p10,
-        o.net_profit_usd.p50,
-        o.net_profit_usd.p90,
+        usd(o.revenue_usd),
+        usd(o.costs_usd),
+        usd(o.net_profit_usd.p10),
+        usd(o.net_profit_usd.p50),
+        usd(o.net_profit_usd.p90),
         o.paying_back,
         bars(
             "Operators by net profit over the run (USD)",
@@ -451,6 +483,13 @@ pub fn render(s: &Summary, devices: &[DeviceLine]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dollars_put_the_sign_first() {
+        assert_eq!(usd(-0.214), "-$0.21");
+        assert_eq!(usd(35.965), "$35.97");
+        assert_eq!(usd(-0.001), "$0.00");
+    }
 
     #[test]
     fn escapes_markup() {
