@@ -20,6 +20,8 @@
 //!   removes compared with the same money in one sector.
 //! - [`plot`]: the fan chart, tornado chart and payback histogram as one SVG document.
 //! - [`report`]: the JSON document and the plain table `depin estimate` prints.
+//! - [`live`]: the live operator view a coordinator serves: costs so far, net, payback
+//!   progress and a projection per device, assembled from the facts the store recorded.
 //!
 //! Design decision: the crate is pure. It reads no files, no clock and no network, and its
 //! only randomness is a ChaCha stream per simulated path derived from the caller's seed, so
@@ -32,6 +34,7 @@
 //! path), and `--rank` draws the paths once for the whole catalogue.
 
 pub mod catalogue;
+pub mod live;
 pub mod model;
 pub mod operator;
 pub mod plot;

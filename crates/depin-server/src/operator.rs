@@ -33,12 +33,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, put};
 use depin_core::{PublicKey, Sector};
 use depin_economics::operator::{
-    self as rules, Alert, CostBasis, EnergyAccumulator, FirmwareSource, OperatorCostSettings,
-    SETTINGS_MAX_SKEW_MS, SoFar, Usage, settings_signing_message,
+    self as rules, Alert, EnergyAccumulator, FirmwareSource, OperatorCostSettings,
+    SETTINGS_MAX_SKEW_MS, settings_signing_message,
 };
-use depin_economics::{
-    Catalogue, DeviceProfile, Market, NetworkRates, Observed, OperatorSettings, Simulation,
-};
+use depin_economics::{Catalogue, live};
 use depin_protocol::{Heartbeat, PayloadKind, decode_signed};
 use depin_store::{DeviceEnergyRow, DeviceRow, OperatorSettingsRow, Store};
 use serde_json::{Value, json};
@@ -51,10 +49,6 @@ type St = State<Arc<AppState>>;
 pub const TIMESTAMP_HEADER: &str = "x-depin-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-depin-signature";
 
-/// Monte Carlo paths per device projection: a quarter of `depin estimate`'s
-/// default keeps an operator with dozens of devices answered in well under a
-/// second; p10/p50/p90 move by a few percent at most.
-const PROJECTION_PATHS: u32 = 500;
 /// Heartbeats decoded per store read while integrating energy.
 const ENERGY_BATCH: u32 = 5000;
 
@@ -248,13 +242,16 @@ async fn get_settings(State(st): St, ApiPath(operator): ApiPath<String>) -> AppR
 async fn settings_or_defaults(
     store: &Store,
     op: &PublicKey,
-) -> AppResult<(OperatorCostSettings, &'static str)> {
+) -> AppResult<(OperatorCostSettings, live::SettingsSource)> {
     match store.operator_settings(op).await? {
         Some(row) => Ok((
             serde_json::from_str(&row.body).map_err(internal)?,
-            "operator",
+            live::SettingsSource::Operator,
         )),
-        None => Ok((OperatorCostSettings::defaults(), "defaults")),
+        None => Ok((
+            OperatorCostSettings::defaults(),
+            live::SettingsSource::Defaults,
+        )),
     }
 }
 
@@ -351,304 +348,49 @@ async fn energy_and_cursor(
     Ok((acc, moved))
 }
 
-/// Which catalogue profile a device is costed with, and why.
-fn resolve_profile(
-    d: &DeviceRow,
-    settings: &OperatorCostSettings,
-) -> (Option<&'static DeviceProfile>, &'static str) {
-    let cat = catalogue();
-    match settings
-        .hardware
-        .get(&d.device.to_hex())
-        .and_then(|h| h.profile.as_deref())
-    {
-        Some(name) => (cat.find(name), "settings"),
-        None => match cat.find(&d.hardware_class) {
-            Some(p) => (Some(p), "hardware_class"),
-            None => (None, "unknown"),
-        },
-    }
-}
-
-struct DeviceFigures {
-    view: Value,
-    so_far: SoFar,
-    price: Option<f64>,
-}
-
-/// Everything the projection needs, gathered before the Monte Carlo runs off
-/// the async threads.
-struct ProjectionJob {
-    index: usize,
-    profile: DeviceProfile,
-    catalogue_price: Option<f64>,
-    settings: OperatorSettings,
-    tokens_per_month: f64,
-    epochs: usize,
-    watts: Option<f64>,
-    observed: Observed,
-}
-
-fn run_projection(job: &ProjectionJob) -> Value {
-    let inputs = depin_economics::inputs_for_profile(
-        &job.profile,
-        job.catalogue_price,
-        &job.settings,
-        &NetworkRates::builtin(),
-        None,
-    );
-    let mut inputs = match inputs {
-        Ok(i) => i,
-        Err(e) => return json!({ "unavailable": e.to_string() }),
-    };
-    inputs.rewards.tokens_per_month = job.tokens_per_month;
-    inputs.rewards.source = format!(
-        "observed over the device's last {} closed epochs",
-        job.epochs
-    );
-    if let Some(w) = job.watts {
-        inputs.hardware.watts = w;
-    }
-    match depin_economics::project_from_observed(
-        &inputs,
-        &job.observed,
-        Simulation {
-            seed: 1,
-            paths: PROJECTION_PATHS,
-        },
-    ) {
-        Ok(e) => json!({
-            "basis": {
-                "tokens_per_month": job.tokens_per_month,
-                "watts": inputs.hardware.watts,
-                "token_price_usd": inputs.market.token_price_usd,
-                "token_volatility_per_year": inputs.market.token_volatility_per_year,
-                "network_growth_per_month": inputs.market.network_growth_per_month,
-                "months_elapsed": job.observed.months_elapsed,
-                "lifetime_months": inputs.hardware.lifetime_months,
-                "paths": PROJECTION_PATHS,
-            },
-            "payback_month": e.figures.payback_months,
-            "payback_within_lifetime_probability": e.figures.payback_within_lifetime_probability,
-            "net_profit_usd_per_month": e.figures.net_profit_usd_per_month,
-            "net_operating_usd_per_month": e.figures.net_operating_usd_per_month,
-            "revenue_usd_per_month": e.figures.revenue_usd_per_month,
-            "cumulative_net_usd_at_end_of_life": e.figures.cumulative_net_usd,
-            "warnings": e.warnings,
-        }),
-        Err(e) => json!({ "unavailable": e.to_string() }),
-    }
-}
-
-fn opt_sum(values: impl Iterator<Item = Option<f64>>) -> (f64, usize) {
-    let mut sum = 0.0;
-    let mut unknown = 0;
-    for v in values {
-        match v {
-            Some(x) => sum += x,
-            None => unknown += 1,
-        }
-    }
-    (sum, unknown)
-}
-
 /// `GET /v1/operators/{operator}/economics`: per device, earnings so far
 /// (reward sheets × the operator's token price), costs so far (electricity
 /// from the heartbeats' power draw, internet share and maintenance pro-rated
 /// since registration, straight-line hardware depreciation), net, payback
-/// progress and a projection from the observed rate; and the totals.
+/// progress and a projection from the observed rate; and the totals. The
+/// handler only loads the facts; `depin_economics::live` assembles the view.
 async fn economics(State(st): St, ApiPath(operator): ApiPath<String>) -> AppResult<Json<Value>> {
     let op = parse_key(&operator, "operator")?;
     let store = st.coordinator.store();
     let policy = st.coordinator.policy();
     let interval_ms = policy.heartbeat_interval_seconds.max(1) * 1000;
-    let now = now_ms();
+    let network = live::Network {
+        now_ms: now_ms(),
+        epoch_seconds: policy.epoch_seconds,
+        yearly_decay_bps: policy.yearly_decay_bps,
+    };
     let (settings, source) = settings_or_defaults(store, &op).await?;
-    let decay = (f64::from(policy.yearly_decay_bps) / 10_000.0).clamp(0.0, 0.99);
-    let mut figures: Vec<DeviceFigures> = Vec::new();
-    let mut jobs: Vec<ProjectionJob> = Vec::new();
+    let mut facts = Vec::new();
     for d in store.devices(Some(&op)).await? {
         let energy = integrate_energy(store, &d.device, interval_ms).await?;
-        let rewards = store.device_rewards(&d.device).await?;
-        let per_epoch: Vec<u64> = rewards.iter().map(|(_, l)| l.reward + l.fees).collect();
-        let earned: u64 = per_epoch.iter().sum();
-        let (profile, profile_source) = resolve_profile(&d, &settings);
-        let hw = settings.hardware.get(&d.device.to_hex());
-        let price = hw
-            .and_then(|h| h.price_usd)
-            .or(profile.map(|p| p.price_usd));
-        let basis = CostBasis {
-            kwh_price_usd: settings.kwh_price_usd,
-            internet_usd_per_month: settings.internet_usd_per_month,
-            internet_share: settings
-                .internet_share
-                .or(profile.map(|p| p.internet_share)),
-            maintenance_usd_per_month: settings
-                .maintenance_usd_per_month
-                .or(profile.map(|p| p.maintenance_usd_per_month)),
-            hardware_price_usd: price,
-            lifetime_months: profile.map(|p| p.lifetime_months),
-            token_price_usd: settings.token_price_usd,
-        };
-        let until = d.revoked_ms.map_or(now, |r| r.min(now));
-        let usage = Usage {
-            earned_base_units: earned,
-            energy_uj: energy.energy_uj,
-            active_ms: until - d.registered_ms,
-        };
-        let s = rules::so_far(&basis, &usage);
-        let note = match (profile_source, profile) {
-            ("unknown", _) => Some(format!(
-                "unknown: hardware class {:?} matches no catalogue profile; name one under hardware.{} in the settings for costs, payback and a projection",
-                d.hardware_class,
-                d.device.to_hex()
-            )),
-            (_, None) => Some(
-                "unknown: the profile named in the settings is no longer in the catalogue"
-                    .to_string(),
-            ),
-            _ => None,
-        };
-        let projection_note = if d.revoked_ms.is_some() {
-            Some("device revoked: no projection")
-        } else if profile.is_none() {
-            Some("unknown hardware: no projection")
-        } else if per_epoch.is_empty() {
-            Some("no closed epoch has paid this device yet: nothing observed to project from")
-        } else {
-            None
-        };
-        if let (None, Some(p), Some(rate), Some(running)) = (
-            projection_note,
-            profile,
-            rules::observed_tokens_per_month(&per_epoch, policy.epoch_seconds),
-            s.running_costs_usd,
-        ) {
-            let mut p = p.clone();
-            p.price_usd = price.unwrap_or(p.price_usd);
-            jobs.push(ProjectionJob {
-                index: figures.len(),
-                catalogue_price: catalogue()
-                    .find(&p.name)
-                    .map(|c| c.price_usd)
-                    .filter(|c| *c != p.price_usd),
-                profile: p,
-                settings: OperatorSettings {
-                    kwh_price_usd: settings.kwh_price_usd,
-                    internet_usd_per_month: settings.internet_usd_per_month,
-                    internet_share: basis.internet_share,
-                    maintenance_usd_per_month: basis.maintenance_usd_per_month,
-                    // The observed rate already carries the device's uptime.
-                    uptime: 1.0,
-                    emission_decay_per_year: decay,
-                    market: Market {
-                        token_price_usd: settings.token_price_usd,
-                        ..Market::default()
-                    },
-                    months: None,
-                },
-                tokens_per_month: rate,
-                epochs: per_epoch.len(),
-                watts: energy.average_watts(),
-                observed: Observed {
-                    months_elapsed: s.months_active.floor() as u32,
-                    revenue_usd_so_far: s.earned_usd,
-                    running_costs_usd_so_far: running,
-                },
-            });
-        }
-        let view = json!({
-            "device": d.device,
-            "sector": Sector::from_code(d.sector).map(|s| s.as_str()),
-            "hardware_class": d.hardware_class,
-            "profile": profile.map(|p| p.name.as_str()),
-            "profile_source": profile_source,
-            "note": note,
-            "hardware_price_usd": price,
-            "lifetime_months": profile.map(|p| p.lifetime_months),
-            "registered_ms": d.registered_ms,
-            "revoked_ms": d.revoked_ms,
-            "months_active": s.months_active,
-            "earned": {
-                "base_units": earned,
-                "tokens": s.earned_tokens,
-                "usd": s.earned_usd,
-                "epochs": per_epoch.len(),
-            },
-            "energy": {
-                "kwh": s.energy_kwh,
-                "heartbeats": energy.heartbeats,
-                "covered_ms": energy.covered_ms,
-                "average_power_w": energy.average_watts(),
-            },
-            "costs_usd": {
-                "electricity": s.electricity_usd,
-                "internet": s.internet_usd,
-                "maintenance": s.maintenance_usd,
-                "running": s.running_costs_usd,
-                "hardware_depreciation": s.hardware_depreciation_usd,
-            },
-            "net_operating_usd": s.net_operating_usd,
-            "net_usd": s.net_usd,
-            "payback_progress_pct": s.payback_progress_pct,
-            "projection": Value::Null,
-            "projection_note": projection_note,
-        });
-        figures.push(DeviceFigures {
-            view,
-            so_far: s,
-            price,
+        let earned_per_epoch = store
+            .device_rewards(&d.device)
+            .await?
+            .iter()
+            .map(|(_, l)| l.reward.saturating_add(l.fees))
+            .collect();
+        facts.push(live::DeviceFacts {
+            device: d.device,
+            sector: Sector::from_code(d.sector).map(|s| s.as_str()),
+            hardware_class: d.hardware_class,
+            registered_ms: d.registered_ms,
+            revoked_ms: d.revoked_ms,
+            earned_per_epoch,
+            energy,
         });
     }
-    // The Monte Carlo is CPU work: off the async threads.
-    let projections = tokio::task::spawn_blocking(move || {
-        jobs.iter()
-            .map(|j| (j.index, run_projection(j)))
-            .collect::<Vec<_>>()
+    // The projections' Monte Carlo is CPU work: off the async threads.
+    let view = tokio::task::spawn_blocking(move || {
+        live::operator_economics(catalogue(), op, &settings, source, network, &facts)
     })
     .await
     .map_err(internal)?;
-    for (i, p) in projections {
-        figures[i].view["projection"] = p;
-    }
-
-    let sum = |f: fn(&SoFar) -> f64| figures.iter().map(|d| f(&d.so_far)).sum::<f64>();
-    let (running, running_unknown) = opt_sum(figures.iter().map(|d| d.so_far.running_costs_usd));
-    let (depreciation, depreciation_unknown) =
-        opt_sum(figures.iter().map(|d| d.so_far.hardware_depreciation_usd));
-    let (net_operating, _) = opt_sum(figures.iter().map(|d| d.so_far.net_operating_usd));
-    let (net, net_unknown) = opt_sum(figures.iter().map(|d| d.so_far.net_usd));
-    // Payback progress over the devices whose price and running costs are known.
-    let (recovered, priced): (f64, f64) = figures
-        .iter()
-        .filter_map(|d| d.so_far.net_operating_usd.zip(d.price.filter(|p| *p > 0.0)))
-        .fold((0.0, 0.0), |(r, p), (n, price)| (r + n, p + price));
-    let total = json!({
-        "devices": figures.len(),
-        "devices_with_unknown_costs": running_unknown.max(depreciation_unknown).max(net_unknown),
-        "earned_tokens": sum(|s| s.earned_tokens),
-        "earned_usd": sum(|s| s.earned_usd),
-        "energy_kwh": sum(|s| s.energy_kwh),
-        "costs_usd": {
-            "electricity": sum(|s| s.electricity_usd),
-            "running": running,
-            "hardware_depreciation": depreciation,
-        },
-        "net_operating_usd": net_operating,
-        "net_usd": net,
-        "hardware_price_usd": priced,
-        "payback_progress_pct": (priced > 0.0).then(|| recovered / priced * 100.0),
-        "note": "totals add the devices whose figures are known; see devices_with_unknown_costs. Projections are per device (percentiles do not add); `depin estimate --portfolio` gives a combined spread.",
-    });
-    Ok(Json(json!({
-        "operator": op,
-        "as_of_ms": now,
-        "settings_source": source,
-        "token_price_usd": settings.token_price_usd,
-        "kwh_price_usd": settings.kwh_price_usd,
-        "devices": figures.into_iter().map(|d| d.view).collect::<Vec<_>>(),
-        "total": total,
-    })))
+    Ok(Json(serde_json::to_value(view).map_err(internal)?))
 }
 
 // ------------------------------------------------------------------- alerts
@@ -734,7 +476,8 @@ async fn alerts(State(st): St, ApiPath(operator): ApiPath<String>) -> AppResult<
         {
             out.push(alert_json(&d.device, a));
         }
-        let (profile, _) = resolve_profile(d, &settings);
+        let (profile, _) =
+            live::resolve_profile(catalogue(), &d.device, &d.hardware_class, &settings);
         if let Some(t) = &telemetry {
             let limit = profile.and_then(|p| p.max_temperature_c);
             if let Some(a) = rules::temperature_alert(
