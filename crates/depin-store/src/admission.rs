@@ -1,14 +1,16 @@
 //! The append: reports admitted (or refused, with the reason) inside one
 //! transaction, from the committed state, so replicas never disagree.
 
-use crate::epochs::epoch_lock_key;
+use crate::epochs::{EpochLock, lock_epoch};
 use crate::rejections::count_rejections_in;
+use crate::reports::REPORT_COLUMNS;
 use crate::{
     Backend, RejectionRow, ReportRow, Result, Store, StoreError, TelemetryRow, Val, WorkRow,
-    insert_many, key_from_row, to_i64, u64_from_row,
+    insert_many, is_sqlite, key_from_row, to_i64, u64_from_row,
 };
 use depin_core::{EpochIndex, PublicKey};
-use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// A report to append, with the telemetry it carries (stored only if the
@@ -100,6 +102,27 @@ fn placeholders(n: usize, offset: usize, anonymous: bool) -> String {
     s
 }
 
+/// The rows of `select` (`SELECT … FROM` a per-device, per-epoch counter
+/// table) for `devices`, in epochs from `min_epoch` on.
+async fn counters_since(
+    conn: &mut AnyConnection,
+    select: &str,
+    min_epoch: EpochIndex,
+    devices: &[PublicKey],
+) -> Result<Vec<AnyRow>> {
+    let anonymous = is_sqlite(conn);
+    let sql = format!(
+        "{select} WHERE epoch >= {} AND device IN ({})",
+        if anonymous { "?" } else { "$1" },
+        placeholders(devices.len(), 1, anonymous),
+    );
+    let mut q = sqlx::query(&sql).bind(to_i64(min_epoch)?);
+    for d in devices {
+        q = q.bind(d.0.to_vec());
+    }
+    Ok(q.fetch_all(conn).await?)
+}
+
 impl Store {
     /// Appends reports in one transaction (a group commit), deciding in that
     /// transaction, from what is committed, whether each is admissible:
@@ -139,16 +162,11 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let anonymous = self.backend == Backend::Sqlite;
         let epochs: BTreeSet<EpochIndex> = reports.iter().map(|r| r.row.epoch).collect();
-        if self.backend == Backend::Postgres {
-            // Shared lock per epoch, in ascending order: closes take it
-            // exclusively, so no report can land in an epoch while (or after)
-            // it is being closed.
-            for e in &epochs {
-                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-                    .bind(epoch_lock_key(*e))
-                    .execute(tx.conn())
-                    .await?;
-            }
+        // Shared lock per epoch, in ascending order: closes take it
+        // exclusively, so no report can land in an epoch while (or after) it
+        // is being closed.
+        for e in &epochs {
+            lock_epoch(tx.conn(), *e, EpochLock::Shared).await?;
         }
         tx.step("append:locked")?;
         let mut closed = HashSet::new();
@@ -195,16 +213,8 @@ impl Store {
                     },
                 );
             }
-            let sql = format!(
-                "SELECT device, epoch, count FROM rate_counts WHERE epoch >= {} AND device IN ({})",
-                if anonymous { "?" } else { "$1" },
-                placeholders(chunk.len(), 1, anonymous),
-            );
-            let mut q = sqlx::query(&sql).bind(to_i64(min_epoch)?);
-            for d in chunk {
-                q = q.bind(d.0.to_vec());
-            }
-            for r in q.fetch_all(tx.conn()).await? {
+            let sql = "SELECT device, epoch, count FROM rate_counts";
+            for r in counters_since(tx.conn(), sql, min_epoch, chunk).await? {
                 let device = key_from_row(r.try_get(0)?)?;
                 let epoch = u64_from_row(r.try_get(1)?, "epoch")?;
                 let count = u32::try_from(r.try_get::<i64, _>(2)?)
@@ -220,16 +230,8 @@ impl Store {
         let mut kind_counts: BTreeMap<(PublicKey, EpochIndex, u32), u32> = BTreeMap::new();
         if !rules.kind_limits.is_empty() {
             for chunk in devices.chunks(2000) {
-                let sql = format!(
-                    "SELECT device, epoch, kind, count FROM kind_counts WHERE epoch >= {} AND device IN ({})",
-                    if anonymous { "?" } else { "$1" },
-                    placeholders(chunk.len(), 1, anonymous),
-                );
-                let mut q = sqlx::query(&sql).bind(to_i64(min_epoch)?);
-                for d in chunk {
-                    q = q.bind(d.0.to_vec());
-                }
-                for r in q.fetch_all(tx.conn()).await? {
+                let sql = "SELECT device, epoch, kind, count FROM kind_counts";
+                for r in counters_since(tx.conn(), sql, min_epoch, chunk).await? {
                     let device = key_from_row(r.try_get(0)?)?;
                     let epoch = u64_from_row(r.try_get(1)?, "epoch")?;
                     let kind = u32::try_from(r.try_get::<i64, _>(2)?)
@@ -345,7 +347,7 @@ impl Store {
             .collect();
         let inserted = insert_many(
             tx.conn(),
-            "INSERT INTO reports (device, seq, epoch, kind, timestamp_ms, received_ms, raw)",
+            &format!("INSERT INTO reports ({REPORT_COLUMNS})"),
             "",
             7,
             &rows,

@@ -5,8 +5,8 @@ use crate::{
     Result, Store, StoreError, Val, WriteTx, insert_many, key_from_row, to_i64, u64_from_row,
 };
 use depin_core::PublicKey;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceRow {
@@ -81,12 +81,7 @@ async fn register_in(tx: &mut WriteTx, d: &DeviceRow) -> Result<Registration> {
     .fetch_optional(tx.conn())
     .await?;
     if claimed.is_none() {
-        let role: i64 = sqlx::query("SELECT role FROM key_roles WHERE key = $1")
-            .bind(d.device.0.to_vec())
-            .fetch_one(tx.conn())
-            .await?
-            .try_get(0)?;
-        return Ok(if role == ROLE_OPERATOR {
+        return Ok(if role_of(tx.conn(), &d.device).await? == ROLE_OPERATOR {
             Registration::DeviceKeyIsOperator
         } else {
             Registration::DeviceKeyTaken
@@ -97,12 +92,7 @@ async fn register_in(tx: &mut WriteTx, d: &DeviceRow) -> Result<Registration> {
         .bind(ROLE_OPERATOR)
         .execute(tx.conn())
         .await?;
-    let role: i64 = sqlx::query("SELECT role FROM key_roles WHERE key = $1")
-        .bind(d.operator.0.to_vec())
-        .fetch_one(tx.conn())
-        .await?
-        .try_get(0)?;
-    if role != ROLE_OPERATOR {
+    if role_of(tx.conn(), &d.operator).await? != ROLE_OPERATOR {
         return Ok(Registration::OperatorKeyIsDevice);
     }
     if !insert_device(tx.conn(), d).await? {
@@ -112,6 +102,35 @@ async fn register_in(tx: &mut WriteTx, d: &DeviceRow) -> Result<Registration> {
         )));
     }
     Ok(Registration::Registered)
+}
+
+/// The role a claimed key holds (the key must be in `key_roles`).
+async fn role_of(conn: &mut AnyConnection, key: &PublicKey) -> Result<i64> {
+    Ok(sqlx::query("SELECT role FROM key_roles WHERE key = $1")
+        .bind(key.0.to_vec())
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?)
+}
+
+/// Marks `device` revoked at `at_ms`, naming its successor for a rotation.
+/// False when it was already revoked or does not exist.
+async fn revoke_in(
+    conn: &mut AnyConnection,
+    device: &PublicKey,
+    at_ms: i64,
+    replaced_by: Option<&PublicKey>,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE devices SET revoked_ms = $1, replaced_by = $2 WHERE device = $3 AND revoked_ms IS NULL",
+    )
+    .bind(at_ms)
+    .bind(replaced_by.map(|k| k.0.to_vec()))
+    .bind(device.0.to_vec())
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 pub(crate) fn device_from_row(r: &AnyRow) -> Result<DeviceRow> {
@@ -185,14 +204,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(r);
             }
-            let revoked = sqlx::query("UPDATE devices SET revoked_ms = $1, replaced_by = $2 WHERE device = $3 AND revoked_ms IS NULL")
-                .bind(at_ms)
-                .bind(new.device.0.to_vec())
-                .bind(old.0.to_vec())
-                .execute(tx.conn())
-                .await?
-                .rows_affected();
-            if revoked != 1 {
+            if !revoke_in(tx.conn(), old, at_ms, Some(&new.device)).await? {
                 tx.rollback().await?;
                 return Ok(Registration::OldKeyInactive);
             }
@@ -252,15 +264,9 @@ impl Store {
     ) -> Result<bool> {
         {
             let mut tx = self.write_tx().await?;
-            let n = sqlx::query("UPDATE devices SET revoked_ms = $1, replaced_by = $2 WHERE device = $3 AND revoked_ms IS NULL")
-                .bind(at_ms)
-                .bind(replaced_by.map(|k| k.0.to_vec()))
-                .bind(device.0.to_vec())
-                .execute(tx.conn())
-                .await?
-                .rows_affected();
+            let revoked = revoke_in(tx.conn(), device, at_ms, replaced_by).await?;
             tx.commit().await?;
-            Ok(n == 1)
+            Ok(revoked)
         }
     }
 

@@ -2,11 +2,12 @@
 //! the close (inside its transaction) and `audit-epoch` (on the pool).
 
 use crate::devices::{DEVICE_COLUMNS, device_from_row};
+use crate::epochs::epoch_row;
 use crate::ledger::claims_as_of;
 use crate::reports::report_counts;
-use crate::{DeviceRow, Result, Store, StoreError, StoredReport, WorkRow, to_i64};
+use crate::sector_state::sector_state_at;
+use crate::{DeviceRow, Result, Store, StoreError, StoredReport, WorkRow};
 use depin_core::{EpochIndex, PublicKey};
-use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// What to read for an epoch's reward computation.
@@ -69,30 +70,17 @@ pub(crate) async fn load_epoch_inputs(
     let mut previous_root = None;
     if let Some(prev) = q.epoch.checked_sub(1) {
         for name in &q.states {
-            if let Some(r) = sqlx::query(
-                "SELECT version, state FROM sector_state WHERE sector = $1 AND epoch = $2",
-            )
-            .bind(name.as_str())
-            .bind(to_i64(prev)?)
-            .fetch_optional(&mut *conn)
-            .await?
-            {
-                let version = u32::try_from(r.try_get::<i64, _>(0)?)
-                    .map_err(|_| StoreError::Corrupt("sector state version".into()))?;
-                prior_states.insert(name.clone(), (version, r.try_get::<Vec<u8>, _>(1)?));
+            if let Some(state) = sector_state_at(&mut *conn, name, prev).await? {
+                prior_states.insert(name.clone(), state);
             }
         }
         previous_claims = claims_as_of(&mut *conn, prev).await?;
-        if let Some(r) = sqlx::query("SELECT claim_root FROM epochs WHERE epoch = $1")
-            .bind(to_i64(prev)?)
-            .fetch_optional(&mut *conn)
-            .await?
-        {
-            let root: Vec<u8> = r.try_get(0)?;
+        if let Some(row) = epoch_row(&mut *conn, prev).await? {
             // A close in progress has an empty root until it commits; the
             // loader only runs for the next epoch once that one is closed.
             previous_root = Some(
-                root.try_into()
+                row.claim_root
+                    .try_into()
                     .map_err(|_| StoreError::Corrupt("claim root is not 32 bytes".into()))?,
             );
         }

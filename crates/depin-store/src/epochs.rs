@@ -4,12 +4,12 @@
 
 use crate::epoch_inputs::load_epoch_inputs;
 use crate::{
-    Backend, EpochInputQuery, EpochInputRows, LedgerEntryRow, Result, RewardLineRow,
-    SectorTotalRow, Store, Val, WriteTx, insert_many, to_i64, u64_from_row,
+    EpochInputQuery, EpochInputRows, LedgerEntryRow, Result, RewardLineRow, SectorTotalRow, Store,
+    Val, WriteTx, insert_many, is_sqlite, to_i64, u64_from_row,
 };
 use depin_core::{EpochIndex, PublicKey};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EpochRow {
@@ -48,6 +48,65 @@ pub(crate) fn epoch_lock_key(epoch: EpochIndex) -> i64 {
     EPOCH_LOCK_NAMESPACE | (epoch as i64 & 0xFFFF_FFFF)
 }
 
+/// How a transaction holds an epoch's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EpochLock {
+    /// Appends: any number at once, none beside a close.
+    Shared,
+    /// The close, and whatever must not run beside it.
+    Exclusive,
+}
+
+/// Takes `epoch`'s advisory lock for the rest of the transaction on
+/// PostgreSQL. SQLite needs none: its one writer runs alone.
+pub(crate) async fn lock_epoch(
+    conn: &mut AnyConnection,
+    epoch: EpochIndex,
+    lock: EpochLock,
+) -> Result<()> {
+    if is_sqlite(conn) {
+        return Ok(());
+    }
+    let sql = match lock {
+        EpochLock::Shared => "SELECT pg_advisory_xact_lock_shared($1)",
+        EpochLock::Exclusive => "SELECT pg_advisory_xact_lock($1)",
+    };
+    sqlx::query(sql)
+        .bind(epoch_lock_key(epoch))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+const EPOCH_COLUMNS: &str =
+    "epoch, policy_id, closed_ms, emission, minted, fees, burned, devices, sheet_hash, claim_root";
+
+/// The row of `epoch`, if its close has begun (a close in progress, visible
+/// only inside its own transaction, has zero amounts and empty hashes).
+pub(crate) async fn epoch_row(
+    conn: &mut AnyConnection,
+    epoch: EpochIndex,
+) -> Result<Option<EpochRow>> {
+    sqlx::query(&format!(
+        "SELECT {EPOCH_COLUMNS} FROM epochs WHERE epoch = $1"
+    ))
+    .bind(to_i64(epoch)?)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(epoch_from_row)
+    .transpose()
+}
+
+/// The newest epoch whose close has begun.
+pub(crate) async fn last_closed_epoch(conn: &mut AnyConnection) -> Result<Option<EpochIndex>> {
+    let r: Option<i64> = sqlx::query("SELECT MAX(epoch) FROM epochs")
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?;
+    r.map(|v| u64_from_row(v, "epoch")).transpose()
+}
+
 /// A work order as stored (see migration 0004).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WorkRow {
@@ -65,30 +124,20 @@ pub struct WorkRow {
 
 impl Store {
     pub async fn epoch(&self, epoch: EpochIndex) -> Result<Option<EpochRow>> {
-        let r = sqlx::query(
-            "SELECT epoch, policy_id, closed_ms, emission, minted, fees, burned, devices, sheet_hash, claim_root FROM epochs WHERE epoch = $1",
-        )
-        .bind(to_i64(epoch)?)
-        .fetch_optional(&self.pool)
-        .await?;
-        r.as_ref().map(epoch_from_row).transpose()
+        epoch_row(&mut *self.pool.acquire().await?, epoch).await
     }
 
     pub async fn epochs(&self) -> Result<Vec<EpochRow>> {
-        let rows = sqlx::query(
-            "SELECT epoch, policy_id, closed_ms, emission, minted, fees, burned, devices, sheet_hash, claim_root FROM epochs ORDER BY epoch",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {EPOCH_COLUMNS} FROM epochs ORDER BY epoch"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(epoch_from_row).collect()
     }
 
     pub async fn last_closed_epoch(&self) -> Result<Option<EpochIndex>> {
-        let r: Option<i64> = sqlx::query("SELECT MAX(epoch) FROM epochs")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        r.map(|v| u64_from_row(v, "epoch")).transpose()
+        last_closed_epoch(&mut *self.pool.acquire().await?).await
     }
 
     /// Starts closing `epoch`. Returns `None` when it is already closed (by this
@@ -101,12 +150,7 @@ impl Store {
         closed_ms: i64,
     ) -> Result<Option<EpochClose>> {
         let mut tx = self.write_tx().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(epoch_lock_key(epoch))
-                .execute(tx.conn())
-                .await?;
-        }
+        lock_epoch(tx.conn(), epoch, EpochLock::Exclusive).await?;
         let claimed = sqlx::query(
             "INSERT INTO epochs (epoch, policy_id, closed_ms, emission, minted, fees, burned, devices, sheet_hash, claim_root) \
              VALUES ($1, $2, $3, 0, 0, 0, 0, 0, $4, $4) ON CONFLICT (epoch) DO NOTHING RETURNING epoch",

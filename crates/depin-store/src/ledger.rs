@@ -1,10 +1,10 @@
 //! Reads of the double-entry ledger: entries, balances and the cumulative
 //! claims (the writes are in the close and in `escrow`).
 
-use crate::{Result, Store, key_from_row, to_i64, u64_from_row};
+use crate::{Result, Store, key_and_u64_from_row, to_i64, u64_from_row};
 use depin_core::{EpochIndex, PublicKey};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerEntryRow {
@@ -22,9 +22,9 @@ impl Store {
     }
 
     pub async fn ledger_entries(&self, epoch: EpochIndex) -> Result<Vec<LedgerEntryRow>> {
-        let rows = sqlx::query(
-            "SELECT debit, credit, amount, kind FROM ledger_entries WHERE epoch = $1 ORDER BY id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE epoch = $1 ORDER BY id"
+        ))
         .bind(to_i64(epoch)?)
         .fetch_all(&self.pool)
         .await?;
@@ -33,19 +33,16 @@ impl Store {
 
     /// All ledger entries in order, for replaying the ledger from scratch.
     pub async fn all_ledger_entries(&self) -> Result<Vec<LedgerEntryRow>> {
-        let rows =
-            sqlx::query("SELECT debit, credit, amount, kind FROM ledger_entries ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger_entries ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(entry_from_row).collect()
     }
 
     pub async fn balance(&self, account: &str) -> Result<i64> {
-        let r = sqlx::query("SELECT balance FROM balances WHERE account = $1")
-            .bind(account)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(r.map(|r| r.get::<i64, _>(0)).unwrap_or(0))
+        balance(&mut *self.pool.acquire().await?, account).await
     }
 
     pub async fn balances(&self) -> Result<Vec<(String, i64)>> {
@@ -58,6 +55,8 @@ impl Store {
     }
 }
 
+const ENTRY_COLUMNS: &str = "debit, credit, amount, kind";
+
 fn entry_from_row(r: &AnyRow) -> Result<LedgerEntryRow> {
     Ok(LedgerEntryRow {
         debit: r.try_get(0)?,
@@ -68,7 +67,7 @@ fn entry_from_row(r: &AnyRow) -> Result<LedgerEntryRow> {
 }
 
 pub(crate) async fn claims_as_of(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut AnyConnection,
     epoch: EpochIndex,
 ) -> Result<Vec<(PublicKey, u64)>> {
     // Only accounts that changed are written each epoch; the leaves as of an
@@ -82,11 +81,15 @@ pub(crate) async fn claims_as_of(
     .fetch_all(conn)
     .await?;
     rows.iter()
-        .map(|r| {
-            Ok((
-                key_from_row(r.try_get(0)?)?,
-                u64_from_row(r.try_get(1)?, "cumulative")?,
-            ))
-        })
+        .map(|r| key_and_u64_from_row(r, "cumulative"))
         .collect()
+}
+
+/// An account's running balance; 0 for an account no entry has touched.
+pub(crate) async fn balance(conn: &mut AnyConnection, account: &str) -> Result<i64> {
+    let r: Option<i64> = sqlx::query_scalar("SELECT balance FROM balances WHERE account = $1")
+        .bind(account)
+        .fetch_optional(conn)
+        .await?;
+    Ok(r.unwrap_or(0))
 }

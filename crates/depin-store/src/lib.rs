@@ -221,6 +221,14 @@ pub(crate) fn u64_from_row(v: i64, what: &str) -> Result<u64> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}: {v}")))
 }
 
+/// A row whose first two columns are a key and a non-negative amount.
+pub(crate) fn key_and_u64_from_row(r: &sqlx::any::AnyRow, what: &str) -> Result<(PublicKey, u64)> {
+    Ok((
+        key_from_row(r.try_get(0)?)?,
+        u64_from_row(r.try_get(1)?, what)?,
+    ))
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the database at `url`:
     /// `sqlite://path/to/file.sqlite` or `postgres://user@host/db`.

@@ -1,7 +1,7 @@
 //! The report log and the telemetry stored with it: the rows, and the
 //! reads of them outside the append (see `admission` for the writes).
 
-use crate::{Result, Store, StoreError, key_from_row, to_i64, u64_from_row};
+use crate::{Result, Store, StoreError, key_and_u64_from_row, key_from_row, to_i64, u64_from_row};
 use depin_core::{EpochIndex, PublicKey};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -57,11 +57,13 @@ impl Store {
         device: &PublicKey,
         epoch: EpochIndex,
     ) -> Result<Vec<ReportRow>> {
-        let rows = sqlx::query("SELECT device, seq, epoch, kind, timestamp_ms, received_ms, raw FROM reports WHERE device = $1 AND epoch = $2 ORDER BY seq")
-            .bind(device.0.to_vec())
-            .bind(to_i64(epoch)?)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {REPORT_COLUMNS} FROM reports WHERE device = $1 AND epoch = $2 ORDER BY seq"
+        ))
+        .bind(device.0.to_vec())
+        .bind(to_i64(epoch)?)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(report_from_row).collect()
     }
 
@@ -95,7 +97,10 @@ impl Store {
     }
 }
 
-/// Columns: device, seq, epoch, kind, timestamp_ms, received_ms, raw.
+/// The columns of a [`ReportRow`], in the order [`report_from_row`] reads them.
+pub(crate) const REPORT_COLUMNS: &str = "device, seq, epoch, kind, timestamp_ms, received_ms, raw";
+
+/// Columns: [`REPORT_COLUMNS`].
 pub(crate) fn report_from_row(r: &AnyRow) -> Result<ReportRow> {
     Ok(ReportRow {
         device: key_from_row(r.try_get(0)?)?,
@@ -125,11 +130,6 @@ pub(crate) async fn report_counts(
     .fetch_all(conn)
     .await?;
     rows.iter()
-        .map(|r| {
-            Ok((
-                key_from_row(r.try_get(0)?)?,
-                u64_from_row(r.try_get(1)?, "count")?,
-            ))
-        })
+        .map(|r| key_and_u64_from_row(r, "count"))
         .collect()
 }

@@ -48,9 +48,9 @@ impl Store {
 
     /// The stored reward sheet lines of an epoch, ordered by device.
     pub async fn reward_lines(&self, epoch: EpochIndex) -> Result<Vec<RewardLineRow>> {
-        let rows = sqlx::query(
-            "SELECT device, operator, sector, score_ppm, weight, reward, fees, reasons FROM reward_lines WHERE epoch = $1 ORDER BY device, sector",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {LINE_COLUMNS} FROM reward_lines WHERE epoch = $1 ORDER BY device, sector"
+        ))
         .bind(to_i64(epoch)?)
         .fetch_all(&self.pool)
         .await?;
@@ -62,9 +62,9 @@ impl Store {
         &self,
         device: &PublicKey,
     ) -> Result<Vec<(EpochIndex, RewardLineRow)>> {
-        let rows = sqlx::query(
-            "SELECT device, operator, sector, score_ppm, weight, reward, fees, reasons, epoch FROM reward_lines WHERE device = $1 ORDER BY epoch, sector",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {LINE_COLUMNS}, epoch FROM reward_lines WHERE device = $1 ORDER BY epoch, sector"
+        ))
         .bind(device.0.to_vec())
         .fetch_all(&self.pool)
         .await?;
@@ -73,6 +73,8 @@ impl Store {
             .collect()
     }
 }
+
+const LINE_COLUMNS: &str = "device, operator, sector, score_ppm, weight, reward, fees, reasons";
 
 fn line_from_row(r: &AnyRow) -> Result<RewardLineRow> {
     Ok(RewardLineRow {
