@@ -4,7 +4,7 @@
 //! ledger entry, written with the running balances in the same transaction
 //! by [`write_entries`], which refuses any holder balance going negative.
 
-use crate::rows::LedgerEntryRow;
+use crate::LedgerEntryRow;
 use crate::{
     Backend, Result, Store, StoreError, Val, insert_many, key_from_row, to_i64, u64_from_row,
 };
@@ -285,7 +285,7 @@ impl Store {
         loop {
             if self.backend == Backend::Postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(crate::rows::epoch_lock_key(first))
+                    .bind(crate::epochs::epoch_lock_key(first))
                     .execute(tx.conn())
                     .await?;
             }

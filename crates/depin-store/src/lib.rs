@@ -12,22 +12,38 @@
 //! `epochs` row is inserted first in the closing transaction, so a second
 //! closer blocks on it and then finds the conflict and rolls back.
 
+mod admission;
+mod devices;
+mod epoch_inputs;
+mod epochs;
 mod escrow;
+mod ledger;
 mod maintenance;
 mod operator;
-pub(crate) mod rows;
+mod policy;
+mod rejections;
+mod reports;
+mod rewards;
 mod sector_schema;
+mod sector_state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod work;
 
+pub use admission::*;
+pub use devices::*;
+pub use epoch_inputs::*;
+pub use epochs::*;
 pub use escrow::{
     CLOSE_ENTRY_KINDS, ChargeRow, EscrowRefusal, NewDeposit, NewOrder, OrderRow, Recorded,
 };
+pub use ledger::*;
 #[cfg(feature = "bulk-load")]
 pub use maintenance::SyntheticEpoch;
 pub use operator::*;
-pub use rows::*;
+pub use rejections::*;
+pub use reports::*;
+pub use rewards::*;
 pub use sector_schema::{SectorMigration, SectorSchema};
 
 use depin_core::PublicKey;
@@ -203,6 +219,14 @@ pub(crate) fn key_from_row(bytes: Vec<u8>) -> Result<PublicKey> {
 
 pub(crate) fn u64_from_row(v: i64, what: &str) -> Result<u64> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}: {v}")))
+}
+
+/// A row whose first two columns are a key and a non-negative amount.
+pub(crate) fn key_and_u64_from_row(r: &sqlx::any::AnyRow, what: &str) -> Result<(PublicKey, u64)> {
+    Ok((
+        key_from_row(r.try_get(0)?)?,
+        u64_from_row(r.try_get(1)?, what)?,
+    ))
 }
 
 impl Store {

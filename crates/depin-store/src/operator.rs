@@ -160,7 +160,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(crate::rows::report_from_row).collect()
+        rows.iter().map(crate::reports::report_from_row).collect()
     }
 
     /// How many reports of `kind` the device sent with a timestamp in

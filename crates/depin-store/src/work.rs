@@ -3,7 +3,7 @@
 //! decides anything: the append checks answers against these rows, the
 //! close writes and reads them, `GET /v1/work` lists them.
 
-use crate::rows::{DueWork, StoredReport, WorkRow};
+use crate::{DueWork, StoredReport, WorkRow};
 use crate::{Result, Store, StoreError, key_from_row, to_i64, u64_from_row};
 use depin_core::{EpochIndex, PublicKey};
 use sqlx::Row;
