@@ -402,6 +402,7 @@ impl MatmulBackend for Blocked {
     fn matmul(&self, a: &Matrix<i8>, b: &Matrix<i8>) -> Result<Matrix<i32>, ShapeError> {
         let (m, n) = product_shape(a, b)?;
         let k = a.cols;
+        let a16: Vec<i16> = a.data.iter().map(|&x| x as i16).collect();
         let bt = transpose(b);
         let mut c = vec![0i32; m * n];
         for k0 in (0..k).step_by(K_BLOCK) {
@@ -409,7 +410,7 @@ impl MatmulBackend for Blocked {
             for j0 in (0..n).step_by(J_BLOCK) {
                 let j1 = (j0 + J_BLOCK).min(n);
                 for i in 0..m {
-                    let a_row = &a.data[i * k + k0..i * k + k1];
+                    let a_row = &a16[i * k + k0..i * k + k1];
                     let c_row = &mut c[i * n..(i + 1) * n];
                     let bt_row = |j: usize| &bt[j * k + k0..j * k + k1];
                     let mut j = j0;
@@ -434,19 +435,20 @@ impl MatmulBackend for Blocked {
     }
 }
 
-/// `b` transposed, as a flat row-major `cols × rows` buffer.
-fn transpose(b: &Matrix<i8>) -> Vec<i8> {
-    let mut t = vec![0i8; b.data.len()];
+/// `b` transposed and widened to i16, as a flat row-major `cols × rows`
+/// buffer.
+fn transpose(b: &Matrix<i8>) -> Vec<i16> {
+    let mut t = vec![0i16; b.data.len()];
     for (p, row) in b.data.chunks_exact(b.cols).enumerate() {
         for (j, &x) in row.iter().enumerate() {
-            t[j * b.rows + p] = x;
+            t[j * b.rows + p] = x as i16;
         }
     }
     t
 }
 
 #[inline]
-fn dot(a: &[i8], b: &[i8]) -> i32 {
+fn dot(a: &[i16], b: &[i16]) -> i32 {
     let b = &b[..a.len()];
     a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
 }
@@ -454,7 +456,7 @@ fn dot(a: &[i8], b: &[i8]) -> i32 {
 /// Four dot products sharing `a`. Re-slicing every `b` to `a`'s length up
 /// front lets LLVM drop the bounds checks and vectorise the loop.
 #[inline]
-fn dot4(a: &[i8], b: [&[i8]; 4]) -> [i32; 4] {
+fn dot4(a: &[i16], b: [&[i16]; 4]) -> [i32; 4] {
     let n = a.len();
     let (b0, b1, b2, b3) = (&b[0][..n], &b[1][..n], &b[2][..n], &b[3][..n]);
     let (mut s0, mut s1, mut s2, mut s3) = (0i32, 0i32, 0i32, 0i32);
