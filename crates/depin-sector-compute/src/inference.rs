@@ -19,7 +19,7 @@
 //! decodes it strictly before [`verify`].
 
 use crate::freivalds::{self, Rejection};
-use crate::matmul::{self, Blocked, MatmulBackend, Matrix};
+use crate::matmul::{self, Blocked, MatmulBackend, Matrix, ShapeError};
 use crate::model::{MAX_LAYERS, Model};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -66,21 +66,27 @@ pub fn predictions(output: &Matrix<i8>) -> Vec<usize> {
 
 /// The input does not fit the model.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("the model takes {expected} features per sample, the input has {got}")]
-pub struct InputShape {
-    pub expected: usize,
-    pub got: usize,
+pub enum InputError {
+    #[error("the model takes {expected} features per sample, the input has {got}")]
+    Features { expected: usize, got: usize },
+    /// So many samples that a layer's product would pass the matrix limits.
+    #[error("too many samples for the model: {0}")]
+    TooLarge(ShapeError),
 }
 
-impl InputShape {
+impl InputError {
+    /// A stable, machine-readable reason code.
     pub fn code(&self) -> &'static str {
-        "inference_input_shape"
+        match self {
+            Self::Features { .. } => "inference_input_shape",
+            Self::TooLarge(_) => "inference_too_large",
+        }
     }
 }
 
 /// A forward pass with the default kernel ([`Blocked`]). `input` holds one
 /// sample per row.
-pub fn infer(model: &Model, input: &Matrix<i8>) -> Result<Trace, InputShape> {
+pub fn infer(model: &Model, input: &Matrix<i8>) -> Result<Trace, InputError> {
     infer_with(&Blocked, model, input)
 }
 
@@ -89,13 +95,14 @@ pub fn infer_with(
     backend: &dyn MatmulBackend,
     model: &Model,
     input: &Matrix<i8>,
-) -> Result<Trace, InputShape> {
+) -> Result<Trace, InputError> {
     check_input(model, input)?;
     let mut layers: Vec<LayerTrace> = Vec::with_capacity(model.layers().len());
     for layer in model.layers() {
         let x = layers.last().map_or(input, |l| &l.activation);
-        // Shapes chain by the model's construction and the input check, so
-        // a shape error here would be a bug in this crate.
+        // Shapes chain by the model's construction and every product is
+        // within the limits by the input check, so a shape error here would
+        // be a bug in this crate.
         let product = backend
             .matmul(x, layer.weights())
             .expect("shapes chain through a checked model");
@@ -108,12 +115,18 @@ pub fn infer_with(
     Ok(Trace { layers })
 }
 
-fn check_input(model: &Model, input: &Matrix<i8>) -> Result<(), InputShape> {
+/// Checks the input against the model before any work, so that every
+/// product of the pass is within the matrix limits (a wide layer times many
+/// samples could otherwise pass them).
+fn check_input(model: &Model, input: &Matrix<i8>) -> Result<(), InputError> {
     if input.cols() != model.inputs() {
-        return Err(InputShape {
+        return Err(InputError::Features {
             expected: model.inputs(),
             got: input.cols(),
         });
+    }
+    for layer in model.layers() {
+        matmul::check_shape(input.rows(), layer.outputs()).map_err(InputError::TooLarge)?;
     }
     Ok(())
 }
@@ -122,7 +135,7 @@ fn check_input(model: &Model, input: &Matrix<i8>) -> Result<(), InputShape> {
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum TraceRejection {
     #[error(transparent)]
-    Input(#[from] InputShape),
+    Input(#[from] InputError),
     #[error("the trace has {got} layers, the model {expected}")]
     LayerCount { expected: usize, got: usize },
     #[error("layer {layer}: product: {source}")]

@@ -27,7 +27,7 @@
 //!
 //! # The model format (`DPMD`, version 1)
 //!
-//! Little-endian. A 8-byte header — magic `DPMD`, version `1`, layer count
+//! Little-endian. An 8-byte header — magic `DPMD`, version `1`, layer count
 //! `1..=MAX_LAYERS`, two reserved zero bytes — then per layer:
 //!
 //! | size | field |

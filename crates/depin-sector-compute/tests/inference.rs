@@ -113,6 +113,26 @@ fn malformed_requests_and_traces_are_errors() {
             .code(),
         "inference_input_shape"
     );
+    // An input within the matrix limits whose product with a 512-wide layer
+    // is not (2^16 · 512 = 2^25 elements): refused before any work, while
+    // 2^15 samples (exactly 2^24) run.
+    let wide = Model::new(vec![
+        Layer::new(
+            Matrix::<i8>::zeros(1, 512).unwrap(),
+            vec![0; 512],
+            true,
+            Requant::new(1, 0).unwrap(),
+        )
+        .unwrap(),
+    ])
+    .unwrap();
+    let many = Matrix::<i8>::zeros(1 << 16, 1).unwrap();
+    assert_eq!(
+        infer(&wide, &many).unwrap_err().code(),
+        "inference_too_large"
+    );
+    let fine = Matrix::<i8>::zeros(1 << 15, 1).unwrap();
+    assert_eq!(infer(&wide, &fine).unwrap().output().rows(), 1 << 15);
     let mut t = honest.clone();
     t.layers.pop();
     assert_eq!(
