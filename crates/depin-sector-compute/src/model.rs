@@ -429,6 +429,17 @@ mod tests {
             let r = Requant::new(m, shift).unwrap();
             prop_assert_eq!(r.apply(x), reference(x, m, shift));
         }
+
+        /// Exact ties, which random inputs almost never hit: (2k + 1) / 2
+        /// goes to the even neighbour.
+        #[test]
+        fn ties_go_to_even(k in -200i64..200, shift in 1u8..=41) {
+            let x = (2 * k + 1) << (shift - 1);
+            let r = Requant::new(1, shift).unwrap();
+            let even = if k % 2 == 0 { k } else { k + 1 };
+            prop_assert_eq!(r.apply(x) as i64, even.clamp(-128, 127));
+            prop_assert_eq!(r.apply(x), reference(x, 1, shift));
+        }
     }
 
     pub(crate) fn small_model() -> Model {
