@@ -794,4 +794,40 @@ mod tests {
         let other = r.encrypt_name("b", "music/a.mp3").unwrap();
         assert!(!other.starts_with(&r.encrypt_prefix("b", "photos/").encrypted));
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn garbage_segments_are_refused(
+            bytes in proptest::collection::vec(any::<u8>(), 0..(2 * BLOCK_SEALED_BYTES + 40)),
+        ) {
+            let key = root(11).segment_key("b", "o", &V1, 0);
+            prop_assert!(open_segment(&key, &bytes).is_err());
+        }
+
+        #[test]
+        fn garbage_names_are_refused(name in "\\PC{0,80}") {
+            prop_assert!(root(12).decrypt_name("b", &name).is_err());
+        }
+
+        #[test]
+        fn names_round_trip(name in "[a-z0-9é/]{1,60}", bucket in "\\PC{0,10}") {
+            let r = root(13);
+            match r.encrypt_name(&bucket, &name) {
+                Ok(enc) => prop_assert_eq!(r.decrypt_name(&bucket, &enc).unwrap(), name),
+                Err(e) => prop_assert_eq!(e.code(), "storage_invalid_name"),
+            }
+        }
+
+        #[test]
+        fn plaintext_lengths_are_total(len in prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>()]) {
+            let _ = plaintext_len(len);
+            if len <= MAX_SEGMENT_BYTES {
+                prop_assert_eq!(plaintext_len(sealed_len(len)), Ok(len));
+            }
+        }
+    }
 }

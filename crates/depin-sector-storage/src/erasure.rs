@@ -12,7 +12,7 @@
 //! **Shard size.** A segment gets `s = ceil(len / (k × 64 KiB))` stripes and
 //! shards of `ceil(len / (s × k))` bytes rounded up to a multiple of 64 (the
 //! SIMD engines' unit). So a 64 MiB segment at k = 10 has 103 stripes of
-//! 63.6 KiB shards, a segment of at least k × 32 KiB has shards of 16–64 KiB,
+//! 63.7 KiB shards, a segment of at least k × 16 KiB has shards of 16–64 KiB,
 //! padding is below 64 bytes per shard, and a small segment is one small
 //! stripe instead of k × 16 KiB of padding. The layout
 //! ([`SegmentLayout`]) is stored with the segment; the last stripe is padded
@@ -874,5 +874,48 @@ mod tests {
         assert_eq!(pieces, whole);
         assert_eq!(hashes, whole_hashes);
         assert_eq!(hashes[3], PieceHash(*blake3::hash(&whole[3]).as_bytes()));
+    }
+
+    use proptest::prelude::*;
+
+    fn extreme_u16() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            Just(0u16),
+            Just(1),
+            Just(255),
+            Just(256),
+            Just(257),
+            Just(u16::MAX),
+            any::<u16>()
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn stored_layouts_are_checked_not_trusted(
+            k in extreme_u16(), repair in extreme_u16(), success in extreme_u16(), total in extreme_u16(),
+            shard in prop_oneof![Just(0u32), Just(64), Just(65_536), Just(65_537), Just(u32::MAX), any::<u32>()],
+            len in prop_oneof![Just(0u64), Just(1), Just(MAX_CODED_SEGMENT_BYTES), Just(MAX_CODED_SEGMENT_BYTES + 1), Just(u64::MAX), any::<u64>()],
+        ) {
+            let r = Redundancy { k, repair, success, total };
+            if let Ok(l) = SegmentLayout::new(r, shard, len) {
+                prop_assert!(l.redundancy.k >= 1 && l.redundancy.total <= MAX_PIECES);
+                prop_assert!(l.piece_len() * u64::from(k) >= len);
+                prop_assert!(SegmentEncoder::new(l).is_ok());
+            }
+            if let Ok(l) = SegmentLayout::for_segment(r, len) {
+                prop_assert!(l.shard_bytes <= MAX_SHARD_BYTES);
+            }
+        }
+
+        #[test]
+        fn garbage_pieces_never_decode(
+            garbage in proptest::collection::vec((extreme_u16(), proptest::collection::vec(any::<u8>(), 0..200)), 0..12),
+        ) {
+            let layout = SegmentLayout::for_segment(Redundancy::DEVNET, 100).unwrap();
+            let (_, hashes) = encode_segment(layout, &[9u8; 100]).unwrap();
+            let given: Vec<(u16, &[u8])> = garbage.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+            prop_assert!(decode_segment(layout, &hashes, &given).is_err());
+        }
     }
 }
