@@ -295,11 +295,25 @@ impl SegmentEncoder {
         self.written = got;
         let stripe_bytes = self.layout.stripe_bytes() as usize;
         while !data.is_empty() {
+            // Whole stripes straight from the caller's buffer: no copy.
+            if self.stripe.is_empty() && data.len() >= stripe_bytes {
+                let (full, rest) = data.split_at(stripe_bytes);
+                code_stripe(&mut self.rs, &mut self.hashers, self.layout, full, shard)?;
+                data = rest;
+                continue;
+            }
             let take = (stripe_bytes - self.stripe.len()).min(data.len());
             self.stripe.extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.stripe.len() == stripe_bytes {
-                self.encode_stripe(shard)?;
+                code_stripe(
+                    &mut self.rs,
+                    &mut self.hashers,
+                    self.layout,
+                    &self.stripe,
+                    shard,
+                )?;
+                self.stripe.clear();
             }
         }
         Ok(())
@@ -318,7 +332,13 @@ impl SegmentEncoder {
         }
         if !self.stripe.is_empty() {
             self.stripe.resize(self.layout.stripe_bytes() as usize, 0);
-            self.encode_stripe(shard)?;
+            code_stripe(
+                &mut self.rs,
+                &mut self.hashers,
+                self.layout,
+                &self.stripe,
+                shard,
+            )?;
         }
         Ok(self
             .hashers
@@ -326,24 +346,30 @@ impl SegmentEncoder {
             .map(|h| PieceHash(*h.finalize().as_bytes()))
             .collect())
     }
+}
 
-    fn encode_stripe(&mut self, shard: &mut impl FnMut(u16, &[u8])) -> Result<(), ErasureError> {
-        let s = self.layout.shard_bytes as usize;
-        let k = self.layout.redundancy.k;
-        for (i, original) in self.stripe.chunks_exact(s).enumerate() {
-            self.rs.add_original_shard(original).map_err(codec)?;
-            self.hashers[i].update(original);
-            shard(i as u16, original);
-        }
-        let result = self.rs.encode().map_err(codec)?;
-        for (j, recovery) in result.recovery_iter().enumerate() {
-            let piece = k + j as u16;
-            self.hashers[usize::from(piece)].update(recovery);
-            shard(piece, recovery);
-        }
-        self.stripe.clear();
-        Ok(())
+/// Codes one full stripe: its k shards and the recovery shards, each handed
+/// to `shard` and added to its piece's hash.
+fn code_stripe(
+    rs: &mut ReedSolomonEncoder,
+    hashers: &mut [blake3::Hasher],
+    layout: SegmentLayout,
+    stripe: &[u8],
+    shard: &mut impl FnMut(u16, &[u8]),
+) -> Result<(), ErasureError> {
+    let k = layout.redundancy.k;
+    for (i, original) in stripe.chunks_exact(layout.shard_bytes as usize).enumerate() {
+        rs.add_original_shard(original).map_err(codec)?;
+        hashers[i].update(original);
+        shard(i as u16, original);
     }
+    let result = rs.encode().map_err(codec)?;
+    for (j, recovery) in result.recovery_iter().enumerate() {
+        let piece = k + j as u16;
+        hashers[usize::from(piece)].update(recovery);
+        shard(piece, recovery);
+    }
+    Ok(())
 }
 
 /// Decodes a segment from the shards of `k` pieces, one stripe at a time.
