@@ -12,9 +12,12 @@ use depin_store::{DeviceRow, Store, SyntheticEpoch};
 use serde_json::json;
 use std::time::Instant;
 
+mod storage;
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// `ingest` (signed reports over loopback HTTP into SQLite) or `epoch` (closing a large epoch).
+    /// `ingest` (signed reports over loopback HTTP into SQLite), `epoch` (closing a large epoch)
+    /// or `storage` (the storage sector's encryption, erasure coding and audit checks, one core).
     name: String,
     /// ingest: devices sending; epoch: devices in the registry.
     #[arg(long)]
@@ -40,7 +43,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let out = match a.name.as_str() {
         "ingest" => ingest(&a).await?,
         "epoch" => epoch(&a).await?,
-        other => anyhow::bail!("unknown benchmark {other:?}: expected `ingest` or `epoch`"),
+        "storage" => storage::storage()?,
+        other => {
+            anyhow::bail!("unknown benchmark {other:?}: expected `ingest`, `epoch` or `storage`")
+        }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
