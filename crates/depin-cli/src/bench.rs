@@ -12,10 +12,13 @@ use depin_store::{DeviceRow, Store, SyntheticEpoch};
 use serde_json::json;
 use std::time::Instant;
 
+mod storage;
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// `ingest` (signed reports over loopback HTTP into SQLite), `epoch` (closing a large
-    /// epoch) or `compute` (int8 matmul kernels, Freivalds' check, verified inference).
+    /// epoch), `compute` (int8 matmul kernels, Freivalds' check, verified inference) or
+    /// `storage` (the storage sector's encryption, erasure coding and audit checks, one core).
     name: String,
     /// ingest: devices sending; epoch: devices in the registry.
     #[arg(long)]
@@ -45,8 +48,11 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         "ingest" => ingest(&a).await?,
         "epoch" => epoch(&a).await?,
         "compute" => compute(&a)?,
+        "storage" => storage::storage()?,
         other => {
-            anyhow::bail!("unknown benchmark {other:?}: expected `ingest`, `epoch` or `compute`")
+            anyhow::bail!(
+                "unknown benchmark {other:?}: expected `ingest`, `epoch`, `compute` or `storage`"
+            )
         }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
