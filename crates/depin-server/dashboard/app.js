@@ -5,7 +5,7 @@
 //   and unit conversions (base units to tokens, tokens to USD at the price the
 //   API reports);
 // - text from the API reaches the page only through textContent and
-//   attributes set one by one (el() below), never through innerHTML, so no
+//   attributes set one by one (el() below), never by parsing a string as HTML, so no
 //   string from the network can become markup;
 // - no inline script or style (the server's Content-Security-Policy forbids
 //   them), nothing fetched from another origin.
@@ -327,7 +327,7 @@ async function operatorPage(main, key) {
   // Totals add only the devices whose costs are known; with none known they say nothing.
   const costsKnown = total.devices > total.devices_with_unknown_costs;
   children.push(el("ul", { class: "cards", "aria-label": "Summary" },
-    card("Balance", tokens(balanceTokens), `${usd(Number(balanceTokens) / 1e6 * price)} · ledger account ${balance.account.split(":")[0]}`, { id: "balance", "data-base-units": balanceTokens.toString() }),
+    card("Balance", tokens(balanceTokens), `${usd(Number(balanceTokens) / 1e6 * price)} at ${usd(price)} a token`, { id: "balance", "data-base-units": balanceTokens.toString() }),
     card("Earned, all time", tokens(earnedUnits), `${usd(total.earned_usd)} over ${plural(total.devices, "device")}`, { id: "earned-total", "data-base-units": earnedUnits.toString() }),
     card("Costs so far", costsKnown ? usd(total.costs_usd.running + total.costs_usd.hardware_depreciation) : "unknown",
       costsKnown ? `running ${usd(total.costs_usd.running)} + hardware ${usd(total.costs_usd.hardware_depreciation)}` : "no device has a known hardware profile", { id: "costs-total" }),
