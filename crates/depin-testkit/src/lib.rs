@@ -28,11 +28,13 @@ pub fn record_file() -> Option<PathBuf> {
 /// missing and how to install it), unless the environment variable
 /// `require_var` is `1`, in which case it panics with the reason. The caller
 /// returns right after, having checked nothing.
+#[track_caller]
 pub fn skip(require_var: &str, reason: &str) {
     let required = std::env::var(require_var).is_ok_and(|v| v == "1");
     skip_into(record_file(), required.then_some(require_var), reason);
 }
 
+#[track_caller]
 fn skip_into(record: Option<PathBuf>, required_by: Option<&str>, reason: &str) {
     if let Some(var) = required_by {
         panic!("{var}=1 but {reason}");
