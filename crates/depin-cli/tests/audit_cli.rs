@@ -124,12 +124,9 @@ fn devnet_claims_load_in_the_javascript_library() {
         .join("node_modules/@openzeppelin/merkle-tree")
         .is_dir()
     {
-        assert!(
-            std::env::var("DEPIN_REQUIRE_NODE").as_deref() != Ok("1"),
-            "DEPIN_REQUIRE_NODE=1 but tools/oz-merkle/node_modules is missing: run `npm ci --prefix tools/oz-merkle`"
-        );
-        eprintln!(
-            "skipped: run `npm ci --prefix tools/oz-merkle` to check claims against the JavaScript library"
+        depin_testkit::skip(
+            "DEPIN_REQUIRE_NODE",
+            "tools/oz-merkle/node_modules is missing: run `npm ci --prefix tools/oz-merkle` to check claims against the JavaScript library",
         );
         return;
     }

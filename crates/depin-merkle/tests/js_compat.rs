@@ -54,28 +54,25 @@ fn repo_root() -> PathBuf {
 /// `DEPIN_REQUIRE_NODE=1`).
 fn js_verifier() -> Option<PathBuf> {
     let tools = repo_root().join("tools/oz-merkle");
-    let required = std::env::var("DEPIN_REQUIRE_NODE").is_ok_and(|v| v == "1");
     if !tools
         .join("node_modules/@openzeppelin/merkle-tree")
         .is_dir()
     {
-        assert!(
-            !required,
-            "DEPIN_REQUIRE_NODE=1 but {} has no node_modules: run `npm ci --prefix tools/oz-merkle`",
-            tools.display()
-        );
-        println!(
-            "skipped: run `npm ci --prefix tools/oz-merkle` to cross-check against @openzeppelin/merkle-tree"
+        depin_testkit::skip(
+            "DEPIN_REQUIRE_NODE",
+            &format!(
+                "{} has no node_modules: run `npm ci --prefix tools/oz-merkle` to cross-check against @openzeppelin/merkle-tree",
+                tools.display()
+            ),
         );
         return None;
     }
     if let Err(e) = Command::new("node").arg("--version").output() {
-        assert!(
-            !required,
-            "DEPIN_REQUIRE_NODE=1 but `node` could not be run: {e}"
-        );
-        println!(
-            "skipped: `node` is not runnable ({e}); install Node.js to cross-check against @openzeppelin/merkle-tree"
+        depin_testkit::skip(
+            "DEPIN_REQUIRE_NODE",
+            &format!(
+                "`node` is not runnable ({e}); install Node.js to cross-check against @openzeppelin/merkle-tree"
+            ),
         );
         return None;
     }

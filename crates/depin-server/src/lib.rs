@@ -7,6 +7,7 @@
 
 mod budget;
 mod consumer;
+mod dashboard;
 mod error;
 mod http;
 pub mod metrics;

@@ -178,6 +178,7 @@ fn api(state: Arc<AppState>, max_body_bytes: usize, sector_endpoints: Vec<Endpoi
         .chain(crate::operator::endpoints())
         .chain(crate::consumer::endpoints())
         .chain(crate::work::endpoints())
+        .chain(crate::dashboard::endpoints())
         .chain(sector_endpoints)
         .collect();
     let mut docs: Vec<crate::openapi::Doc> = table.iter().map(|e| e.doc).collect();
@@ -342,7 +343,7 @@ const MAX_PARAM: u64 = i64::MAX as u64;
 /// Parses a non-negative integer parameter in `0..=i64::MAX`: garbage and
 /// negative numbers are `bad_request`, well-formed numbers beyond the limit
 /// `out_of_range`, each naming the parameter.
-fn parse_index(s: &str, what: &str) -> AppResult<u64> {
+pub(crate) fn parse_index(s: &str, what: &str) -> AppResult<u64> {
     let out_of_range = || {
         ApiError::out_of_range(format!(
             "{what} must be at most {MAX_PARAM} (i64::MAX), got {s:?}"

@@ -502,7 +502,9 @@ async fn every_application_error_is_json() {
 
     // Unknown routes and wrong methods.
     for (method, target, status, code) in [
-        ("GET", "/", 404, "not_found"),
+        // `/` is the dashboard; beside it, nothing outside /v1 is routed.
+        ("GET", "/nope", 404, "not_found"),
+        ("GET", "/dashboard/nope.js", 404, "not_found"),
         ("GET", "/v1/nope", 404, "not_found"),
         ("GET", "/v1/epochs/0/extra", 404, "not_found"),
         ("GET", "/v1/%FF%FE", 404, "not_found"),

@@ -34,11 +34,10 @@ fn promtool() -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        assert!(
-            std::env::var("DEPIN_REQUIRE_PROMTOOL").as_deref() != Ok("1"),
-            "DEPIN_REQUIRE_PROMTOOL=1 but promtool is not on PATH (apt-get install prometheus)"
+        depin_testkit::skip(
+            "DEPIN_REQUIRE_PROMTOOL",
+            "promtool is not on PATH (apt-get install prometheus): the promtool checks did not run",
         );
-        eprintln!("promtool not found (apt-get install prometheus): skipping the promtool checks");
     }
     found
 }

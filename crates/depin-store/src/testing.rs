@@ -64,14 +64,10 @@ impl TestPostgres {
     /// Starts a server, or returns `None` (after printing why) when PostgreSQL
     /// is not installed and not required.
     pub fn start() -> Option<TestPostgres> {
-        let required = std::env::var("DEPIN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
         let Some(bin) = find_bin_dir() else {
-            assert!(
-                !required,
-                "DEPIN_REQUIRE_POSTGRES=1 but initdb/postgres were not found (install the postgresql package)"
-            );
-            eprintln!(
-                "skipped: PostgreSQL server binaries (initdb, postgres) not found; install the postgresql package"
+            depin_testkit::skip(
+                "DEPIN_REQUIRE_POSTGRES",
+                "PostgreSQL server binaries (initdb, postgres) not found; install the postgresql package",
             );
             return None;
         };
@@ -234,7 +230,6 @@ pub struct TestTmpfs {
 impl TestTmpfs {
     /// Mounts a tmpfs of `bytes` bytes, or returns `None` after saying why.
     pub fn mount(bytes: u64) -> Option<TestTmpfs> {
-        let required = std::env::var("DEPIN_REQUIRE_TMPFS").is_ok_and(|v| v == "1");
         let dir = tempfile::Builder::new()
             .prefix("depin-tmpfs-")
             .tempdir()
@@ -249,11 +244,10 @@ impl TestTmpfs {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            assert!(
-                !required,
-                "DEPIN_REQUIRE_TMPFS=1 but mounting a tmpfs failed (run as root)"
+            depin_testkit::skip(
+                "DEPIN_REQUIRE_TMPFS",
+                "cannot mount a tmpfs here (needs root)",
             );
-            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
             return None;
         }
         Some(TestTmpfs { dir })
