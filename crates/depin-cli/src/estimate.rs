@@ -129,6 +129,11 @@ pub struct EstimateArgs {
     /// Take reward rates from a running network (GET URL/v1/economics/rates).
     #[arg(long, value_name = "URL")]
     pub coordinator: Option<String>,
+    /// Use --coordinator's rates even when the network has too few closed epochs,
+    /// devices or hours of data to extrapolate to months (they are then shown as
+    /// warnings, not refused).
+    #[arg(long, requires = "coordinator")]
+    pub allow_thin_rates: bool,
     /// H3 cell where the device will stand (uses the cell's rate from --coordinator).
     #[arg(long, value_name = "CELL")]
     pub h3: Option<String>,
@@ -173,7 +178,7 @@ pub async fn run(args: EstimateArgs) -> anyhow::Result<()> {
         Some(url) => fetch_rates(url).await?,
         None => NetworkRates::builtin(),
     };
-    let (out, svg) = render_all(
+    let (out, svg, notes) = render_all(
         &args,
         Gathered {
             user_catalogue,
@@ -189,6 +194,9 @@ pub async fn run(args: EstimateArgs) -> anyhow::Result<()> {
             "charts written to {} (running cash, tornado, payback histogram)",
             path.display()
         );
+    }
+    for n in notes {
+        eprintln!("{n}");
     }
     print!("{out}");
     Ok(())
@@ -216,24 +224,126 @@ fn year_month_of_day(days: u64) -> YearMonth {
     YearMonth { year, month }
 }
 
+/// The part of `GET /v1/policy` the rates are read against.
+#[derive(serde::Deserialize)]
+struct PolicyBasis {
+    epoch_seconds: u64,
+    yearly_decay_bps: u32,
+}
+
+/// The network's rates and, from its policy, the epoch length they were scaled by and
+/// its emission decay.
 async fn fetch_rates(url: &str) -> anyhow::Result<NetworkRates> {
-    let endpoint = format!("{}/v1/economics/rates", url.trim_end_matches('/'));
+    let base = url.trim_end_matches('/');
     let hint = "is `depin serve` running there? Leave out --coordinator to use the built-in rates";
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let resp = client
-        .get(&endpoint)
-        .send()
+    let get = |path: &str| {
+        let endpoint = format!("{base}{path}");
+        let client = client.clone();
+        async move {
+            let resp = client
+                .get(&endpoint)
+                .send()
+                .await
+                .map_err(|e| anyhow!("--coordinator: cannot reach {endpoint}: {e}; {hint}"))?;
+            let status = resp.status();
+            if !status.is_success() {
+                let body = resp.text().await.unwrap_or_default();
+                bail!("--coordinator: {endpoint} answered {status} {body}; {hint}");
+            }
+            Ok::<_, anyhow::Error>((endpoint, resp))
+        }
+    };
+    let (endpoint, resp) = get("/v1/economics/rates").await?;
+    let mut rates = resp
+        .json::<NetworkRates>()
         .await
-        .map_err(|e| anyhow!("--coordinator: cannot reach {endpoint}: {e}; {hint}"))?;
-    let status = resp.status();
-    if !status.is_success() {
-        bail!("--coordinator: {endpoint} answered {status}; {hint}");
+        .map_err(|e| anyhow!("--coordinator: {endpoint} did not return network rates: {e}"))?;
+    let (endpoint, resp) = get("/v1/policy").await?;
+    let policy = resp
+        .json::<PolicyBasis>()
+        .await
+        .map_err(|e| anyhow!("--coordinator: {endpoint} did not return a reward policy: {e}"))?;
+    apply_policy(&mut rates, &policy)?;
+    Ok(rates)
+}
+
+/// Checks that the rates were scaled to months by the epoch length the network really
+/// runs, and takes its emission decay unless the rates carry one.
+fn apply_policy(rates: &mut NetworkRates, policy: &PolicyBasis) -> anyhow::Result<()> {
+    if rates.epoch_seconds != policy.epoch_seconds {
+        bail!(
+            "--coordinator: the rates are per epoch of {} s but the policy's epochs are {} s (did the policy change between the two requests?); try again",
+            rates.epoch_seconds,
+            policy.epoch_seconds
+        );
     }
-    resp.json::<NetworkRates>()
-        .await
-        .map_err(|e| anyhow!("--coordinator: {endpoint} did not return network rates: {e}"))
+    if rates.emission_decay_per_year.is_none() {
+        rates.emission_decay_per_year = Some(f64::from(policy.yearly_decay_bps) / 10_000.0);
+    }
+    Ok(())
+}
+
+/// The sectors whose rates an estimate reads: the one device's, the portfolio's, or
+/// every sector `--rank` covers.
+fn sectors_used(catalogue: &Catalogue, filter: Option<Sector>) -> Vec<Sector> {
+    let mut s: Vec<Sector> = catalogue
+        .devices()
+        .iter()
+        .map(|d| d.sector)
+        .filter(|s| filter.is_none_or(|f| f == *s))
+        .collect();
+    s.sort();
+    s.dedup();
+    s
+}
+
+/// For a running network's rates: refuses rates too thin to extrapolate (unless
+/// `--allow-thin-rates`), and returns the lines saying what they rest on and the
+/// warnings.
+fn check_live_rates(
+    rates: &NetworkRates,
+    sectors: &[Sector],
+    allow_thin: bool,
+) -> anyhow::Result<(Vec<String>, Vec<depin_economics::Warning>)> {
+    if rates.policy_id == depin_economics::rates::BUILTIN_POLICY_ID {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let c = rates.check_live(sectors);
+    let mut warnings = c.warnings;
+    if !c.refusals.is_empty() {
+        if !allow_thin {
+            bail!(
+                "--coordinator: too little data to extrapolate to months: {}. Wait until the network has run longer, leave out --coordinator to use the built-in rates, or pass --allow-thin-rates to see the figures anyway",
+                c.refusals.join("; ")
+            );
+        }
+        // What would have been refused comes first: it outweighs the rest.
+        let refused = c.refusals.into_iter().map(|r| depin_economics::Warning {
+            code: "live_rates_too_thin".into(),
+            message: format!(
+                "{r}; used because of --allow-thin-rates: the figures are not a forecast"
+            ),
+        });
+        warnings = refused.chain(warnings).collect();
+    }
+    let basis = c
+        .basis
+        .iter()
+        .map(|b| format!("live rates from policy {}: {b}", rates.policy_id))
+        .collect();
+    Ok((basis, warnings))
+}
+
+/// Basis lines and warnings as stderr lines, for outputs (rank, portfolio) that carry
+/// no per-device warnings of their own.
+fn notes_with_warnings(
+    (mut notes, warnings): (Vec<String>, Vec<depin_economics::Warning>),
+) -> Vec<String> {
+    notes.extend(warnings.iter().map(|w| format!("warning: {}", w.message)));
+    notes
 }
 
 /// The flag a library field comes from, for error messages.
@@ -305,8 +415,12 @@ pub fn render(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<String> {
     Ok(render_all(args, ctx)?.0)
 }
 
-/// The output text and, with `--plot`, the SVG document to write.
-pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String, Option<String>)> {
+/// The output text, with `--plot` the SVG document to write, and lines for stderr
+/// (what live rates rest on, and their warnings, kept out of JSON and CSV output).
+pub fn render_all(
+    args: &EstimateArgs,
+    ctx: Gathered,
+) -> anyhow::Result<(String, Option<String>, Vec<String>)> {
     for (flag, v) in [
         ("--price", args.price),
         ("--watts", args.watts),
@@ -341,7 +455,7 @@ pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String,
         if args.csv || args.plot.is_some() {
             bail!("--list-devices prints a table or --json, without --csv or --plot");
         }
-        return Ok((list_devices(&catalogue, args.json), None));
+        return Ok((list_devices(&catalogue, args.json), None, Vec::new()));
     }
 
     let rates = &ctx.rates;
@@ -425,6 +539,11 @@ pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String,
     }
 
     if args.rank {
+        let notes = notes_with_warnings(check_live_rates(
+            rates,
+            &sectors_used(&catalogue, sector),
+            args.allow_thin_rates,
+        )?);
         let inputs = catalogue
             .devices()
             .iter()
@@ -444,7 +563,7 @@ pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String,
         } else {
             report::rank_table(&rows, est.first())
         };
-        return Ok((text, None));
+        return Ok((text, None, notes));
     }
 
     if args.portfolio.is_some() {
@@ -453,6 +572,15 @@ pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String,
             .as_deref()
             .ok_or_else(|| anyhow!("--portfolio: the file was not read"))?;
         let file = PortfolioFile::from_toml(text).map_err(flag_error)?;
+        let mut used = Vec::new();
+        for h in &file.holding {
+            if let Ok(p) = catalogue.get(&h.device) {
+                used.push(p.sector);
+            }
+        }
+        used.sort();
+        used.dedup();
+        let notes = notes_with_warnings(check_live_rates(rates, &used, args.allow_thin_rates)?);
         let mut holdings = Vec::with_capacity(file.holding.len());
         for h in &file.holding {
             let mut p = catalogue
@@ -488,7 +616,7 @@ pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String,
         } else {
             report::portfolio_table(&p)
         };
-        return Ok((text, None));
+        return Ok((text, None, notes));
     }
 
     // One device: from the catalogue, or described by the flags.
@@ -543,6 +671,7 @@ pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String,
                 capacity_unit: median.3.into(),
                 internet_share: 0.0,
                 maintenance_usd_per_month: 0.0,
+                driving_usd_per_month: 0.0,
                 max_temperature_c: None,
                 resale_fraction: None,
                 rental: None,
@@ -570,6 +699,12 @@ pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String,
     if let Some(v) = args.capacity {
         profile.capacity_units = v;
     }
+    // A rate given with --tokens-per-month does not rest on the network's data.
+    let (notes, live_warnings) = if args.tokens_per_month.is_some() {
+        (Vec::new(), Vec::new())
+    } else {
+        check_live_rates(rates, &[profile.sector], args.allow_thin_rates)?
+    };
     let mut inputs = inputs_for_estimate(
         &profile,
         catalogue_price,
@@ -586,7 +721,9 @@ pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String,
         // A rate the operator knows is the rate of their site: no placement draw.
         inputs.placement = None;
     }
-    let e = estimate(&inputs, sim).map_err(flag_error)?;
+    let mut e = estimate(&inputs, sim).map_err(flag_error)?;
+    // Thin live data comes first: it qualifies every figure below.
+    e.warnings.splice(0..0, live_warnings);
     let svg = match &args.plot {
         None => None,
         Some(_) => {
@@ -606,7 +743,7 @@ pub fn render_all(args: &EstimateArgs, ctx: Gathered) -> anyhow::Result<(String,
     } else {
         report::device_table(&e)
     };
-    Ok((text, svg))
+    Ok((text, svg, notes))
 }
 
 fn list_devices(c: &Catalogue, as_json: bool) -> String {

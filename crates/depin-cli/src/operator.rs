@@ -21,6 +21,9 @@ pub enum OperatorCommand {
     Settings(SettingsCommand),
     /// Your cumulative claim as of an epoch, with its Merkle proof, for a distributor contract.
     Claim(ClaimArgs),
+    /// Earnings per month (or per day of one month), device and sector: tokens, their USD
+    /// value at your token price, running costs and net; `--csv` for a tax tool.
+    Earnings(EarningsArgs),
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -118,12 +121,26 @@ pub struct ClaimArgs {
     pub json: bool,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct EarningsArgs {
+    #[command(flatten)]
+    pub who: Who,
+    /// One month (YYYY-MM), one row per day and device; without it one row per month
+    /// and device.
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: Option<String>,
+    /// Print CSV (RFC 4180, ISO dates, dot decimals) instead of a table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
 pub async fn run(c: OperatorCommand) -> anyhow::Result<()> {
     match c {
         OperatorCommand::Status(a) => status(a).await,
         OperatorCommand::Settings(SettingsCommand::Get(a)) => settings_get(a).await,
         OperatorCommand::Settings(SettingsCommand::Set(a)) => settings_set(a).await,
         OperatorCommand::Claim(a) => claim(a).await,
+        OperatorCommand::Earnings(a) => earnings(a).await,
     }
 }
 
@@ -444,6 +461,118 @@ fn describe(e: ClientError, op: &PublicKey) -> anyhow::Error {
         }
         _ => anyhow!(e),
     }
+}
+
+// ---------------------------------------------------------------- earnings
+
+async fn earnings(a: EarningsArgs) -> anyhow::Result<()> {
+    use depin_economics::earnings::{Period, earnings_csv, earnings_rows};
+    let only: Option<depin_economics::YearMonth> = a
+        .month
+        .as_deref()
+        .map(|m| m.parse().map_err(|e| anyhow!("--month: {e}")))
+        .transpose()?;
+    let (op, c) = a.who.resolve()?;
+    let (rewards, economics) = tokio::try_join!(c.operator_rewards(&op), c.operator_economics(&op))
+        .map_err(|e| describe(e, &op))?;
+    let (rewards, costs, price, source) = earnings_inputs(&rewards, &economics)
+        .with_context(|| format!("unexpected earnings data from {}", c.base_url()))?;
+    if costs.is_empty() {
+        bail!(
+            "operator {op} has no devices at the coordinator at {}: nothing earned yet",
+            c.base_url()
+        );
+    }
+    let period = if only.is_some() {
+        Period::Day
+    } else {
+        Period::Month
+    };
+    let rows = earnings_rows(&rewards, &costs, period, only);
+    let csv = earnings_csv(&rows, period, price, &source);
+    if a.csv {
+        print!("{csv}");
+    } else {
+        // The same figures, aligned for a terminal.
+        let cells: Vec<Vec<&str>> = csv
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .collect();
+        for r in &cells {
+            let line: Vec<String> = r
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| ![1, 6, 7].contains(i))
+                .map(|(i, c)| {
+                    let c = if i == 2 && c.len() > 12 { &c[..12] } else { c };
+                    format!("{c:>12}")
+                })
+                .collect();
+            println!("{}", line.join(" "));
+        }
+        println!(
+            "\ntokens valued at USD {price} each ({source} token price: `depin operator settings set --token-price` changes it); running costs are spread evenly over each device's active time"
+        );
+    }
+    Ok(())
+}
+
+/// The reward lines, per-device costs, token price and its source from the
+/// `rewards` and `economics` documents.
+fn earnings_inputs(
+    rewards: &Value,
+    economics: &Value,
+) -> anyhow::Result<(
+    Vec<depin_economics::earnings::EpochReward>,
+    Vec<depin_economics::earnings::DeviceCosts>,
+    f64,
+    String,
+)> {
+    use depin_economics::earnings::{DeviceCosts, EpochReward};
+    let text = |v: &Value, k: &str| -> anyhow::Result<String> {
+        v[k].as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("{k} is missing"))
+    };
+    let int = |v: &Value, k: &str| v[k].as_i64().ok_or_else(|| anyhow!("{k} is missing"));
+    let mut lines = Vec::new();
+    for l in rewards["lines"]
+        .as_array()
+        .ok_or_else(|| anyhow!("lines is missing"))?
+    {
+        let amount = |k: &str| l[k].as_u64().ok_or_else(|| anyhow!("{k} is missing"));
+        lines.push(EpochReward {
+            device: text(l, "device")?,
+            sector: l["sector"].as_str().unwrap_or("unknown").to_string(),
+            epoch_end_ms: int(l, "epoch_end_ms")?,
+            base_units: amount("reward")?
+                .checked_add(amount("fees")?)
+                .ok_or_else(|| anyhow!("reward + fees overflow"))?,
+        });
+    }
+    let as_of = int(economics, "as_of_ms")?;
+    let mut costs = Vec::new();
+    for d in economics["devices"]
+        .as_array()
+        .ok_or_else(|| anyhow!("devices is missing"))?
+    {
+        costs.push(DeviceCosts {
+            device: text(d, "device")?,
+            sector: d["sector"].as_str().unwrap_or("unknown").to_string(),
+            registered_ms: int(d, "registered_ms")?,
+            until_ms: d["revoked_ms"].as_i64().map_or(as_of, |r| r.min(as_of)),
+            running_costs_usd: d["costs_usd"]["running"].as_f64(),
+        });
+    }
+    let price = economics["token_price_usd"]
+        .as_f64()
+        .ok_or_else(|| anyhow!("token_price_usd is missing"))?;
+    let source = match economics["settings_source"].as_str() {
+        Some("operator") => "operator".to_string(),
+        Some(other) => other.to_string(),
+        None => "unknown".to_string(),
+    };
+    Ok((lines, costs, price, source))
 }
 
 // ---------------------------------------------------------------- settings

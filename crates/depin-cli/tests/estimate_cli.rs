@@ -42,7 +42,7 @@ fn list_devices_keeps_its_columns_apart() {
             "lorawan-indoor-hotspot",
             "wireless",
             "150.00",
-            "5",
+            "8",
             "48",
             "1",
             "coverage"

@@ -448,6 +448,16 @@ impl Client {
     /// `GET /v1/operators/{hex}/economics`, as the server's JSON (its shape is
     /// documented in `depin-server/src/operator.rs`; kept untyped so a newer
     /// server's extra figures reach the caller unchanged).
+    /// `GET /v1/operators/{hex}/earnings`: the reward line of every device and
+    /// closed epoch, with the epoch's end time.
+    pub async fn operator_rewards(
+        &self,
+        operator: &PublicKey,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/v1/operators/{}/earnings", operator.to_hex()))
+            .await
+    }
+
     pub async fn operator_economics(
         &self,
         operator: &PublicKey,

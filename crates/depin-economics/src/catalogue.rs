@@ -30,6 +30,11 @@ pub struct DeviceProfile {
     pub internet_share: f64,
     #[serde(default)]
     pub maintenance_usd_per_month: f64,
+    /// What running the device costs beyond the home's electricity and line, for devices
+    /// that earn while a vehicle drives (the kilometres driven for them, not the ones
+    /// driven anyway); the `assumption` line says how it is worked out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub driving_usd_per_month: f64,
     /// The hardware class's temperature limit, for operator alerts.
     #[serde(default)]
     pub max_temperature_c: Option<f64>,
@@ -213,6 +218,7 @@ impl DeviceProfile {
         finite_non_negative("watts", self.watts)?;
         finite_non_negative("capacity_units", self.capacity_units)?;
         finite_non_negative("maintenance_usd_per_month", self.maintenance_usd_per_month)?;
+        finite_non_negative("driving_usd_per_month", self.driving_usd_per_month)?;
         if !(0.0..=1.0).contains(&self.internet_share) {
             return Err(invalid(
                 "internet_share",
@@ -479,4 +485,8 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("mine.toml"), "{e}");
     }
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }

@@ -16,6 +16,8 @@
 //!   per-sector network growth, giving p10/p50/p90 for every figure ([`estimate`]).
 //! - [`storage`]: storage nodes paid in USD on the data they hold: fill-up, vetting and
 //!   the held-back share.
+//! - [`earnings`]: a live operator's earnings per month or day, device and sector, as
+//!   CSV for a tax tool.
 //! - [`portfolio`]: several devices across sectors, and how much spread diversification
 //!   removes compared with the same money in one sector.
 //! - [`plot`]: the fan chart, tornado chart and payback histogram as one SVG document.
@@ -35,6 +37,7 @@
 
 pub mod catalogue;
 pub mod live;
+pub mod earnings;
 pub mod model;
 pub mod operator;
 pub mod plot;
@@ -52,7 +55,9 @@ pub use model::{
     YearMonth, inputs_for_estimate, inputs_for_profile,
 };
 pub use portfolio::{Holding, PortfolioEstimate, PortfolioFile, estimate_portfolio};
-pub use rates::{CellRates, DeviceWindowReward, NetworkRates, SectorRates, rates_from_rewards};
+pub use rates::{
+    CellRates, DeviceWindowReward, LiveRatesCheck, NetworkRates, SectorRates, rates_from_rewards,
+};
 pub use report::Warning;
 pub use sim::{
     Estimate, Observed, OptSpread, Simulation, Spread, estimate, estimate_many,

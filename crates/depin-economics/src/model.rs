@@ -264,6 +264,10 @@ pub struct OperatorCosts {
     /// Share of that line charged to this device, 0–1.
     pub internet_share: f64,
     pub maintenance_usd_per_month: f64,
+    /// Driving done for the device (a mapping dashcam's detours), counted with
+    /// maintenance in the figures.
+    #[serde(default)]
+    pub driving_usd_per_month: f64,
     /// Income tax on each month's profit (revenue − running costs − depreciation), 0–1;
     /// a month at a loss pays none and is not offset against later profit.
     #[serde(default)]
@@ -693,6 +697,7 @@ impl EstimateInputs {
         non_negative("internet_usd_per_month", c.internet_usd_per_month)?;
         fraction("internet_share", c.internet_share)?;
         non_negative("maintenance_usd_per_month", c.maintenance_usd_per_month)?;
+        non_negative("driving_usd_per_month", c.driving_usd_per_month)?;
         if !(c.tax_rate.is_finite() && (0.0..=MAX_TAX_RATE).contains(&c.tax_rate)) {
             return Err(invalid(
                 "tax_rate",
@@ -800,6 +805,7 @@ impl EstimateInputs {
         self.electricity_usd_per_month()
             + self.costs.internet_charged_usd_per_month()
             + self.costs.maintenance_usd_per_month
+            + self.costs.driving_usd_per_month
     }
 
     /// The hardware's month-0 charge ([`Hardware::capital_usd`]) spread over its lifetime.
@@ -893,6 +899,7 @@ pub fn inputs_for_profile(
             maintenance_usd_per_month: settings
                 .maintenance_usd_per_month
                 .unwrap_or(profile.maintenance_usd_per_month),
+            driving_usd_per_month: profile.driving_usd_per_month,
             tax_rate: 0.0,
         },
         rewards: RewardAssumptions {

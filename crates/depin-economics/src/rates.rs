@@ -22,6 +22,8 @@ pub struct NetworkRates {
     pub policy_id: String,
     pub epoch_seconds: u64,
     /// How many closed epochs the rates are averaged over (0 for built-in defaults).
+    /// Only epochs that really closed count: a network younger than the window asked
+    /// for reports fewer.
     #[serde(default)]
     pub window_epochs: u64,
     /// The network's token price if it has an oracle; `--token-price` overrides it.
@@ -82,19 +84,47 @@ impl From<(Sector, Amount)> for DeviceWindowReward {
 }
 
 /// Built-in default rates, tokens per capacity unit per month, with the median device's
-/// capacity. ASSUMPTIONS, chosen so that at the default token price of USD 0.50 each
-/// sector pays roughly what its real-world anchor paid operators in 2025:
-/// storage ≈ USD 1.20 per TB offered per month (Storj pays USD 1.50/TB-month stored plus
-/// egress, on disks that are rarely full); compute ≈ USD 100 per month for a 4090-class GPU
-/// (consumer GPU rentals at USD 0.25–0.40/h at about half utilisation); wireless ≈ USD 3 per
-/// month for an indoor hotspot (Helium IoT earnings after HIP-17 density scaling are low);
-/// sensor ≈ USD 10 per month per weather-station-equivalent of data.
-pub const BUILTIN_SECTOR_DEFAULTS: [(Sector, f64, f64, &str); 4] = [
-    // (sector, tokens per capacity unit per month, median device capacity, unit)
-    (Sector::Storage, 2.4, 8.0, "tb"),
-    (Sector::Compute, 200.0, 0.5, "gpu"),
-    (Sector::Wireless, 6.0, 1.0, "coverage"),
-    (Sector::Sensor, 20.0, 1.0, "data"),
+/// capacity and where the figure comes from. At the default token price of USD 0.50 each
+/// sector pays what its real-world anchor paid operators when the research was gathered
+/// (`docs/economics.md`, research files dated 2026-12):
+/// - wireless: USD 1.65 a month for an indoor LoRaWAN hotspot (Helium IoT, 0.03–0.10
+///   HNT/day; depinprojects.net guide);
+/// - sensor: USD 3.00 a month for a weather station (WeatherXM D1: about 77 WXM a month,
+///   depinly.io methodology, at WXM's USD 0.039 of January 2026, dev.to/jaden_011);
+/// - storage and compute: used only with a live network's policy; with the built-in rates
+///   their income is the USD rental or storage market of their catalogue entry, so these
+///   two are ASSUMPTIONS kept for custom hardware without one (USD 1.20 per TB offered,
+///   USD 100 a month per 4090-class GPU).
+pub const BUILTIN_SECTOR_DEFAULTS: [(Sector, f64, f64, &str, &str); 4] = [
+    // (sector, tokens per capacity unit per month, median device capacity, unit, source)
+    (
+        Sector::Storage,
+        2.4,
+        8.0,
+        "tb",
+        "ASSUMPTION: USD 1.20 per TB offered a month",
+    ),
+    (
+        Sector::Compute,
+        200.0,
+        0.5,
+        "gpu",
+        "ASSUMPTION: USD 100 a month per 4090-class GPU",
+    ),
+    (
+        Sector::Wireless,
+        3.3,
+        1.0,
+        "coverage",
+        "USD 1.65/month for an indoor Helium IoT hotspot, depinprojects.net, gathered 2026-12",
+    ),
+    (
+        Sector::Sensor,
+        6.0,
+        1.0,
+        "data",
+        "USD 3.00/month for a WeatherXM D1 station: 77 WXM (depinly.io) at USD 0.039 (2026-01)",
+    ),
 ];
 
 /// Ratio p10/p50 and p90/p50 of per-device earnings for the built-in defaults: placement,
@@ -110,7 +140,7 @@ impl NetworkRates {
     pub fn builtin() -> NetworkRates {
         let sectors = BUILTIN_SECTOR_DEFAULTS
             .iter()
-            .map(|&(s, per_unit, median_cap, unit)| {
+            .map(|&(s, per_unit, median_cap, unit, _)| {
                 let p50 = per_unit * median_cap;
                 (
                     s,
@@ -187,15 +217,130 @@ impl NetworkRates {
             "{sector} median {:.3} tokens/device-month ({}), × {capacity_units} {unit} / median {median_cap} {unit}",
             s.tokens_per_device_month_p50,
             if self.window_epochs == 0 {
-                "built-in default".to_string()
+                let source = BUILTIN_SECTOR_DEFAULTS
+                    .iter()
+                    .find(|d| d.0 == sector)
+                    .map_or("", |d| d.4);
+                format!("built-in default: {source}")
             } else {
-                format!(
-                    "policy {}, last {} epochs",
-                    self.policy_id, self.window_epochs
-                )
+                format!("policy {}, {}", self.policy_id, self.basis(sector))
             }
         );
         Ok((t, note))
+    }
+}
+
+/// Live rates are refused below these: extrapolating so little to months multiplies any
+/// accident of the window (one device missing a heartbeat, a test network with 60 s
+/// epochs minting a day's emission every minute) by thousands. A 4-device network with
+/// 60 s epochs once gave "ROI at 12 months 5067832 %".
+///
+/// Fewer than 3 closed epochs: one epoch's noise decides the figure.
+pub const MIN_LIVE_EPOCHS: u64 = 3;
+/// Less than a day of data: no daily cycle (night-time usage, a home line's evening
+/// congestion, a sensor's day/night readings) is in it, and one month is 730 windows.
+pub const MIN_LIVE_HOURS: f64 = 24.0;
+/// Fewer than 3 devices in the sector: the "median device" is one operator's device.
+pub const MIN_LIVE_DEVICES: u64 = 3;
+
+/// Live rates are used with a warning below these.
+///
+/// Fewer than 24 epochs: per-epoch noise still moves the average by several percent.
+pub const WARN_LIVE_EPOCHS: u64 = 24;
+/// Less than a week: weekday/weekend usage differs, and a week is the shortest window
+/// that repeats.
+pub const WARN_LIVE_HOURS: f64 = 24.0 * 7.0;
+/// Fewer than 10 devices: the nearest-rank p10 and p90 are the extreme devices.
+pub const WARN_LIVE_DEVICES: u64 = 10;
+
+/// Whether a running network's rates carry enough data to extrapolate to months, and
+/// what they are based on; from [`NetworkRates::check_live`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveRatesCheck {
+    /// One sentence per sector: epochs, epoch length, hours, devices.
+    pub basis: Vec<String>,
+    /// Why the rates are too thin to use (empty when they may be used).
+    pub refusals: Vec<String>,
+    /// Why the rates are thin but usable.
+    pub warnings: Vec<crate::Warning>,
+}
+
+impl NetworkRates {
+    /// Hours of network time the rates are averaged over.
+    pub fn window_hours(&self) -> f64 {
+        self.window_epochs as f64 * self.epoch_seconds as f64 / 3600.0
+    }
+
+    /// What the rates of `sector` rest on, in words.
+    pub fn basis(&self, sector: Sector) -> String {
+        let devices = self.sectors.get(&sector).map_or(0, |s| s.devices);
+        format!(
+            "{} closed epochs of {} s ({:.1} h of data), {} {sector} device{}",
+            self.window_epochs,
+            self.epoch_seconds,
+            self.window_hours(),
+            devices,
+            if devices == 1 { "" } else { "s" }
+        )
+    }
+
+    /// Checks a running network's rates for `sectors` against the `MIN_LIVE_*` and
+    /// `WARN_LIVE_*` thresholds.
+    pub fn check_live(&self, sectors: &[Sector]) -> LiveRatesCheck {
+        let hours = self.window_hours();
+        let mut refusals = Vec::new();
+        let mut warnings = Vec::new();
+        if self.window_epochs < MIN_LIVE_EPOCHS {
+            refusals.push(format!(
+                "only {} closed epoch{} (at least {MIN_LIVE_EPOCHS} are needed)",
+                self.window_epochs,
+                if self.window_epochs == 1 { "" } else { "s" }
+            ));
+        } else if self.window_epochs < WARN_LIVE_EPOCHS {
+            warnings.push(crate::Warning {
+                code: "live_rates_few_epochs".into(),
+                message: format!(
+                    "the network's rates average only {} closed epochs (fewer than {WARN_LIVE_EPOCHS}): one epoch's noise moves them",
+                    self.window_epochs
+                ),
+            });
+        }
+        if hours < MIN_LIVE_HOURS {
+            refusals.push(format!(
+                "only {hours:.2} hours of data ({} epochs of {} s; at least {MIN_LIVE_HOURS} h are needed to extrapolate to months)",
+                self.window_epochs, self.epoch_seconds
+            ));
+        } else if hours < WARN_LIVE_HOURS {
+            warnings.push(crate::Warning {
+                code: "live_rates_short_window".into(),
+                message: format!(
+                    "the network's rates cover {hours:.1} hours, less than a week ({WARN_LIVE_HOURS} h): weekly patterns are not in them"
+                ),
+            });
+        }
+        let mut basis = Vec::new();
+        for &s in sectors {
+            basis.push(self.basis(s));
+            let n = self.sectors.get(&s).map_or(0, |r| r.devices);
+            if n < MIN_LIVE_DEVICES {
+                refusals.push(format!(
+                    "only {n} {s} device{} earned in the window (at least {MIN_LIVE_DEVICES} are needed for a median)",
+                    if n == 1 { "" } else { "s" }
+                ));
+            } else if n < WARN_LIVE_DEVICES {
+                warnings.push(crate::Warning {
+                    code: "live_rates_few_devices".into(),
+                    message: format!(
+                        "only {n} {s} devices earned in the window (fewer than {WARN_LIVE_DEVICES}): p10 and p90 are single devices"
+                    ),
+                });
+            }
+        }
+        LiveRatesCheck {
+            basis,
+            refusals,
+            warnings,
+        }
     }
 }
 
@@ -341,6 +486,72 @@ mod tests {
         assert!(
             r.device_tokens_per_month(Sector::Wireless, 1.0, Some("nowhere"))
                 .is_err()
+        );
+    }
+
+    fn live(epochs: u64, epoch_seconds: u64, devices: u64) -> NetworkRates {
+        let rewards: Vec<DeviceWindowReward> = (0..devices)
+            .map(|i| (Sector::Storage, (i + 1) * BASE_UNITS_PER_TOKEN).into())
+            .collect();
+        rates_from_rewards("p", epoch_seconds, epochs, &rewards, None).unwrap()
+    }
+
+    #[test]
+    fn live_rates_are_refused_or_warned_at_the_thresholds() {
+        // The motivating network: 4 devices, 60 s epochs, 24 epochs = 0.4 h.
+        let c = live(24, 60, 4).check_live(&[Sector::Storage]);
+        assert_eq!(c.refusals.len(), 1, "{c:?}");
+        assert!(c.refusals[0].contains("0.40 hours of data"), "{c:?}");
+        assert_eq!(
+            c.basis,
+            ["24 closed epochs of 60 s (0.4 h of data), 4 storage devices"]
+        );
+        let codes = |c: &LiveRatesCheck| {
+            c.warnings
+                .iter()
+                .map(|w| w.code.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(codes(&c), ["live_rates_few_devices"]);
+        // Exactly at each floor: used, with warnings; one below: refused.
+        let c = live(MIN_LIVE_EPOCHS, 8 * 3600, MIN_LIVE_DEVICES).check_live(&[Sector::Storage]);
+        assert!(c.refusals.is_empty(), "{c:?}");
+        assert_eq!(
+            codes(&c),
+            [
+                "live_rates_few_epochs",
+                "live_rates_short_window",
+                "live_rates_few_devices"
+            ]
+        );
+        let c = live(MIN_LIVE_EPOCHS - 1, 86_400, 3).check_live(&[Sector::Storage]);
+        assert!(c.refusals[0].starts_with("only 2 closed epochs"), "{c:?}");
+        let c = live(24, 3599, 3).check_live(&[Sector::Storage]);
+        assert!(c.refusals[0].contains("23.99 hours"), "{c:?}");
+        let c = live(24, 3600, 2).check_live(&[Sector::Storage]);
+        assert_eq!(
+            c.refusals,
+            ["only 2 storage devices earned in the window (at least 3 are needed for a median)"]
+        );
+        // A sector without devices is refused by name; a week of 24+ epochs and 10
+        // devices is clean.
+        let c = live(168, 3600, 10).check_live(&[Sector::Storage, Sector::Compute]);
+        assert_eq!(
+            c.refusals,
+            ["only 0 compute devices earned in the window (at least 3 are needed for a median)"]
+        );
+        assert!(c.warnings.is_empty(), "{c:?}");
+        let c = live(u64::MAX / 86_400, 86_400, u64::from(u8::MAX)).check_live(&[Sector::Storage]);
+        assert!(c.refusals.is_empty() && c.warnings.is_empty(), "{c:?}");
+        // The rate's note says what it rests on.
+        let (_, note) = live(168, 3600, 10)
+            .device_tokens_per_month(Sector::Storage, 8.0, None)
+            .unwrap();
+        assert!(
+            note.contains(
+                "policy p, 168 closed epochs of 3600 s (168.0 h of data), 10 storage devices"
+            ),
+            "{note}"
         );
     }
 

@@ -388,11 +388,12 @@ pub fn device_table(e: &Estimate) -> String {
     }
     let _ = writeln!(
         out,
-        "costs: electricity USD {}/kWh, internet USD {}/month × {:.0}% share, maintenance USD {}/month{}\n",
+        "costs: electricity USD {}/kWh, internet USD {}/month × {:.0}% share, maintenance USD {}/month{}{}\n",
         num(i.costs.kwh_price_usd),
         num(i.costs.internet_usd_per_month),
         i.costs.internet_share * 100.0,
         num(i.costs.maintenance_usd_per_month),
+        driving_text(i),
         if i.costs.tax_rate > 0.0 {
             format!(
                 "; income tax {:.0}% of each month's profit after depreciation (no loss carried forward)",
@@ -449,7 +450,35 @@ pub struct RankRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_even_kwh_price_usd: Option<OptSpread>,
     pub never_pays_back: bool,
+    /// What the row rests on: where the income figure comes from and today's running
+    /// costs, so the order explains itself.
+    pub basis: String,
     pub warnings: Vec<Warning>,
+}
+
+/// ", driving USD x/month (…)" when the device has a driving cost, else "".
+fn driving_text(i: &EstimateInputs) -> String {
+    if i.costs.driving_usd_per_month > 0.0 {
+        format!(
+            ", driving USD {}/month (in the maintenance row)",
+            num(i.costs.driving_usd_per_month)
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// A rank row's [`RankRow::basis`].
+fn rank_basis(e: &Estimate) -> String {
+    let i = &e.inputs;
+    format!(
+        "{}; running costs USD {}/month (electricity {} at USD {}/kWh{})",
+        i.rewards.source,
+        num(i.running_costs_usd_per_month()),
+        num(i.electricity_usd_per_month()),
+        num(i.costs.kwh_price_usd),
+        driving_text(i)
+    )
 }
 
 /// Orders estimates by p50 payback (never last), then by p50 net profit, then by name.
@@ -479,6 +508,7 @@ pub fn rank(estimates: &[Estimate]) -> Vec<RankRow> {
             payback_within_lifetime_probability: e.figures.payback_within_lifetime_probability,
             break_even_kwh_price_usd: e.figures.break_even_kwh_price_usd,
             never_pays_back: e.figures.payback_months.p50.is_none(),
+            basis: rank_basis(e),
             warnings: e.warnings.clone(),
         })
         .collect()
@@ -547,6 +577,13 @@ pub fn rank_table(rows: &[RankRow], first: Option<&Estimate>) -> String {
         out,
         "\npayback in months: p10 (bad, slow) / p50 / p90 (good, fast); max USD/kWh: the electricity price at which the median path's lifetime cash before tax is zero (\"none\": no price is low enough); {QUANTILE_LEGEND}"
     );
+    let _ = writeln!(
+        out,
+        "\nwhat each row rests on (sources in --list-devices --json):"
+    );
+    for r in rows {
+        let _ = writeln!(out, "  {}: {}", r.device, r.basis);
+    }
     out
 }
 

@@ -531,7 +531,8 @@ impl DeviceModel {
             electricity_kwh: i.electricity_kwh_per_month(),
             electricity_usd: i.electricity_usd_per_month(),
             internet_usd: i.costs.internet_charged_usd_per_month(),
-            maintenance_usd: i.costs.maintenance_usd_per_month,
+            // Driving is a running cost like maintenance; it is shown in that row.
+            maintenance_usd: i.costs.maintenance_usd_per_month + i.costs.driving_usd_per_month,
             running_usd: i.running_costs_usd_per_month(),
             price_usd: i.hardware.capital_usd(),
             depreciation_usd: i.depreciation_usd_per_month(),

@@ -46,6 +46,7 @@ fn golden_inputs() -> EstimateInputs {
             internet_usd_per_month: 40.0,
             internet_share: 0.0,
             maintenance_usd_per_month: 1.0,
+            driving_usd_per_month: 0.0,
             tax_rate: 0.0,
         },
         rewards: RewardAssumptions {
@@ -146,6 +147,7 @@ fn golden_gpu_that_never_pays_back_warns_in_words() {
         internet_usd_per_month: 50.0,
         internet_share: 0.2,
         maintenance_usd_per_month: 5.0,
+        driving_usd_per_month: 0.0,
         tax_rate: 0.0,
     };
     i.rewards.tokens_per_month = 160.0;
@@ -400,6 +402,7 @@ fn rented_gpu(kwh_price: f64) -> EstimateInputs {
         internet_usd_per_month: 50.0,
         internet_share: 0.0,
         maintenance_usd_per_month: 0.0,
+        driving_usd_per_month: 0.0,
         tax_rate: 0.0,
     };
     i.rewards.tokens_per_month = 0.0;
@@ -1308,6 +1311,7 @@ fn any_inputs() -> impl Strategy<Value = EstimateInputs> {
                     internet_usd_per_month: internet,
                     internet_share: share,
                     maintenance_usd_per_month: maint,
+                    driving_usd_per_month: 0.0,
                     tax_rate: 0.0,
                 },
                 rewards: RewardAssumptions {
@@ -1653,6 +1657,9 @@ fn the_methodology_page_matches_the_catalogue() {
             if let Some(decay) = e.decay_per_year {
                 want.push(format!("−{:.0}% a year", decay * 100.0));
             }
+        }
+        if d.driving_usd_per_month > 0.0 {
+            want.push(format!("driving USD {}/month", d.driving_usd_per_month));
         }
         if let Some(p) = &d.placement {
             want.push(format!("{:.0}% of sites", p.full_cell_probability * 100.0));

@@ -127,6 +127,12 @@ fn endpoints() -> Vec<Endpoint> {
             get(operator_devices),
         ),
         Endpoint::new(
+            "get",
+            "/v1/operators/{operator}/earnings",
+            "Every reward line of an operator's devices (all closed epochs), with the epoch's end time: what `depin operator earnings` turns into a tax CSV.",
+            get(operator_rewards),
+        ),
+        Endpoint::new(
             "post",
             "/v1/reports",
             "Submit a ReportBatch of device-signed envelopes; returns a verdict per report. 503 storage_unavailable: nothing was stored, send again.",
@@ -495,6 +501,37 @@ async fn operator_devices(
     Ok(Json(Value::Array(out)))
 }
 
+/// Every reward line of the operator's devices (revoked ones included), in
+/// epoch order per device, each with its epoch's end time so a client can
+/// date it. Amounts are base units; `fees` is usage income net of the
+/// protocol fee.
+async fn operator_rewards(
+    State(st): St,
+    ApiPath(operator): ApiPath<String>,
+) -> AppResult<Json<Value>> {
+    let key = parse_key(&operator, "operator")?;
+    let store = st.coordinator.store();
+    let policy = st.coordinator.policy();
+    let mut lines = Vec::new();
+    for d in store.devices(Some(&key)).await? {
+        for (epoch, l) in store.device_rewards(&d.device).await? {
+            lines.push(json!({
+                "device": d.device,
+                "sector": Sector::from_code(l.sector).map(|s| s.as_str()),
+                "epoch": epoch,
+                "epoch_end_ms": policy.epoch_end_ms(epoch),
+                "reward": l.reward,
+                "fees": l.fees,
+            }));
+        }
+    }
+    Ok(Json(json!({
+        "operator": key,
+        "epoch_seconds": policy.epoch_seconds,
+        "lines": lines,
+    })))
+}
+
 // ------------------------------------------------------------------ reports
 
 async fn reports(
@@ -669,7 +706,15 @@ async fn rates(State(st): St, ApiQuery(q): ApiQuery<RatesQuery>) -> AppResult<Js
     };
     let first = last.saturating_sub(window - 1);
     let mut per_device: BTreeMap<PublicKey, (Sector, u64)> = BTreeMap::new();
+    // Only epochs that closed count towards the window: a network younger than the
+    // window has fewer, and dividing its rewards by the full window would understate
+    // them (and hide from `estimate` how little data there is).
+    let mut closed = 0u64;
     for e in first..=last {
+        if store.epoch(e).await?.is_none() {
+            continue;
+        }
+        closed += 1;
         for l in store.reward_lines(e).await? {
             if let Some(s) = Sector::from_code(l.sector) {
                 per_device.entry(l.device).or_insert((s, 0)).1 += l.reward + l.fees;
@@ -692,7 +737,7 @@ async fn rates(State(st): St, ApiQuery(q): ApiQuery<RatesQuery>) -> AppResult<Js
     let rates = depin_economics::rates_from_rewards(
         &policy.id(),
         policy.epoch_seconds,
-        last - first + 1,
+        closed,
         &rewards,
         None,
     )
