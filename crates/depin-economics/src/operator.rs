@@ -192,26 +192,6 @@ impl OperatorCostSettings {
     }
 }
 
-/// Domain tag of the settings signature, so it can never be confused with a
-/// signature over a protocol envelope or another API body.
-pub const SETTINGS_SIGNATURE_DOMAIN: &[u8] = b"depin-operator-settings-v1";
-
-/// The bytes an operator signs (ed25519, operator key) to store settings:
-/// `domain \n operator-hex \n timestamp-ms \n body`. The body is signed exactly
-/// as sent; the timestamp travels in the `X-Depin-Timestamp` header.
-pub fn settings_signing_message(operator_hex: &str, timestamp_ms: i64, body: &[u8]) -> Vec<u8> {
-    let mut m =
-        Vec::with_capacity(SETTINGS_SIGNATURE_DOMAIN.len() + operator_hex.len() + body.len() + 24);
-    m.extend_from_slice(SETTINGS_SIGNATURE_DOMAIN);
-    m.push(b'\n');
-    m.extend_from_slice(operator_hex.to_ascii_lowercase().as_bytes());
-    m.push(b'\n');
-    m.extend_from_slice(timestamp_ms.to_string().as_bytes());
-    m.push(b'\n');
-    m.extend_from_slice(body);
-    m
-}
-
 /// How far the settings envelope's timestamp may be from the server's clock.
 /// Five minutes tolerates an operator's laptop clock; a captured envelope is
 /// useless after it (and a replay within it is refused because timestamps
