@@ -8,7 +8,7 @@ use crate::keygen::{PassphraseArgs, open_operator_key};
 use anyhow::{Context as _, anyhow, bail};
 use depin_client::{Client, ClientError};
 use depin_core::PublicKey;
-use depin_economics::operator::{OperatorCostSettings, settings_signing_message};
+use depin_economics::operator::OperatorCostSettings;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -788,12 +788,18 @@ async fn settings_set(a: SetArgs) -> anyhow::Result<()> {
     settings
         .validate(&depin_economics::Catalogue::builtin())
         .map_err(|e| anyhow!("settings field {e}"))?;
-    let body = serde_json::to_vec(&settings)?;
-    let ts = depin_agent::now_ms();
-    let msg = settings_signing_message(&op.to_hex(), ts, &body);
-    let sig = ed25519_dalek::Signer::sign(&key, &msg).to_bytes();
+    // The one byte form the coordinator accepts, signed into an envelope.
+    let document = String::from_utf8(settings.canonical_json())
+        .context("the settings serialize as UTF-8 JSON")?;
+    let max = depin_protocol::limits::MAX_SETTINGS_DOCUMENT_LEN;
+    if document.len() > max {
+        bail!(
+            "the settings are {} bytes as JSON, more than the {max} a coordinator accepts: describe fewer devices under hardware",
+            document.len()
+        );
+    }
     let view = c
-        .put_operator_settings(&op, ts, &sig, body)
+        .put_operator_settings(&key, depin_agent::now_ms(), document)
         .await
         .map_err(|e| describe(e, &op))
         .context("storing the settings")?;

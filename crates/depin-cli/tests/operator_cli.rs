@@ -344,6 +344,27 @@ fn operator_commands_against_a_live_coordinator() {
     );
     assert_eq!(from_api["settings"]["kwh_price_usd"], 0.3);
     assert_eq!(from_api["settings"]["token_price_usd"], 2.0);
+    // What was stored is the signed envelope `set` sent: kind 7, signed by
+    // the operator key, carrying the settings in their canonical form.
+    let envelope = hex::decode(from_api["envelope"].as_str().unwrap()).unwrap();
+    let signed = depin_protocol::decode_signed(&envelope).unwrap();
+    signed.verify_signature().unwrap();
+    assert_eq!(signed.envelope.signer, op);
+    assert_eq!(
+        signed.envelope.timestamp_ms,
+        from_api["signed_ms"].as_i64().unwrap()
+    );
+    let document = signed
+        .envelope
+        .decode_payload::<depin_protocol::OperatorSettings>()
+        .unwrap()
+        .document;
+    let parsed = depin_economics::operator::OperatorCostSettings::from_canonical_json(
+        document.as_bytes(),
+        &depin_economics::Catalogue::builtin(),
+    )
+    .unwrap();
+    assert_eq!(serde_json::to_value(parsed).unwrap(), from_api["settings"]);
     // Flags alone keep the other stored figures.
     let defaults = none["defaults"]["internet_usd_per_month"].clone();
     assert_eq!(from_api["settings"]["internet_usd_per_month"], defaults);

@@ -268,6 +268,27 @@ pub fn work_request(device: &depin_protocol::SigningKey, now_ms: i64) -> Signed 
     )
 }
 
+/// An `OperatorSettings` envelope (kind 7) carrying the settings `document`
+/// (the canonical settings JSON, `OperatorCostSettings::canonical_json` in
+/// `depin-economics`), signed by the operator key at `now_ms`. The sequence
+/// number is 0: settings are ordered by their timestamp, which must be newer
+/// than the stored settings'.
+pub fn operator_settings(
+    operator: &depin_protocol::SigningKey,
+    now_ms: i64,
+    document: String,
+) -> Signed {
+    depin_protocol::sign(
+        &depin_protocol::Envelope::new(
+            depin_protocol::public_key_of(operator),
+            0,
+            now_ms,
+            &depin_protocol::OperatorSettings { document },
+        ),
+        operator,
+    )
+}
+
 /// A handle on one coordinator. Cheap to clone (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -476,7 +497,7 @@ impl Client {
     }
 
     /// `GET /v1/operators/{hex}/settings`: the stored cost settings with the
-    /// signature they were stored under (404 `not_found` when none are).
+    /// signed envelope they came in, in hex (404 `not_found` when none are).
     pub async fn operator_settings(
         &self,
         operator: &PublicKey,
@@ -485,25 +506,26 @@ impl Client {
             .await
     }
 
-    /// `PUT /v1/operators/{hex}/settings`: `body` is the settings JSON exactly
-    /// as signed; `signature` is the ed25519 signature by the operator key over
-    /// `depin_economics::operator::settings_signing_message(hex, timestamp_ms,
-    /// body)`. The caller signs, so the client needs no economics dependency.
+    /// `PUT /v1/operators/{hex}/settings`: signs `document` (the canonical
+    /// settings JSON; the client has no economics dependency, so the caller
+    /// serializes) into an [`operator_settings`] envelope with the operator key
+    /// at `timestamp_ms` and sends it. Answers the stored settings view.
     pub async fn put_operator_settings(
         &self,
-        operator: &PublicKey,
+        operator: &depin_protocol::SigningKey,
         timestamp_ms: i64,
-        signature: &[u8; 64],
-        body: Vec<u8>,
+        document: String,
     ) -> Result<serde_json::Value, ClientError> {
-        let url = self.url(&format!("/v1/operators/{}/settings", operator.to_hex()));
+        let envelope = operator_settings(operator, timestamp_ms, document);
+        let url = self.url(&format!(
+            "/v1/operators/{}/settings",
+            envelope.envelope.signer.to_hex()
+        ));
         let req = self
             .http
             .put(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("x-depin-timestamp", timestamp_ms.to_string())
-            .header("x-depin-signature", hex::encode(signature))
-            .body(body);
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(envelope.encode());
         let resp = self.send(req, &url).await?;
         decode_json(check_status(resp, &url).await?, &url).await
     }

@@ -139,29 +139,63 @@ impl OperatorCostSettings {
     }
 }
 
-/// Domain tag of the settings signature, so it can never be confused with a
-/// signature over a protocol envelope or another API body.
-pub const SETTINGS_SIGNATURE_DOMAIN: &[u8] = b"depin-operator-settings-v1";
-
-/// The bytes an operator signs (ed25519, operator key) to store settings:
-/// `domain \n operator-hex \n timestamp-ms \n body`. The body is signed exactly
-/// as sent; the timestamp travels in the `X-Depin-Timestamp` header.
-pub fn settings_signing_message(operator_hex: &str, timestamp_ms: i64, body: &[u8]) -> Vec<u8> {
-    let mut m =
-        Vec::with_capacity(SETTINGS_SIGNATURE_DOMAIN.len() + operator_hex.len() + body.len() + 24);
-    m.extend_from_slice(SETTINGS_SIGNATURE_DOMAIN);
-    m.push(b'\n');
-    m.extend_from_slice(operator_hex.to_ascii_lowercase().as_bytes());
-    m.push(b'\n');
-    m.extend_from_slice(timestamp_ms.to_string().as_bytes());
-    m.push(b'\n');
-    m.extend_from_slice(body);
-    m
+/// Why a settings document was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsDocumentError {
+    /// Not JSON, or JSON that is not a settings object (unknown or missing
+    /// fields, wrong types).
+    #[error("the settings document is not settings JSON: {0}")]
+    Malformed(String),
+    /// Settings JSON, but not in its one byte form.
+    #[error(
+        "the settings document is not in its canonical form (compact serde_json of the settings: \
+         fields in declaration order, optional fields as null, numbers as serde_json writes them); \
+         expected {expected}"
+    )]
+    NonCanonical { expected: String },
+    /// A figure out of range or an unknown profile; names the field.
+    #[error(transparent)]
+    Invalid(#[from] SettingsError),
 }
 
-/// How far the settings timestamp may be from the server's clock. Five minutes
-/// tolerates an operator's laptop clock; a captured request is useless after it
-/// (and a replay within it is refused because timestamps must rise).
+impl OperatorCostSettings {
+    /// The one byte form of a settings document, the bytes an operator signs:
+    /// compact `serde_json`, fields in declaration order (optional ones as
+    /// `null`), hardware entries sorted by key, numbers in serde_json's
+    /// shortest round-trip form (`40.0`, `0.3`).
+    pub fn canonical_json(&self) -> Vec<u8> {
+        // Cannot fail: string keys, and the numbers are plain f64 (a
+        // non-finite one would be written as null and refused on parsing).
+        serde_json::to_vec(self).expect("settings serialize to JSON")
+    }
+
+    /// Parses a signed settings document. Accepted only when the bytes are
+    /// exactly [`Self::canonical_json`] of what they parse to, so one document
+    /// has one byte form (two signed documents meaning the same settings are
+    /// the same bytes; nothing the parser ignores — whitespace, key order,
+    /// duplicate keys, `1` for `1.0` — can ride along under a signature), and
+    /// only when [`Self::validate`] passes.
+    pub fn from_canonical_json(
+        bytes: &[u8],
+        catalogue: &Catalogue,
+    ) -> Result<Self, SettingsDocumentError> {
+        let s: OperatorCostSettings = serde_json::from_slice(bytes)
+            .map_err(|e| SettingsDocumentError::Malformed(e.to_string()))?;
+        let canonical = s.canonical_json();
+        if canonical != bytes {
+            return Err(SettingsDocumentError::NonCanonical {
+                expected: String::from_utf8_lossy(&canonical).into_owned(),
+            });
+        }
+        s.validate(catalogue)?;
+        Ok(s)
+    }
+}
+
+/// How far the settings envelope's timestamp may be from the server's clock.
+/// Five minutes tolerates an operator's laptop clock; a captured envelope is
+/// useless after it (and a replay within it is refused because timestamps
+/// must rise).
 pub const SETTINGS_MAX_SKEW_MS: i64 = 5 * 60 * 1000;
 
 // ------------------------------------------------------------------- energy
@@ -758,12 +792,125 @@ mod tests {
         assert!(minimal.hardware.is_empty() && minimal.internet_share.is_none());
     }
 
+    /// The canonical form by hand, and every way of writing the same
+    /// settings differently refused as non-canonical.
     #[test]
-    fn signing_message_binds_operator_timestamp_and_body() {
-        let m = settings_signing_message("AB", 5, b"{}");
-        assert_eq!(m, b"depin-operator-settings-v1\nab\n5\n{}".to_vec());
-        assert_ne!(m, settings_signing_message("ab", 6, b"{}"));
-        assert_ne!(m, settings_signing_message("ab", 5, b"{} "));
+    fn settings_documents_have_one_byte_form() {
+        let cat = Catalogue::builtin();
+        let canonical = concat!(
+            r#"{"kwh_price_usd":0.3,"internet_usd_per_month":40.0,"internet_share":0.25,"#,
+            r#""maintenance_usd_per_month":2.0,"token_price_usd":0.5,"hardware":{"#,
+            r#""abababababababababababababababababababababababababababababababab":"#,
+            r#"{"profile":"rtx-3060","price_usd":250.0}}}"#
+        );
+        assert_eq!(
+            String::from_utf8(settings().canonical_json()).unwrap(),
+            canonical
+        );
+        assert_eq!(
+            OperatorCostSettings::from_canonical_json(canonical.as_bytes(), &cat),
+            Ok(settings())
+        );
+        let minimal = OperatorCostSettings {
+            internet_share: None,
+            maintenance_usd_per_month: None,
+            hardware: BTreeMap::new(),
+            ..settings()
+        };
+        let minimal_text = r#"{"kwh_price_usd":0.3,"internet_usd_per_month":40.0,"internet_share":null,"maintenance_usd_per_month":null,"token_price_usd":0.5,"hardware":{}}"#;
+        assert_eq!(minimal.canonical_json(), minimal_text.as_bytes());
+        let non_canonical = |text: &str| {
+            matches!(
+                OperatorCostSettings::from_canonical_json(text.as_bytes(), &cat),
+                Err(SettingsDocumentError::NonCanonical { .. })
+            )
+        };
+        let others: Vec<String> = vec![
+            // Whitespace, a trailing newline.
+            canonical.replace(':', ": "),
+            format!("{canonical}\n"),
+            // Optional fields left out, an integer for a float, an exponent.
+            r#"{"kwh_price_usd":0.3,"internet_usd_per_month":40.0,"token_price_usd":0.5}"#.to_string(),
+            minimal_text.replace("40.0", "40"),
+            minimal_text.replace("40.0", "4e1"),
+            minimal_text.replace("0.3", "0.30"),
+            // Another key order, a duplicated key.
+            minimal_text.replace(
+                r#""kwh_price_usd":0.3,"internet_usd_per_month":40.0"#,
+                r#""internet_usd_per_month":40.0,"kwh_price_usd":0.3"#,
+            ),
+            minimal_text.replace(
+                r#""hardware":{}"#,
+                r#""hardware":{"abababababababababababababababababababababababababababababababab":{"profile":null,"price_usd":1.0},"abababababababababababababababababababababababababababababababab":{"profile":null,"price_usd":2.0}}"#,
+            ),
+            // Escapes the serializer does not write.
+            canonical.replace("rtx-3060", "rtx\\u002d3060"),
+        ];
+        for other in &others {
+            assert!(non_canonical(other), "accepted {other}");
+        }
+        // Not JSON, or not settings: malformed. Canonical but invalid: names the field.
+        for text in ["", "{", "[]", "null", r#"{"kwh_price_usd":1e400}"#] {
+            assert!(
+                matches!(
+                    OperatorCostSettings::from_canonical_json(text.as_bytes(), &cat),
+                    Err(SettingsDocumentError::Malformed(_))
+                ),
+                "{text}"
+            );
+        }
+        let negative = OperatorCostSettings {
+            token_price_usd: -1.0,
+            ..minimal
+        };
+        match OperatorCostSettings::from_canonical_json(&negative.canonical_json(), &cat) {
+            Err(SettingsDocumentError::Invalid(e)) => assert_eq!(e.field, "token_price_usd"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Any finite figure ≥ 0: normal, subnormal or zero (never infinite).
+    fn figure() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::num::f64::{NORMAL, POSITIVE, SUBNORMAL, ZERO};
+        proptest::prop_oneof![
+            proptest::strategy::Just(0.0),
+            proptest::strategy::Just(f64::MAX),
+            proptest::strategy::Just(f64::MIN_POSITIVE),
+            proptest::strategy::Just(f64::from_bits(1)),
+            POSITIVE | NORMAL | SUBNORMAL | ZERO,
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever figures an operator has, the bytes the client signs are
+        /// the bytes the server accepts: serializing and parsing back gives
+        /// the same value and the same bytes (this needs serde_json's exact
+        /// float parsing, `float_roundtrip`; its default parser may land one
+        /// unit in the last place off and refuse an honest document).
+        #[test]
+        fn canonical_json_round_trips(
+            kwh in figure(),
+            internet in 0.0f64..1e12,
+            share in proptest::option::of(0.0f64..=1.0),
+            maintenance in proptest::option::of(figure()),
+            token in figure(),
+            price in proptest::option::of(figure()),
+        ) {
+            let s = OperatorCostSettings {
+                kwh_price_usd: kwh,
+                internet_usd_per_month: internet,
+                internet_share: share,
+                maintenance_usd_per_month: maintenance,
+                token_price_usd: token,
+                hardware: BTreeMap::from([(
+                    "cd".repeat(32),
+                    HardwareSetting { profile: None, price_usd: price },
+                )]),
+            };
+            let bytes = s.canonical_json();
+            let back = OperatorCostSettings::from_canonical_json(&bytes, &Catalogue::builtin());
+            proptest::prop_assert_eq!(back, Ok(s));
+        }
     }
 
     #[test]

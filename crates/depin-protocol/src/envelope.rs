@@ -29,19 +29,23 @@ pub enum PayloadKind {
     WorkRequest,
     /// 6. Signed by a consumer key: locks escrow for an order (`POST /v1/orders`).
     OrderLock,
+    /// 7. Signed by an operator key: its cost settings
+    /// (`PUT /v1/operators/{operator}/settings`).
+    OperatorSettings,
     /// A kind in some sector's range (1000–4999).
     Sector(u32),
 }
 
 impl PayloadKind {
     /// The backbone's kinds.
-    pub const ALL: [PayloadKind; 6] = [
+    pub const ALL: [PayloadKind; 7] = [
         PayloadKind::DeviceCertificate,
         PayloadKind::Heartbeat,
         PayloadKind::Revocation,
         PayloadKind::KeyRotation,
         PayloadKind::WorkRequest,
         PayloadKind::OrderLock,
+        PayloadKind::OperatorSettings,
     ];
 
     /// `None` for a number that is neither a backbone kind nor in a sector's
@@ -54,6 +58,7 @@ impl PayloadKind {
             4 => Some(PayloadKind::KeyRotation),
             5 => Some(PayloadKind::WorkRequest),
             6 => Some(PayloadKind::OrderLock),
+            7 => Some(PayloadKind::OperatorSettings),
             k if depin_core::Sector::owning_kind(k).is_some() => Some(PayloadKind::Sector(k)),
             _ => None,
         }
@@ -67,6 +72,7 @@ impl PayloadKind {
             PayloadKind::KeyRotation => 4,
             PayloadKind::WorkRequest => 5,
             PayloadKind::OrderLock => 6,
+            PayloadKind::OperatorSettings => 7,
             PayloadKind::Sector(k) => k,
         }
     }
@@ -79,9 +85,10 @@ impl PayloadKind {
     /// build breaks, instead of silently falling into one side.
     pub fn is_operator_signed(self) -> bool {
         match self {
-            PayloadKind::DeviceCertificate | PayloadKind::Revocation | PayloadKind::KeyRotation => {
-                true
-            }
+            PayloadKind::DeviceCertificate
+            | PayloadKind::Revocation
+            | PayloadKind::KeyRotation
+            | PayloadKind::OperatorSettings => true,
             // A consumer's lock is not an operator message either.
             PayloadKind::Heartbeat
             | PayloadKind::WorkRequest
@@ -453,8 +460,9 @@ mod tests {
         assert_eq!(PayloadKind::Heartbeat.as_u32(), 2);
         assert_eq!(PayloadKind::WorkRequest.as_u32(), 5);
         assert_eq!(PayloadKind::OrderLock.as_u32(), 6);
+        assert_eq!(PayloadKind::OperatorSettings.as_u32(), 7);
         assert_eq!(PayloadKind::from_u32(0), None);
-        assert_eq!(PayloadKind::from_u32(7), None);
+        assert_eq!(PayloadKind::from_u32(8), None);
         assert_eq!(PayloadKind::from_u32(999), None);
         assert_eq!(PayloadKind::from_u32(1000), Some(PayloadKind::Sector(1000)));
         assert_eq!(PayloadKind::from_u32(4999), Some(PayloadKind::Sector(4999)));

@@ -9,7 +9,7 @@
 
 use crate::envelope::PayloadKind;
 use crate::payload::{
-    DeviceCertificate, Heartbeat, KeyRotation, OrderLock, Revocation, WorkRequest,
+    DeviceCertificate, Heartbeat, KeyRotation, OperatorSettings, OrderLock, Revocation, WorkRequest,
 };
 use depin_core::{BACKBONE_KINDS, Reason, Sector};
 
@@ -29,8 +29,8 @@ pub enum SignedBy {
 pub enum Route {
     /// `POST /v1/reports`: stored in the report log, read at epoch close.
     Reports,
-    /// Its own endpoint (onboarding, revocation, rotation, work pull); never
-    /// a report.
+    /// Its own endpoint (onboarding, revocation, rotation, work pull, orders,
+    /// operator settings); never a report.
     Own,
 }
 
@@ -111,6 +111,14 @@ pub const BACKBONE: &[KindSpec] = &[
         route: Route::Own,
         answers_work: false,
         check: |b| check_with(OrderLock::decode)(b),
+    },
+    KindSpec {
+        kind: 7,
+        name: "operator_settings",
+        signed_by: SignedBy::Operator,
+        route: Route::Own,
+        answers_work: false,
+        check: |b| check_with(OperatorSettings::decode)(b),
     },
 ];
 

@@ -42,6 +42,10 @@ pub mod limits {
     pub const MAX_STORED: u64 = i64::MAX as u64;
     /// Longest sector terms of an order, in bytes.
     pub const MAX_TERMS_LEN: usize = 4096;
+    /// Longest operator settings document, in bytes: room for the figures and
+    /// well over a hundred per-device hardware entries, small enough that a
+    /// settings row costs nothing to store or re-verify.
+    pub const MAX_SETTINGS_DOCUMENT_LEN: usize = 16 * 1024;
 }
 
 /// A payload type carried in an [`crate::Envelope`] of kind [`Payload::KIND`].
@@ -450,6 +454,33 @@ impl OrderLock {
     }
 }
 
+/// Kind 7: an operator's cost settings (see `OperatorSettings` in the proto
+/// file). The protocol only knows the document as text: decoding checks it is
+/// present, UTF-8 and at most [`limits::MAX_SETTINGS_DOCUMENT_LEN`] bytes.
+/// What the JSON must say, and that it is in its one byte form, is the
+/// coordinator's check (`depin_economics::operator`), since the protocol
+/// crate does not know the settings' fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorSettings {
+    pub document: String,
+}
+
+impl OperatorSettings {
+    pub fn encode(&self) -> Vec<u8> {
+        wire::OperatorSettings {
+            document: self.document.as_bytes().to_vec(),
+        }
+        .encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Reason> {
+        let w: wire::OperatorSettings = decode_strict(bytes)?;
+        check(!w.document.is_empty() && w.document.len() <= limits::MAX_SETTINGS_DOCUMENT_LEN)?;
+        let document = String::from_utf8(w.document).map_err(|_| Reason::BadPayload)?;
+        Ok(OperatorSettings { document })
+    }
+}
+
 /// The work id an answer kind carries in its field 1 (see `WorkRef` in the
 /// proto file); `None` when the field is absent or not 32 bytes. Lenient on
 /// the other fields: the sector's own decoder is strict about those.
@@ -486,6 +517,7 @@ payload!(Revocation);
 payload!(KeyRotation);
 payload!(WorkRequest);
 payload!(OrderLock);
+payload!(OperatorSettings);
 
 #[cfg(test)]
 mod tests {

@@ -115,6 +115,20 @@ fn golden_possession_signed_messages() {
 }
 
 #[test]
+fn golden_operator_settings() {
+    // A document in the byte form the coordinator accepts (serde_json of
+    // `OperatorCostSettings`); the protocol itself only freezes the bytes.
+    let settings = OperatorSettings {
+        document: concat!(
+            r#"{"kwh_price_usd":0.3,"internet_usd_per_month":40.0,"internet_share":0.2,"#,
+            r#""maintenance_usd_per_month":null,"token_price_usd":0.8,"hardware":{}}"#
+        )
+        .into(),
+    };
+    check_envelope("envelope_operator_settings", &operator(), 4, &settings);
+}
+
+#[test]
 fn golden_report_batch() {
     // A cold device too, so the sint32 zig-zag encoding is frozen.
     let items: Vec<Signed> = [(43, 4_250), (44, -1_275), (45, 0)]

@@ -159,7 +159,7 @@ fn other_versions_are_unsupported() {
 #[test]
 fn unknown_kinds_are_unknown_payload_kind() {
     let signer = public_key_of(&device()).0;
-    for kind in [0, 7, 99, 999, 5000, u64::from(u32::MAX)] {
+    for kind in [0, 8, 99, 999, 5000, u64::from(u32::MAX)] {
         let body = raw_body(1, &signer, 1, T0, kind, &[1, 2, 3]);
         check_decode(&wrap(&body, &device()), Err(Reason::UnknownPayloadKind));
     }
@@ -180,6 +180,7 @@ fn unknown_kinds_are_unknown_payload_kind() {
         PayloadKind::KeyRotation,
         PayloadKind::WorkRequest,
         PayloadKind::OrderLock,
+        PayloadKind::OperatorSettings,
     ] {
         assert_eq!(
             table.check_report(kind, &[]),
@@ -391,6 +392,82 @@ fn payloads_round_trip() {
     );
     assert_eq!(env.envelope.kind, PayloadKind::OrderLock);
     assert_eq!(env.envelope.decode_payload::<OrderLock>(), Ok(lock));
+    let settings = OperatorSettings {
+        document: r#"{"kwh_price_usd":0.25,"hardware":{}}"#.into(),
+    };
+    assert_eq!(
+        OperatorSettings::decode(&settings.encode()),
+        Ok(settings.clone())
+    );
+    let env = sign(
+        &Envelope::new(public_key_of(&operator()), 0, T0, &settings),
+        &operator(),
+    );
+    assert_eq!(env.envelope.kind, PayloadKind::OperatorSettings);
+    assert_eq!(env.envelope.kind.as_u32(), 7);
+    assert_eq!(
+        env.envelope.decode_payload::<OperatorSettings>(),
+        Ok(settings)
+    );
+    let spec = KindTable::backbone().get(7).copied().unwrap();
+    assert_eq!(
+        (spec.name, spec.signed_by, spec.route),
+        ("operator_settings", SignedBy::Operator, Route::Own)
+    );
+}
+
+/// An `OperatorSettings` payload written by hand (field 1, bytes), so the
+/// test can encode documents the typed struct cannot hold (non-UTF-8).
+fn settings_wire(document: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    if !document.is_empty() {
+        field_bytes(1, document, &mut b);
+    }
+    b
+}
+
+/// Documents at the edges: empty, one byte, exactly the limit, one over,
+/// far over, and bytes that are not UTF-8 (a lone continuation byte, an
+/// overlong encoding, a surrogate), each accepted exactly when valid.
+#[test]
+fn operator_settings_documents_at_the_limits() {
+    let max = limits::MAX_SETTINGS_DOCUMENT_LEN;
+    assert_eq!(max, 16 * 1024);
+    let check = |doc: &[u8], ok: bool| {
+        let got = OperatorSettings::decode(&settings_wire(doc));
+        if ok {
+            assert_eq!(got.map(|s| s.document.into_bytes()), Ok(doc.to_vec()));
+        } else {
+            assert_eq!(got, Err(Reason::BadPayload), "{} bytes", doc.len());
+        }
+    };
+    check(b"", false);
+    check(b"{", true);
+    check(&vec![b'x'; max], true);
+    check(&vec![b'x'; max + 1], false);
+    check(&vec![b'x'; 4 * max], false);
+    // Multi-byte characters count in bytes, not characters.
+    let mut near = vec![b'x'; max - 2];
+    near.extend_from_slice("é".as_bytes());
+    check(&near, true);
+    near.push(b'x');
+    check(&near, false);
+    for bad in [
+        &[0x80u8][..],
+        &[0xc0, 0xaf],
+        &[0xed, 0xa0, 0x80],
+        &[b'{', 0xff, b'}'],
+    ] {
+        check(bad, false);
+    }
+    // Unknown fields and non-canonical encodings, like every payload.
+    let mut unknown = settings_wire(b"{}");
+    field_varint(2, 1, &mut unknown);
+    assert_eq!(OperatorSettings::decode(&unknown), Err(Reason::BadPayload));
+    let mut twice = settings_wire(b"{}");
+    twice.extend(settings_wire(b"{}"));
+    assert_eq!(OperatorSettings::decode(&twice), Err(Reason::BadPayload));
+    assert_eq!(OperatorSettings::decode(&[0x0a]), Err(Reason::BadPayload));
 }
 
 /// An order lock's fields as raw numbers, to encode out-of-range values the
@@ -688,6 +765,7 @@ fn certificates_must_be_signed_by_their_operator() {
     assert!(PayloadKind::DeviceCertificate.is_operator_signed());
     assert!(PayloadKind::Revocation.is_operator_signed());
     assert!(PayloadKind::KeyRotation.is_operator_signed());
+    assert!(PayloadKind::OperatorSettings.is_operator_signed());
     assert!(!PayloadKind::Heartbeat.is_operator_signed());
 }
 
@@ -730,6 +808,40 @@ proptest! {
         let _ = Revocation::decode(&bytes);
         let _ = KeyRotation::decode(&bytes);
         let _ = OrderLock::decode(&bytes);
+        let _ = OperatorSettings::decode(&bytes);
+    }
+
+    /// Settings documents of any length around the limit and any bytes:
+    /// accepted exactly when non-empty, UTF-8 and at most 16 KiB, and then
+    /// re-encoded to the same bytes.
+    #[test]
+    fn operator_settings_extremes(
+        len in prop_oneof![
+            Just(0usize),
+            Just(1),
+            Just(limits::MAX_SETTINGS_DOCUMENT_LEN - 1),
+            Just(limits::MAX_SETTINGS_DOCUMENT_LEN),
+            Just(limits::MAX_SETTINGS_DOCUMENT_LEN + 1),
+            0usize..=limits::MAX_SETTINGS_DOCUMENT_LEN + 64,
+        ],
+        fill in prop_oneof![Just(b'a'), Just(0xffu8), Just(0x80u8), any::<u8>()],
+        garbage in prop::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let mut doc = vec![fill; len];
+        // Sprinkle arbitrary bytes at the end (often invalid UTF-8).
+        let keep = len.saturating_sub(garbage.len());
+        doc.truncate(keep);
+        doc.extend_from_slice(&garbage[..len - keep]);
+        let bytes = settings_wire(&doc);
+        let valid = !doc.is_empty()
+            && doc.len() <= limits::MAX_SETTINGS_DOCUMENT_LEN
+            && std::str::from_utf8(&doc).is_ok();
+        let got = OperatorSettings::decode(&bytes);
+        prop_assert_eq!(got.is_ok(), valid, "{} bytes", doc.len());
+        match got {
+            Ok(s) => prop_assert_eq!(s.encode(), bytes),
+            Err(r) => prop_assert_eq!(r, Reason::BadPayload),
+        }
     }
 
     /// Every field of an order lock at 0, max and max + 1 of what the store

@@ -2,19 +2,20 @@
 //! far with payback progress and a projection, and alerts from telemetry.
 //!
 //! - `PUT /v1/operators/{operator}/settings` stores cost settings. The body is
-//!   JSON ([`OperatorCostSettings`]) and must be signed by the operator key:
-//!   `X-Depin-Timestamp: <unix ms>` and `X-Depin-Signature: <hex ed25519
-//!   signature>` over [`settings_signing_message`] (domain tag, operator hex,
-//!   timestamp, exact body bytes). Why sign what is not a money move: the
-//!   settings drive what the network tells the operator about profit and
-//!   alerts, and anyone could otherwise overwrite another operator's view.
-//!   The timestamp must be within [`SETTINGS_MAX_SKEW_MS`] of the server clock
-//!   and newer than the stored settings' (no replay or roll-back). Any tool
-//!   holding the operator key (the same key that signs device certificates)
-//!   can do this in a few lines; the signed body and signature are kept, so
-//!   the stored settings can be audited.
-//! - `GET …/settings` returns them (settings are not secret; economics are
-//!   computed from public data anyway).
+//!   a signed envelope like every operator message (`SignedEnvelope` bytes,
+//!   kind 7 `operator_settings`, see `depin_client::operator_settings`)
+//!   signed by the operator in the path, carrying the settings document:
+//!   [`OperatorCostSettings`] as JSON in its one byte form
+//!   ([`OperatorCostSettings::from_canonical_json`]). Why sign what is not a
+//!   money move: the settings drive what the network tells the operator about
+//!   profit and alerts, and anyone could otherwise overwrite another
+//!   operator's view. The envelope's timestamp must be within
+//!   [`SETTINGS_MAX_SKEW_MS`] of the server clock and newer than the stored
+//!   settings' (no replay or roll-back), and the key must not be a device key
+//!   (storing settings claims it as an operator key). The envelope is decoded
+//!   once and stored as received, so the stored settings can be re-verified.
+//! - `GET …/settings` returns them with that envelope in hex (settings are
+//!   not secret; economics are computed from public data anyway).
 //! - `GET …/economics`: per device and in total, see [`economics`].
 //! - `GET …/alerts`: see [`alerts`].
 //!
@@ -29,25 +30,23 @@ use crate::routes::{ApiPath, Endpoint, RawBody, parse_key};
 use crate::{ApiError, AppState, now_ms};
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, put};
-use depin_core::{PublicKey, Sector};
+use depin_coordinator::CoordError;
+use depin_core::{PublicKey, Reason, Sector};
 use depin_economics::operator::{
     self as rules, Alert, EnergyAccumulator, FirmwareSource, OperatorCostSettings,
-    SETTINGS_MAX_SKEW_MS, settings_signing_message,
+    SETTINGS_MAX_SKEW_MS, SettingsDocumentError,
 };
 use depin_economics::{Catalogue, live};
-use depin_protocol::{Heartbeat, PayloadKind, decode_signed};
-use depin_store::{DeviceEnergyRow, DeviceRow, OperatorSettingsRow, Store};
+use depin_protocol::{AdmissionPolicy, Heartbeat, PayloadKind, admit, decode_signed};
+use depin_store::{DeviceEnergyRow, DeviceRow, OperatorSettingsRow, SettingsWrite, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
-
-pub const TIMESTAMP_HEADER: &str = "x-depin-timestamp";
-pub const SIGNATURE_HEADER: &str = "x-depin-signature";
 
 /// Heartbeats decoded per store read while integrating energy.
 const ENERGY_BATCH: u32 = 5000;
@@ -57,13 +56,13 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(
             "get",
             "/v1/operators/{operator}/settings",
-            "An operator's stored cost settings, with the signature they were stored under.",
+            "An operator's stored cost settings: { operator, settings, signed_ms, updated_ms, envelope } with the signed envelope they came in, in hex, so anyone can re-verify them.",
             get(get_settings),
         ),
         Endpoint::new(
             "put",
             "/v1/operators/{operator}/settings",
-            "Store an operator's cost settings (JSON). Signed: X-Depin-Timestamp (unix ms) and X-Depin-Signature (hex ed25519 by the operator key over depin_economics::operator::settings_signing_message).",
+            "Store an operator's cost settings. Body: a SignedEnvelope of kind 7 (operator_settings) signed by the operator in the path, timestamp within 5 minutes of the server clock and newer than the stored settings' (else 409 stale_settings); its document is the settings JSON in canonical form (compact serde_json of OperatorCostSettings).",
             put(put_settings),
         ),
         Endpoint::new(
@@ -92,97 +91,106 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 // ----------------------------------------------------------------- settings
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> AppResult<&'a str> {
-    let v = headers.get(name).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_signature",
-            format!("settings must be signed by the operator key: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers"),
-        )
-    })?;
-    v.to_str()
-        .map_err(|_| ApiError::bad_request(format!("{name} is not ASCII")))
+/// A refusal with a protocol reason code, answered with the same status as
+/// every other endpoint gives that reason.
+fn refused(reason: Reason, message: impl Into<String>) -> ApiError {
+    CoordError::Rejected {
+        reason,
+        message: message.into(),
+    }
+    .into()
 }
 
-/// Checks the operator's signature and the timestamp window; returns the
-/// timestamp and the signature bytes.
-fn verify_settings_signature(
+/// Checks a settings envelope for `operator` at server time `now`, reading
+/// nothing stored: its shape, kind, signer, signature and clock first (an
+/// unauthenticated request learns nothing about the content), then the
+/// document. Returns what the store keeps beside the envelope bytes.
+fn check_settings_envelope(
     operator: &PublicKey,
-    headers: &HeaderMap,
-    body: &[u8],
+    bytes: &[u8],
     now: i64,
-) -> AppResult<(i64, [u8; 64])> {
-    let ts_text = header(headers, TIMESTAMP_HEADER)?;
-    let sig_text = header(headers, SIGNATURE_HEADER)?;
-    let ts: i64 = ts_text.trim().parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "{TIMESTAMP_HEADER} must be unix milliseconds, got {ts_text:?}"
-        ))
+) -> AppResult<CheckedSettings> {
+    let signed = decode_signed(bytes).map_err(|r| {
+        refused(
+            r,
+            "the body must be a signed envelope (SignedEnvelope bytes) of kind 7, operator_settings",
+        )
     })?;
-    let sig: [u8; 64] = hex::decode(sig_text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{SIGNATURE_HEADER} must be a 128-character hex ed25519 signature"
-            ))
-        })?;
-    if ts < now - SETTINGS_MAX_SKEW_MS {
-        return Err(ApiError::bad_request_code(
-            "stale_timestamp",
+    let env = &signed.envelope;
+    if env.kind != PayloadKind::OperatorSettings {
+        return Err(refused(
+            Reason::WrongPayloadKind,
             format!(
-                "{TIMESTAMP_HEADER} is more than {} s in the past",
-                SETTINGS_MAX_SKEW_MS / 1000
+                "expected an operator_settings envelope (kind 7), got kind {}",
+                env.kind.as_u32()
             ),
         ));
     }
-    if ts > now + SETTINGS_MAX_SKEW_MS {
-        return Err(ApiError::bad_request_code(
-            "future_timestamp",
-            format!(
-                "{TIMESTAMP_HEADER} is more than {} s in the future",
-                SETTINGS_MAX_SKEW_MS / 1000
-            ),
-        ));
-    }
-    let bad = || {
-        ApiError::new(
+    if env.signer != *operator {
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "bad_signature",
-            "the signature does not verify under the operator key for this body and timestamp",
-        )
-    };
-    let key = ed25519_dalek::VerifyingKey::from_bytes(operator.as_bytes())
-        .ok()
-        .filter(|k| !k.is_weak())
-        .ok_or_else(bad)?;
-    let msg = settings_signing_message(&operator.to_hex(), ts, body);
-    key.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&sig))
-        .map_err(|_| bad())?;
-    Ok((ts, sig))
-}
-
-trait BadRequestCode {
-    fn bad_request_code(code: &'static str, message: impl Into<String>) -> ApiError;
-}
-
-impl BadRequestCode for ApiError {
-    fn bad_request_code(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+            "wrong_signer",
+            format!(
+                "the envelope is signed by {}, not by operator {operator}: only an operator's own key stores its settings",
+                env.signer
+            ),
+        ));
     }
-}
-
-/// Parses and validates a settings body; errors name the field.
-fn parse_settings(body: &[u8]) -> AppResult<OperatorCostSettings> {
-    let s: OperatorCostSettings = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request_code(
-            "malformed_json",
-            format!("the settings body is not valid settings JSON: {e}"),
+    signed.verify_signature().map_err(|r| {
+        refused(
+            r,
+            "the signature does not verify under the operator key for these envelope bytes",
         )
     })?;
-    s.validate(catalogue())
-        .map_err(|e| ApiError::bad_request_code("invalid_settings", e.to_string()))?;
-    Ok(s)
+    let clock = AdmissionPolicy {
+        max_skew_past_ms: SETTINGS_MAX_SKEW_MS,
+        max_skew_future_ms: SETTINGS_MAX_SKEW_MS,
+    };
+    admit(&clock, now, env, None).map_err(|r| {
+        refused(
+            r,
+            format!(
+                "the envelope timestamp {} is more than {} s from the server clock {now}",
+                env.timestamp_ms,
+                SETTINGS_MAX_SKEW_MS / 1000
+            ),
+        )
+    })?;
+    let payload: depin_protocol::OperatorSettings = env.decode_payload().map_err(|r| {
+        refused(
+            r,
+            format!(
+                "the settings document must be 1 to {} bytes of UTF-8 JSON",
+                depin_protocol::limits::MAX_SETTINGS_DOCUMENT_LEN
+            ),
+        )
+    })?;
+    // Checked here; the views parse the stored document again when they read it.
+    OperatorCostSettings::from_canonical_json(payload.document.as_bytes(), catalogue()).map_err(
+        |e| match e {
+            SettingsDocumentError::Malformed(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+            }
+            SettingsDocumentError::NonCanonical { .. } => {
+                refused(Reason::BadPayload, e.to_string())
+            }
+            SettingsDocumentError::Invalid(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_settings", e.to_string())
+            }
+        },
+    )?;
+    Ok(CheckedSettings {
+        signed_ms: env.timestamp_ms,
+        document: payload.document,
+    })
+}
+
+/// A settings envelope that passed [`check_settings_envelope`].
+struct CheckedSettings {
+    signed_ms: i64,
+    /// The settings document as the envelope carries it, checked canonical
+    /// and valid.
+    document: String,
 }
 
 fn settings_view(row: &OperatorSettingsRow) -> AppResult<Value> {
@@ -192,39 +200,42 @@ fn settings_view(row: &OperatorSettingsRow) -> AppResult<Value> {
         "settings": settings,
         "signed_ms": row.signed_ms,
         "updated_ms": row.updated_ms,
-        "signature": hex::encode(&row.signature),
+        "envelope": hex::encode(&row.envelope),
     }))
 }
 
 async fn put_settings(
     State(st): St,
     ApiPath(operator): ApiPath<String>,
-    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> AppResult<Json<Value>> {
     let op = parse_key(&operator, "operator")?;
     let now = now_ms();
-    // Authenticate before looking at the content: an unsigned request learns nothing.
-    let (signed_ms, sig) = verify_settings_signature(&op, &headers, &body, now)?;
-    parse_settings(&body)?;
-    let text = String::from_utf8(body.to_vec()).map_err(|_| {
-        ApiError::bad_request_code("malformed_json", "the settings body is not UTF-8")
-    })?;
+    let checked = check_settings_envelope(&op, &body, now)?;
+    // Decode once, keep the bytes: the envelope is stored as it arrived, the
+    // document beside it as the envelope carries it.
     let row = OperatorSettingsRow {
         operator: op,
-        body: text,
-        signature: sig.to_vec(),
-        signed_ms,
+        body: checked.document,
+        envelope: body.to_vec(),
+        signed_ms: checked.signed_ms,
         updated_ms: now,
     };
-    if !st.coordinator.store().put_operator_settings(&row).await? {
-        return Err(ApiError::new(
+    match st.coordinator.store().put_operator_settings(&row).await? {
+        SettingsWrite::Stored => Ok(Json(settings_view(&row)?)),
+        SettingsWrite::Stale => Err(ApiError::new(
             StatusCode::CONFLICT,
             "stale_settings",
-            "settings signed at or before this timestamp are already stored: sign the new settings with a newer timestamp",
-        ));
+            "settings signed at or after this timestamp are already stored: sign the new settings with a newer timestamp",
+        )),
+        SettingsWrite::DeviceKey => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "device_key",
+            format!(
+                "{op} is a registered device key; a key is a device key or an operator key, never both: sign settings with the operator key"
+            ),
+        )),
     }
-    Ok(Json(settings_view(&row)?))
 }
 
 async fn get_settings(State(st): St, ApiPath(operator): ApiPath<String>) -> AppResult<Json<Value>> {

@@ -1,16 +1,17 @@
-//! The live operator view over real loopback HTTP: signed settings, economics
-//! against a hand computation, and every alert code from crafted telemetry.
+//! The live operator view over real loopback HTTP: settings as signed
+//! envelopes with every refusal, economics against a hand computation, and
+//! every alert code from crafted telemetry.
 
 mod common;
 
 use common::{cert, start};
-use depin_economics::operator::{MS_PER_MONTH, settings_signing_message};
+use depin_economics::operator::{MS_PER_MONTH, OperatorCostSettings};
 use depin_protocol::{
-    Envelope, Heartbeat, SigningKey, device_keypair_from_seed, encode_batch, public_key_of, sign,
+    ENVELOPE_VERSION, Envelope, Heartbeat, OperatorSettings, PayloadKind, SigningKey,
+    decode_signed, device_keypair_from_seed, encode_batch, limits, public_key_of, sign,
 };
 use depin_rewards::RewardPolicy;
 use depin_server::now_ms;
-use ed25519_dalek::Signer;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -93,19 +94,76 @@ async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> Strin
     v["message"].as_str().unwrap().to_string()
 }
 
+/// The canonical document of a settings JSON value (what the CLI signs).
+fn canonical(settings: &Value) -> String {
+    let s: OperatorCostSettings = serde_json::from_value(settings.clone()).unwrap();
+    String::from_utf8(s.canonical_json()).unwrap()
+}
+
+/// A kind-7 envelope around any payload bytes (even ones the typed payload
+/// cannot hold), for signer `signer`, signed by `key`.
+fn raw_settings_envelope(
+    signer: &SigningKey,
+    key: &SigningKey,
+    ts: i64,
+    payload: Vec<u8>,
+) -> Vec<u8> {
+    let env = Envelope {
+        version: ENVELOPE_VERSION,
+        signer: public_key_of(signer),
+        seq: 0,
+        timestamp_ms: ts,
+        kind: PayloadKind::OperatorSettings,
+        payload,
+    };
+    sign(&env, key).encode()
+}
+
+/// The `OperatorSettings` payload bytes of any document: field 1, bytes.
+fn document_payload(document: &[u8]) -> Vec<u8> {
+    let mut b = vec![0x0a];
+    let mut n = document.len() as u64;
+    while n >= 0x80 {
+        b.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    b.push(n as u8);
+    b.extend_from_slice(document);
+    b
+}
+
+fn settings_url(base: &str, op: &SigningKey) -> String {
+    format!(
+        "{base}/v1/operators/{}/settings",
+        public_key_of(op).to_hex()
+    )
+}
+
+/// PUTs `settings` in canonical form, signed by `op` at `ts`, as the client does.
 fn signed_put(
     http: &reqwest::Client,
     base: &str,
     op: &SigningKey,
     ts: i64,
-    body: &[u8],
+    settings: &Value,
 ) -> reqwest::RequestBuilder {
-    let hex = public_key_of(op).to_hex();
-    let sig = op.sign(&settings_signing_message(&hex, ts, body));
-    http.put(format!("{base}/v1/operators/{hex}/settings"))
-        .header("X-Depin-Timestamp", ts.to_string())
-        .header("X-Depin-Signature", hex::encode(sig.to_bytes()))
-        .body(body.to_vec())
+    put_document(http, base, op, ts, canonical(settings).as_bytes())
+}
+
+/// PUTs a properly signed envelope around `document`, whatever its bytes.
+fn put_document(
+    http: &reqwest::Client,
+    base: &str,
+    op: &SigningKey,
+    ts: i64,
+    document: &[u8],
+) -> reqwest::RequestBuilder {
+    http.put(settings_url(base, op)).body(raw_settings_envelope(
+        op,
+        op,
+        ts,
+        document_payload(document),
+    ))
 }
 
 async fn last_closed(http: &reqwest::Client, base: &str) -> Option<u64> {
@@ -125,81 +183,58 @@ async fn last_closed(http: &reqwest::Client, base: &str) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn settings_are_signed_validated_and_round_trip() {
+async fn settings_are_signed_envelopes_validated_and_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), short_policy()).await;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
     let op = device_keypair_from_seed([21; 32]);
     let hex = public_key_of(&op).to_hex();
-    let url = format!("{base}/v1/operators/{hex}/settings");
+    let url = settings_url(&base, &op);
     let dev = "cd".repeat(32);
     let settings = json!({
         "kwh_price_usd": 0.3, "internet_usd_per_month": 40.0, "internet_share": 0.2, "maintenance_usd_per_month": 1.5,
         "token_price_usd": 0.8, "hardware": { dev.clone(): { "profile": "rtx-4090", "price_usd": 1500.0 } }
     });
-    let body = serde_json::to_vec(&settings).unwrap();
 
     expect_error(http.get(&url).send().await.unwrap(), 404, "not_found").await;
+    // Through the client, as `depin operator settings set` sends them.
+    let client = depin_client::Client::new(&base).unwrap();
     let t0 = now_ms();
-    let r = signed_put(&http, &base, &op, t0, &body)
-        .send()
+    let put = client
+        .put_operator_settings(&op, t0, canonical(&settings))
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
     let got: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got, put, "PUT answers what GET shows");
     assert_eq!(got["settings"], settings);
     assert_eq!(got["signed_ms"], t0);
     assert_eq!(got["operator"], hex);
+    // The stored envelope is the one signed: anyone can re-verify it.
+    let sent = depin_client::operator_settings(&op, t0, canonical(&settings)).encode();
+    let stored = hex::decode(got["envelope"].as_str().unwrap()).unwrap();
+    assert_eq!(stored, sent, "stored as received, byte for byte");
+    let verified = decode_signed(&stored).unwrap();
+    verified.verify_signature().unwrap();
+    assert_eq!(verified.envelope.signer, public_key_of(&op));
+    assert_eq!(
+        verified
+            .envelope
+            .decode_payload::<OperatorSettings>()
+            .unwrap()
+            .document,
+        canonical(&settings)
+    );
 
-    // Authentication: missing, forged, another key, wrong timestamp, replay.
+    // The same envelope again is a replay; an older one is stale.
     expect_error(
-        http.put(&url).body(body.clone()).send().await.unwrap(),
-        401,
-        "missing_signature",
-    )
-    .await;
-    let other = device_keypair_from_seed([22; 32]);
-    let forged = other.sign(&settings_signing_message(&hex, t0 + 1, &body));
-    let r = http
-        .put(&url)
-        .header("X-Depin-Timestamp", (t0 + 1).to_string())
-        .header("X-Depin-Signature", hex::encode(forged.to_bytes()))
-        .body(body.clone());
-    expect_error(r.send().await.unwrap(), 403, "bad_signature").await;
-    let good = op.sign(&settings_signing_message(&hex, t0 + 1, &body));
-    let r = http
-        .put(&url)
-        .header("X-Depin-Timestamp", (t0 + 2).to_string())
-        .header("X-Depin-Signature", hex::encode(good.to_bytes()))
-        .body(body.clone());
-    expect_error(r.send().await.unwrap(), 403, "bad_signature").await;
-    let r = http
-        .put(&url)
-        .header("X-Depin-Timestamp", "soon")
-        .header("X-Depin-Signature", hex::encode(good.to_bytes()))
-        .body(body.clone());
-    expect_error(r.send().await.unwrap(), 400, "bad_request").await;
-    expect_error(
-        signed_put(&http, &base, &op, t0 - 10 * 60_000, &body)
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "stale_timestamp",
+        http.put(&url).body(sent.clone()).send().await.unwrap(),
+        409,
+        "stale_settings",
     )
     .await;
     expect_error(
-        signed_put(&http, &base, &op, t0 + 10 * 60_000, &body)
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "future_timestamp",
-    )
-    .await;
-    expect_error(
-        signed_put(&http, &base, &op, t0, &body)
+        signed_put(&http, &base, &op, t0 - 1, &settings)
             .send()
             .await
             .unwrap(),
@@ -208,35 +243,180 @@ async fn settings_are_signed_validated_and_round_trip() {
     )
     .await;
 
-    // Content: malformed JSON, negative figures (field named), unknown profile and fields.
+    // Not an envelope at all.
+    expect_error(http.put(&url).send().await.unwrap(), 400, "bad_request").await;
     expect_error(
-        signed_put(&http, &base, &op, t0 + 3, b"{\"kwh_price_usd\": ")
+        http.put(&url)
+            .body(b"{\"kwh_price_usd\": 1}".to_vec())
             .send()
             .await
             .unwrap(),
         400,
-        "malformed_json",
+        "malformed",
     )
     .await;
-    let mut t = t0 + 4;
+    let mut t = t0 + 1;
+    // Another kind signed by the operator.
+    let hb = Heartbeat {
+        uptime_s: 1,
+        temperature_centi_c: 0,
+        firmware_version: "1.0.0".into(),
+        power_mw: 1,
+    };
+    expect_error(
+        http.put(&url)
+            .body(sign(&Envelope::new(public_key_of(&op), 1, t, &hb), &op).encode())
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "wrong_payload_kind",
+    )
+    .await;
+    // Another operator's own, valid envelope sent to this operator's path.
+    let other = device_keypair_from_seed([22; 32]);
+    let m = expect_error(
+        http.put(&url)
+            .body(depin_client::operator_settings(&other, t, canonical(&settings)).encode())
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "wrong_signer",
+    )
+    .await;
+    assert!(m.contains(&public_key_of(&other).to_hex()), "{m}");
+    // Naming this operator but signed by another key.
+    let forged = raw_settings_envelope(
+        &op,
+        &other,
+        t,
+        document_payload(canonical(&settings).as_bytes()),
+    );
+    expect_error(
+        http.put(&url).body(forged).send().await.unwrap(),
+        403,
+        "bad_signature",
+    )
+    .await;
+    // Outside the clock window, either way.
+    for (ts, code) in [
+        (now_ms() - 10 * 60_000, "stale_timestamp"),
+        (now_ms() + 10 * 60_000, "future_timestamp"),
+    ] {
+        expect_error(
+            signed_put(&http, &base, &op, ts, &settings)
+                .send()
+                .await
+                .unwrap(),
+            400,
+            code,
+        )
+        .await;
+    }
+    // A device key cannot keep settings, even signed by itself for its own path.
+    let device = device_keypair_from_seed([23; 32]);
+    let r = http
+        .post(format!("{base}/v1/devices"))
+        .body(cert(&op, &device, "rtx-4090", "1.0.0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    expect_error(
+        signed_put(&http, &base, &device, now_ms(), &settings)
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "device_key",
+    )
+    .await;
+    expect_error(
+        http.get(settings_url(&base, &device)).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+
+    // The document: empty, oversized, not UTF-8 (bad_payload from the decoder).
+    let max = limits::MAX_SETTINGS_DOCUMENT_LEN;
+    let mut padded = canonical(&settings).into_bytes();
+    padded.resize(max + 1, b' ');
+    for doc in [
+        &b""[..],
+        &padded[..],
+        &[0xff, 0xfe][..],
+        &[b'{', 0xc0, 0xaf, b'}'][..],
+    ] {
+        t += 1;
+        expect_error(
+            put_document(&http, &base, &op, t, doc)
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "bad_payload",
+        )
+        .await;
+    }
+    // Not JSON, or not settings JSON.
+    for doc in [
+        &b"{\"kwh_price_usd\": "[..],
+        &br#"{"kwh_price_usd":1.0,"internet_usd_per_month":1.0,"token_price_usd":1.0,"kwh":2}"#[..],
+    ] {
+        t += 1;
+        expect_error(
+            put_document(&http, &base, &op, t, doc)
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "malformed_json",
+        )
+        .await;
+    }
+    // The same settings written any other way than the one byte form.
+    let text = canonical(&settings);
+    for doc in [
+        serde_json::to_string(&settings).unwrap(),
+        serde_json::to_string_pretty(&serde_json::from_str::<Value>(&text).unwrap()).unwrap(),
+        format!("{text}\n"),
+        text.replace("40.0", "40"),
+        text.replace(r#""kwh_price_usd":0.3,"#, r#""kwh_price_usd":0.30,"#),
+    ] {
+        assert_ne!(doc, text);
+        t += 1;
+        let m = expect_error(
+            put_document(&http, &base, &op, t, doc.as_bytes())
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "bad_payload",
+        )
+        .await;
+        assert!(m.contains("canonical"), "{m}");
+    }
+    // Canonical but invalid: the error names the field.
     for (patch, field) in [
         (json!({"kwh_price_usd": -0.1}), "kwh_price_usd"),
         (
-            json!({"internet_usd_per_month": -1}),
+            json!({"internet_usd_per_month": -1.0}),
             "internet_usd_per_month",
         ),
         (json!({"internet_share": 1.5}), "internet_share"),
         (
-            json!({"maintenance_usd_per_month": -2}),
+            json!({"maintenance_usd_per_month": -2.0}),
             "maintenance_usd_per_month",
         ),
         (json!({"token_price_usd": -0.5}), "token_price_usd"),
         (
-            json!({"hardware": {dev.clone(): {"profile": null, "price_usd": -3}}}),
+            json!({"hardware": {dev.clone(): {"profile": null, "price_usd": -3.0}}}),
             "price_usd",
         ),
         (
-            json!({"hardware": {dev.clone(): {"profile": "rtx-9999", "price_usd": 3}}}),
+            json!({"hardware": {dev.clone(): {"profile": "rtx-9999", "price_usd": 3.0}}}),
             "profile",
         ),
         (
@@ -250,32 +430,16 @@ async fn settings_are_signed_validated_and_round_trip() {
         }
         t += 1;
         let m = expect_error(
-            signed_put(&http, &base, &op, t, &serde_json::to_vec(&s).unwrap())
-                .send()
-                .await
-                .unwrap(),
+            signed_put(&http, &base, &op, t, &s).send().await.unwrap(),
             400,
             "invalid_settings",
         )
         .await;
         assert!(m.contains(field), "{field}: {m}");
     }
-    let m = expect_error(
-        signed_put(
-            &http,
-            &base,
-            &op,
-            t + 1,
-            br#"{"kwh_price_usd":1,"internet_usd_per_month":1,"token_price_usd":1,"kwh":2}"#,
-        )
-        .send()
-        .await
-        .unwrap(),
-        400,
-        "malformed_json",
-    )
-    .await;
-    assert!(m.contains("kwh"), "{m}");
+    // Nothing refused changed what is stored.
+    let after: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(after, got);
     expect_error(
         http.get(format!("{base}/v1/operators/nothex/economics"))
             .send()
@@ -287,20 +451,20 @@ async fn settings_are_signed_validated_and_round_trip() {
     .await;
 
     // A newer signed update replaces; the stored value is what was signed.
-    let newer = json!({"kwh_price_usd": 0.1, "internet_usd_per_month": 0, "token_price_usd": 2});
-    let r = signed_put(
-        &http,
-        &base,
-        &op,
-        t + 2,
-        &serde_json::to_vec(&newer).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let newer =
+        json!({"kwh_price_usd": 0.1, "internet_usd_per_month": 0.0, "token_price_usd": 2.0});
+    let r = signed_put(&http, &base, &op, t + 1, &newer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let got: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
-    assert_eq!(got["settings"], newer);
+    assert_eq!(
+        got["settings"],
+        json!({"kwh_price_usd": 0.1, "internet_usd_per_month": 0.0, "internet_share": null,
+               "maintenance_usd_per_month": null, "token_price_usd": 2.0, "hardware": {}})
+    );
+    assert_eq!(got["signed_ms"], t + 1);
 
     // Every operator route is in the OpenAPI document.
     let doc: Value = http
@@ -359,16 +523,10 @@ async fn economics_match_a_hand_computation() {
         "kwh_price_usd": 0.5, "internet_usd_per_month": 30.0, "internet_share": 0.5, "maintenance_usd_per_month": 2.0,
         "token_price_usd": 2.0, "hardware": { gpu.hex(): { "profile": null, "price_usd": 100.0 } }
     });
-    let r = signed_put(
-        &http,
-        &base,
-        &op,
-        now_ms(),
-        &serde_json::to_vec(&settings).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let r = signed_put(&http, &base, &op, now_ms(), &settings)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 
     // Heartbeats with crafted power draws every ~0.5 s until two epochs paid.

@@ -2,23 +2,41 @@
 //! cost settings, energy integrated from heartbeats, firmware versions per
 //! hardware class and recent earnings per device for sector medians.
 //!
-//! Tables are in migration `0002_operator`. Nothing here decides anything; the
-//! rules (cost accounting, alert thresholds) are in `depin_economics::operator`.
+//! Tables are in migration `0002_operator` (`operator_settings` as rebuilt by
+//! `0008_settings_envelope`). Nothing here decides anything; the rules (cost
+//! accounting, alert thresholds) are in `depin_economics::operator`.
 
 use crate::{Result, Store, key_from_row, to_i64, u64_from_row};
 use depin_core::{EpochIndex, PublicKey};
 use sqlx::Row;
 
-/// An operator's cost settings as signed: the exact body bytes (UTF-8 JSON),
-/// the signature over them and the signature's timestamp.
+/// An operator's cost settings as received: the raw signed envelope (kind 7,
+/// `operator_settings`) exactly as it arrived, the settings document it
+/// carries (UTF-8 JSON, kept beside it so readers need not decode the
+/// envelope) and the envelope's timestamp.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperatorSettingsRow {
     pub operator: PublicKey,
     pub body: String,
-    pub signature: Vec<u8>,
+    pub envelope: Vec<u8>,
     pub signed_ms: i64,
     pub updated_ms: i64,
 }
+
+/// What storing settings did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettingsWrite {
+    Stored,
+    /// Settings signed at or after this timestamp are already stored (a
+    /// replay or a stale update); nothing changed.
+    Stale,
+    /// The key is a device key: a key is a device key or an operator key,
+    /// never both. Nothing changed.
+    DeviceKey,
+}
+
+/// Roles in `key_roles`, the same codes `rows.rs` registers devices with.
+const ROLE_OPERATOR: i64 = 2;
 
 /// Energy drawn by a device, integrated over its heartbeats up to `last_seq`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,30 +63,62 @@ pub struct DeviceEarningsRow {
 }
 
 impl Store {
-    /// Stores `row` unless the operator already has settings signed at or after
-    /// `row.signed_ms`. Returns false in that case (a replay or a stale update).
-    pub async fn put_operator_settings(&self, row: &OperatorSettingsRow) -> Result<bool> {
-        let n = self.execute_write(sqlx::query(
-            "INSERT INTO operator_settings (operator, body, signature, signed_ms, updated_ms) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (operator) DO UPDATE SET body = excluded.body, signature = excluded.signature, \
+    /// Stores `row` unless the operator already has settings signed at or
+    /// after `row.signed_ms` ([`SettingsWrite::Stale`]) or the key is a device
+    /// key ([`SettingsWrite::DeviceKey`]). Storing claims the key as an
+    /// operator key in `key_roles`, in the same transaction, so it can never
+    /// be registered as a device afterwards, on any replica.
+    pub async fn put_operator_settings(&self, row: &OperatorSettingsRow) -> Result<SettingsWrite> {
+        crate::retrying!(self.put_operator_settings_once(row))
+    }
+
+    async fn put_operator_settings_once(&self, row: &OperatorSettingsRow) -> Result<SettingsWrite> {
+        let mut tx = self.write_tx().await?;
+        let key = row.operator.0.to_vec();
+        sqlx::query(
+            "INSERT INTO key_roles (key, role) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key.clone())
+        .bind(ROLE_OPERATOR)
+        .execute(tx.conn())
+        .await?;
+        let role: i64 = sqlx::query("SELECT role FROM key_roles WHERE key = $1")
+            .bind(key.clone())
+            .fetch_one(tx.conn())
+            .await?
+            .try_get(0)?;
+        if role != ROLE_OPERATOR {
+            tx.rollback().await?;
+            return Ok(SettingsWrite::DeviceKey);
+        }
+        let n = sqlx::query(
+            "INSERT INTO operator_settings (operator, body, envelope, signed_ms, updated_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (operator) DO UPDATE SET body = excluded.body, envelope = excluded.envelope, \
              signed_ms = excluded.signed_ms, updated_ms = excluded.updated_ms \
              WHERE operator_settings.signed_ms < excluded.signed_ms",
         )
-        .bind(row.operator.0.to_vec())
+        .bind(key)
         .bind(row.body.clone())
-        .bind(row.signature.clone())
+        .bind(row.envelope.clone())
         .bind(row.signed_ms)
         .bind(row.updated_ms)
-        )
-        .await?;
-        Ok(n == 1)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if n == 1 {
+            tx.commit().await?;
+            Ok(SettingsWrite::Stored)
+        } else {
+            tx.rollback().await?;
+            Ok(SettingsWrite::Stale)
+        }
     }
 
     pub async fn operator_settings(
         &self,
         operator: &PublicKey,
     ) -> Result<Option<OperatorSettingsRow>> {
-        let r = sqlx::query("SELECT operator, body, signature, signed_ms, updated_ms FROM operator_settings WHERE operator = $1")
+        let r = sqlx::query("SELECT operator, body, envelope, signed_ms, updated_ms FROM operator_settings WHERE operator = $1")
             .bind(operator.0.to_vec())
             .fetch_optional(&self.pool)
             .await?;
@@ -76,7 +126,7 @@ impl Store {
             Ok(OperatorSettingsRow {
                 operator: key_from_row(r.try_get(0)?)?,
                 body: r.try_get(1)?,
-                signature: r.try_get(2)?,
+                envelope: r.try_get(2)?,
                 signed_ms: r.try_get(3)?,
                 updated_ms: r.try_get(4)?,
             })
@@ -252,6 +302,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{DeviceRow, Registration};
 
     fn key(b: u8) -> PublicKey {
         PublicKey([b; 32])
@@ -286,54 +337,86 @@ mod tests {
         let row = |signed_ms, body: &str| OperatorSettingsRow {
             operator: key(1),
             body: body.into(),
-            signature: vec![7; 64],
+            // Any bytes: the store keeps the envelope as given, checks nothing.
+            envelope: [&[0x0a, 0x00][..], body.as_bytes(), &[0xff; 3]].concat(),
             signed_ms,
             updated_ms: 5,
         };
+        let stored = |store: &Store| {
+            let store = store.clone();
+            async move { store.operator_settings(&key(1)).await.unwrap().unwrap() }
+        };
         assert!(store.operator_settings(&key(1)).await.unwrap().is_none());
-        assert!(
-            store
-                .put_operator_settings(&row(10, "{\"a\":1}"))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .put_operator_settings(&row(10, "{\"a\":2}"))
-                .await
-                .unwrap(),
-            "same timestamp is a replay"
-        );
-        assert!(
-            !store
-                .put_operator_settings(&row(9, "{\"a\":3}"))
-                .await
-                .unwrap(),
-            "older is stale"
-        );
+        let first = row(10, "{\"a\":1}");
         assert_eq!(
-            store
-                .operator_settings(&key(1))
-                .await
-                .unwrap()
-                .unwrap()
-                .body,
-            "{\"a\":1}"
+            store.put_operator_settings(&first).await.unwrap(),
+            SettingsWrite::Stored
         );
-        assert!(
-            store
-                .put_operator_settings(&row(11, "{\"a\":4}"))
-                .await
-                .unwrap()
-        );
+        assert_eq!(stored(&store).await, first, "kept byte for byte");
+        for (stale, why) in [
+            (row(10, "{\"a\":2}"), "same timestamp is a replay"),
+            (row(9, "{\"a\":3}"), "older is stale"),
+        ] {
+            assert_eq!(
+                store.put_operator_settings(&stale).await.unwrap(),
+                SettingsWrite::Stale,
+                "{why}"
+            );
+        }
+        assert_eq!(stored(&store).await, first);
+        let newer = row(11, "{\"a\":4}");
         assert_eq!(
-            store
-                .operator_settings(&key(1))
-                .await
-                .unwrap()
-                .unwrap()
-                .body,
-            "{\"a\":4}"
+            store.put_operator_settings(&newer).await.unwrap(),
+            SettingsWrite::Stored
+        );
+        assert_eq!(stored(&store).await, newer);
+
+        // A device key cannot store settings; an operator key that stored
+        // settings cannot become a device.
+        let device = DeviceRow {
+            device: key(3),
+            operator: key(4),
+            sector: 1,
+            hardware_class: "hotspot".into(),
+            firmware_version: "1.0.0".into(),
+            lat_micro: None,
+            lon_micro: None,
+            h3_cell: None,
+            certificate: vec![1],
+            registered_ms: 1,
+            revoked_ms: None,
+            replaced_by: None,
+            last_seq: None,
+        };
+        assert_eq!(
+            store.insert_device(&device).await.unwrap(),
+            Registration::Registered
+        );
+        let by_device = OperatorSettingsRow {
+            operator: key(3),
+            ..row(12, "{}")
+        };
+        assert_eq!(
+            store.put_operator_settings(&by_device).await.unwrap(),
+            SettingsWrite::DeviceKey
+        );
+        assert!(store.operator_settings(&key(3)).await.unwrap().is_none());
+        let as_device = DeviceRow {
+            device: key(1),
+            ..device.clone()
+        };
+        assert_eq!(
+            store.insert_device(&as_device).await.unwrap(),
+            Registration::DeviceKeyIsOperator
+        );
+        // The owner of a registered device stores settings like anyone.
+        let by_owner = OperatorSettingsRow {
+            operator: key(4),
+            ..row(12, "{}")
+        };
+        assert_eq!(
+            store.put_operator_settings(&by_owner).await.unwrap(),
+            SettingsWrite::Stored
         );
         store.close().await;
     }
