@@ -29,19 +29,27 @@ pub enum PayloadKind {
     WorkRequest,
     /// 6. Signed by a consumer key: locks escrow for an order (`POST /v1/orders`).
     OrderLock,
+    /// 8. Signed by a consumer key: burns free escrow for data credits
+    /// (`POST /v1/credits`).
+    CreditPurchase,
+    /// 9. Signed by a consumer key: pays free escrow out to a chain address
+    /// (`POST /v1/withdrawals`).
+    Withdrawal,
     /// A kind in some sector's range (1000–4999).
     Sector(u32),
 }
 
 impl PayloadKind {
     /// The backbone's kinds.
-    pub const ALL: [PayloadKind; 6] = [
+    pub const ALL: [PayloadKind; 8] = [
         PayloadKind::DeviceCertificate,
         PayloadKind::Heartbeat,
         PayloadKind::Revocation,
         PayloadKind::KeyRotation,
         PayloadKind::WorkRequest,
         PayloadKind::OrderLock,
+        PayloadKind::CreditPurchase,
+        PayloadKind::Withdrawal,
     ];
 
     /// `None` for a number that is neither a backbone kind nor in a sector's
@@ -54,6 +62,8 @@ impl PayloadKind {
             4 => Some(PayloadKind::KeyRotation),
             5 => Some(PayloadKind::WorkRequest),
             6 => Some(PayloadKind::OrderLock),
+            8 => Some(PayloadKind::CreditPurchase),
+            9 => Some(PayloadKind::Withdrawal),
             k if depin_core::Sector::owning_kind(k).is_some() => Some(PayloadKind::Sector(k)),
             _ => None,
         }
@@ -67,6 +77,8 @@ impl PayloadKind {
             PayloadKind::KeyRotation => 4,
             PayloadKind::WorkRequest => 5,
             PayloadKind::OrderLock => 6,
+            PayloadKind::CreditPurchase => 8,
+            PayloadKind::Withdrawal => 9,
             PayloadKind::Sector(k) => k,
         }
     }
@@ -82,10 +94,13 @@ impl PayloadKind {
             PayloadKind::DeviceCertificate | PayloadKind::Revocation | PayloadKind::KeyRotation => {
                 true
             }
-            // A consumer's lock is not an operator message either.
+            // A consumer's lock, purchase or withdrawal is not an operator
+            // message either.
             PayloadKind::Heartbeat
             | PayloadKind::WorkRequest
             | PayloadKind::OrderLock
+            | PayloadKind::CreditPurchase
+            | PayloadKind::Withdrawal
             | PayloadKind::Sector(_) => false,
         }
     }
@@ -453,6 +468,8 @@ mod tests {
         assert_eq!(PayloadKind::Heartbeat.as_u32(), 2);
         assert_eq!(PayloadKind::WorkRequest.as_u32(), 5);
         assert_eq!(PayloadKind::OrderLock.as_u32(), 6);
+        assert_eq!(PayloadKind::CreditPurchase.as_u32(), 8);
+        assert_eq!(PayloadKind::Withdrawal.as_u32(), 9);
         assert_eq!(PayloadKind::from_u32(0), None);
         assert_eq!(PayloadKind::from_u32(7), None);
         assert_eq!(PayloadKind::from_u32(999), None);
