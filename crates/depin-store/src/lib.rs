@@ -12,6 +12,7 @@
 //! `epochs` row is inserted first in the closing transaction, so a second
 //! closer blocks on it and then finds the conflict and rolls back.
 
+mod credits;
 mod escrow;
 mod maintenance;
 mod operator;
@@ -21,6 +22,10 @@ mod sector_schema;
 pub mod testing;
 mod work;
 
+pub use credits::{
+    MAX_CREDIT_TEXT_LEN, NewPurchase, NewTokenPrice, NewWithdrawal, PayoutRefusal, PurchaseRefusal,
+    PurchaseRow, SpendRefusal, Spent, TokenPriceRow, WithdrawalRefusal, WithdrawalRow,
+};
 pub use escrow::{
     CLOSE_ENTRY_KINDS, ChargeRow, EscrowRefusal, NewDeposit, NewOrder, OrderRow, Recorded,
 };
