@@ -82,6 +82,21 @@ pub enum Reason {
     /// Every epoch an order names is closed or closing: no close could
     /// charge it.
     OrderTooLate,
+    /// No token price is recorded, so credits cannot be priced.
+    NoTokenPrice,
+    /// Buying the credits would burn more base units than the consumer's
+    /// limit (the price moved): nothing was burned.
+    BurnAboveLimit,
+    /// The consumer already bought credits under this purchase id, with
+    /// other terms.
+    PurchaseConflict,
+    /// The consumer already asked for a withdrawal under this id, with other
+    /// terms.
+    WithdrawalConflict,
+    /// A spend asks for more data credits than the consumer holds.
+    InsufficientCredits,
+    /// A withdrawal was already marked paid with another chain reference.
+    PayoutConflict,
     // --- reserved block: storage (codes start with `storage_`) ---
     // --- reserved block: compute (codes start with `compute_`) ---
     /// Reward: an answer to a challenge or job came in time but did not
@@ -92,7 +107,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 36] = [
         Reason::Malformed,
         Reason::NonCanonical,
         Reason::UnsupportedVersion,
@@ -122,6 +137,12 @@ impl Reason {
         Reason::DepositConflict,
         Reason::OrderConflict,
         Reason::OrderTooLate,
+        Reason::NoTokenPrice,
+        Reason::BurnAboveLimit,
+        Reason::PurchaseConflict,
+        Reason::WithdrawalConflict,
+        Reason::InsufficientCredits,
+        Reason::PayoutConflict,
         Reason::ComputeWrongAnswer,
     ];
 
@@ -156,6 +177,12 @@ impl Reason {
             Reason::DepositConflict => "deposit_conflict",
             Reason::OrderConflict => "order_conflict",
             Reason::OrderTooLate => "order_too_late",
+            Reason::NoTokenPrice => "no_token_price",
+            Reason::BurnAboveLimit => "burn_above_limit",
+            Reason::PurchaseConflict => "purchase_conflict",
+            Reason::WithdrawalConflict => "withdrawal_conflict",
+            Reason::InsufficientCredits => "insufficient_credits",
+            Reason::PayoutConflict => "payout_conflict",
             Reason::ComputeWrongAnswer => "compute_wrong_answer",
         }
     }
@@ -229,6 +256,22 @@ impl Reason {
             }
             Reason::OrderTooLate => {
                 "every epoch the order names is already closed or closing, so nothing could serve it"
+            }
+            Reason::NoTokenPrice => {
+                "the coordinator has no token price recorded, so data credits cannot be priced yet; its operator runs `depin price set`"
+            }
+            Reason::BurnAboveLimit => {
+                "buying these credits would burn more tokens than the limit you signed (the token price fell); nothing was burned, sign again with a higher limit"
+            }
+            Reason::PurchaseConflict => {
+                "the consumer already bought credits under this purchase id with other terms; use a new purchase id"
+            }
+            Reason::WithdrawalConflict => {
+                "the consumer already asked for a withdrawal under this id with other terms; use a new withdrawal id"
+            }
+            Reason::InsufficientCredits => "the consumer holds fewer data credits than this spends",
+            Reason::PayoutConflict => {
+                "the withdrawal was already marked paid with another chain reference"
             }
             Reason::ComputeWrongAnswer => {
                 "the device answered its challenge or job in time, but the answer did not verify; check the device's software"

@@ -36,8 +36,8 @@
 //! path), and `--rank` draws the paths once for the whole catalogue.
 
 pub mod catalogue;
-pub mod live;
 pub mod earnings;
+pub mod live;
 pub mod model;
 pub mod operator;
 pub mod plot;

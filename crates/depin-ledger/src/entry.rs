@@ -19,6 +19,7 @@ use std::str::FromStr;
 /// | `Settle` | `Locked` → `Operator` |
 /// | `Fee` | `Locked` → `Protocol` |
 /// | `Burn` | any holder → `Burn` |
+/// | `CreditBurn` | `Escrow(c)` → `Burn` (a data-credit purchase) |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
@@ -30,10 +31,14 @@ pub enum EntryKind {
     Settle,
     Fee,
     Burn,
+    /// Free escrow burned for data credits. Its own kind, apart from the
+    /// protocol's fee burns, so supply reports can tell what consumers
+    /// destroyed for service from what fees destroyed.
+    CreditBurn,
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 8] = [
+    pub const ALL: [EntryKind; 9] = [
         EntryKind::Emission,
         EntryKind::Deposit,
         EntryKind::Withdraw,
@@ -42,6 +47,7 @@ impl EntryKind {
         EntryKind::Settle,
         EntryKind::Fee,
         EntryKind::Burn,
+        EntryKind::CreditBurn,
     ];
 
     /// Stable string form stored in SQL; never renamed once released.
@@ -55,6 +61,7 @@ impl EntryKind {
             EntryKind::Settle => "settle",
             EntryKind::Fee => "fee",
             EntryKind::Burn => "burn",
+            EntryKind::CreditBurn => "credit_burn",
         }
     }
 
@@ -86,6 +93,7 @@ impl EntryKind {
             EntryKind::Settle => matches!((debit, credit), (A::Locked { .. }, A::Operator(_))),
             EntryKind::Fee => matches!((debit, credit), (A::Locked { .. }, A::Protocol)),
             EntryKind::Burn => debit.is_holder() && *credit == A::Burn,
+            EntryKind::CreditBurn => matches!((debit, credit), (A::Escrow(_), A::Burn)),
         }
     }
 }

@@ -36,9 +36,13 @@
 //! External ─deposit─▶ Escrow(c) ─lock─▶ Locked{c, order} ─settle─▶ Operator(o)
 //!                        ▲                 │   │
 //!                        └─────refund──────┘   └─fee─▶ Protocol ─burn─▶ Burn
+//!
+//! Escrow(c) ─credit_burn─▶ Burn        (data credits bought, see below)
+//! Escrow(c) ─withdraw─▶ External       (paid out on chain by the runner)
 //! ```
 //!
-//! [`deposit`], [`lock`], [`settle`] and [`refund`] build these entries; they
+//! [`deposit`], [`lock`], [`settle`], [`refund`], [`credit_burn`] and
+//! [`withdraw`] build these entries; they
 //! are pure and do not check balances — [`Ledger::apply_batch`] does, all or
 //! nothing.
 //!
@@ -181,7 +185,7 @@ impl Ledger {
             staged.insert(&e.credit, credit_after);
             let counter = match e.kind {
                 EntryKind::Emission => &mut minted,
-                EntryKind::Burn => &mut burned,
+                EntryKind::Burn | EntryKind::CreditBurn => &mut burned,
                 EntryKind::Deposit => &mut imported,
                 EntryKind::Withdraw => &mut exported,
                 _ => continue,
@@ -388,6 +392,63 @@ pub fn settle(
         ));
     }
     entries
+}
+
+/// Free escrow burned for data credits (see [`burn_for_credits`]).
+pub fn credit_burn(consumer: PublicKey, amount: Amount) -> Entry {
+    Entry::new(
+        EntryKind::CreditBurn,
+        Account::Escrow(consumer),
+        Account::Burn,
+        amount,
+    )
+}
+
+/// Free escrow leaving for the chain: a consumer's withdrawal, recorded when
+/// it is asked for (the runner then pays it out).
+pub fn withdraw(consumer: PublicKey, amount: Amount) -> Entry {
+    Entry::new(
+        EntryKind::Withdraw,
+        Account::Escrow(consumer),
+        Account::External,
+        amount,
+    )
+}
+
+/// Micro-USD (10^-6 USD) in one USD: the unit of token and credit prices.
+pub const MICRO_USD_PER_USD: u64 = 1_000_000;
+
+/// Base units to burn for `credits` data credits priced at
+/// `credit_price_micro_usd` each, when one token costs
+/// `token_price_micro_usd`:
+///
+/// ```text
+/// ceil(credits × credit_price × 10^6 / token_price)
+/// ```
+///
+/// (10^6 base units per token). Rounded up, so the consumer never gets a
+/// credit for less than its USD price. Exact integers: the product is formed
+/// in u128 (it is below 2^64 · 2^64), and a zero token price or a result
+/// beyond what the store keeps (`max`, i64::MAX in practice) is refused as
+/// [`LedgerError::Overflow`] rather than rounded.
+pub fn burn_for_credits(
+    credits: u64,
+    credit_price_micro_usd: u64,
+    token_price_micro_usd: u64,
+    max: Amount,
+) -> Result<Amount, LedgerError> {
+    if token_price_micro_usd == 0 {
+        return Err(LedgerError::Overflow);
+    }
+    let usd_micro = u128::from(credits) * u128::from(credit_price_micro_usd);
+    let numerator = usd_micro
+        .checked_mul(u128::from(depin_core::BASE_UNITS_PER_TOKEN))
+        .ok_or(LedgerError::Overflow)?;
+    let burn = numerator.div_ceil(u128::from(token_price_micro_usd));
+    Amount::try_from(burn)
+        .ok()
+        .filter(|b| *b <= max)
+        .ok_or(LedgerError::Overflow)
 }
 
 /// Emission paid to an operator at epoch close.

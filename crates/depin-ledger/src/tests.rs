@@ -378,3 +378,76 @@ fn invariant_check_detects_tampering() {
         Err(LedgerError::InvariantViolated(_))
     ));
 }
+
+#[test]
+fn credit_burn_takes_free_escrow_only() {
+    let mut l = funded();
+    l.apply(&credit_burn(pk(9), 150)).unwrap();
+    assert_eq!(l.balance(&Account::Escrow(pk(9))), 50);
+    assert_eq!(l.burned(), 150);
+    assert_eq!(l.balance(&Account::Burn), 150);
+    l.check_invariant().unwrap();
+    // Locked escrow is not free: the free part is 50 now.
+    check_rejects(
+        &mut l,
+        credit_burn(pk(9), 51),
+        LedgerError::Overdraft {
+            account: Account::Escrow(pk(9)),
+            balance: 50,
+            amount: 51,
+        },
+    );
+    // One shape only: an operator's or a lock's money cannot buy credits.
+    for debit in [
+        Account::Operator(pk(1)),
+        Account::Locked {
+            consumer: pk(9),
+            order: 7,
+        },
+        Account::Protocol,
+    ] {
+        let e = Entry::new(EntryKind::CreditBurn, debit.clone(), Account::Burn, 1);
+        check_rejects(
+            &mut l,
+            e,
+            LedgerError::KindMismatch {
+                kind: EntryKind::CreditBurn,
+                debit,
+                credit: Account::Burn,
+            },
+        );
+    }
+    l.apply(&withdraw(pk(9), 50)).unwrap();
+    assert_eq!(l.exported(), 50);
+    l.check_invariant().unwrap();
+}
+
+#[test]
+fn burn_for_credits_rounds_up_in_exact_integers() {
+    let max = i64::MAX as u64;
+    // Helium's data credit: USD 0.00001 = 10 micro-USD. At USD 5 a token,
+    // 100,000 credits (USD 1) burn 0.2 tokens.
+    assert_eq!(burn_for_credits(100_000, 10, 5_000_000, max), Ok(200_000));
+    // One credit at USD 3 a token: 10 × 10^6 / 3·10^6 = 3.33… → 4.
+    assert_eq!(burn_for_credits(1, 10, 3_000_000, max), Ok(4));
+    // Exact division is not rounded up.
+    assert_eq!(burn_for_credits(3, 10, 30_000_000, max), Ok(1));
+    // A token worth more than a whole purchase still burns one base unit.
+    assert_eq!(burn_for_credits(1, 1, u64::MAX, max), Ok(1));
+    // Extremes: refused, never wrapped.
+    assert_eq!(burn_for_credits(1, 10, 0, max), Err(LedgerError::Overflow));
+    assert_eq!(
+        burn_for_credits(u64::MAX, u64::MAX, 1, u64::MAX),
+        Err(LedgerError::Overflow)
+    );
+    assert_eq!(
+        burn_for_credits(max, 10, 1, max),
+        Err(LedgerError::Overflow)
+    );
+    // Just at and just above the cap.
+    assert_eq!(burn_for_credits(max, 1, 1_000_000, max), Ok(max));
+    assert_eq!(
+        burn_for_credits(max, 1, 1_000_000, max - 1),
+        Err(LedgerError::Overflow)
+    );
+}

@@ -2,7 +2,10 @@
 //! per-account arithmetic (no entries, no accounts), checked after every step.
 
 use depin_core::PublicKey;
-use depin_ledger::{Account, Entry, EntryKind, Ledger, deposit, emission, lock, refund, settle};
+use depin_ledger::{
+    Account, Entry, EntryKind, Ledger, credit_burn, deposit, emission, lock, refund, settle,
+    withdraw,
+};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -40,6 +43,16 @@ enum Op {
         operator: u8,
         amount: u64,
     },
+    /// Free escrow burned for data credits.
+    BuyCredits {
+        consumer: u8,
+        amount: u64,
+    },
+    /// Free escrow withdrawn to the chain.
+    WithdrawEscrow {
+        consumer: u8,
+        amount: u64,
+    },
 }
 
 fn amount() -> impl Strategy<Value = u64> {
@@ -75,7 +88,9 @@ fn op() -> impl Strategy<Value = Op> {
             amount
         }),
         (who.clone(), amount()).prop_map(|(operator, amount)| Op::Burn { operator, amount }),
-        (who, amount()).prop_map(|(operator, amount)| Op::Withdraw { operator, amount }),
+        (who.clone(), amount()).prop_map(|(operator, amount)| Op::Withdraw { operator, amount }),
+        (who.clone(), amount()).prop_map(|(consumer, amount)| Op::BuyCredits { consumer, amount }),
+        (who, amount()).prop_map(|(consumer, amount)| Op::WithdrawEscrow { consumer, amount }),
     ]
 }
 
@@ -173,6 +188,18 @@ impl Model {
                 }
                 self.exported += amount as u128;
             }
+            Op::BuyCredits { consumer, amount } => {
+                if !take(self.escrow.entry(consumer).or_default(), amount) {
+                    return false;
+                }
+                self.burned += amount as u128;
+            }
+            Op::WithdrawEscrow { consumer, amount } => {
+                if !take(self.escrow.entry(consumer).or_default(), amount) {
+                    return false;
+                }
+                self.exported += amount as u128;
+            }
         }
         true
     }
@@ -217,6 +244,8 @@ fn entries(op: &Op) -> Vec<Entry> {
                 amount,
             )]
         }
+        Op::BuyCredits { consumer, amount } => vec![credit_burn(consumer_key(consumer), amount)],
+        Op::WithdrawEscrow { consumer, amount } => vec![withdraw(consumer_key(consumer), amount)],
     }
 }
 

@@ -32,13 +32,19 @@ pub enum PayloadKind {
     /// 7. Signed by an operator key: its cost settings
     /// (`PUT /v1/operators/{operator}/settings`).
     OperatorSettings,
+    /// 8. Signed by a consumer key: burns free escrow for data credits
+    /// (`POST /v1/credits`).
+    CreditPurchase,
+    /// 9. Signed by a consumer key: pays free escrow out to a chain address
+    /// (`POST /v1/withdrawals`).
+    Withdrawal,
     /// A kind in some sector's range (1000–4999).
     Sector(u32),
 }
 
 impl PayloadKind {
     /// The backbone's kinds.
-    pub const ALL: [PayloadKind; 7] = [
+    pub const ALL: [PayloadKind; 9] = [
         PayloadKind::DeviceCertificate,
         PayloadKind::Heartbeat,
         PayloadKind::Revocation,
@@ -46,6 +52,8 @@ impl PayloadKind {
         PayloadKind::WorkRequest,
         PayloadKind::OrderLock,
         PayloadKind::OperatorSettings,
+        PayloadKind::CreditPurchase,
+        PayloadKind::Withdrawal,
     ];
 
     /// `None` for a number that is neither a backbone kind nor in a sector's
@@ -59,6 +67,8 @@ impl PayloadKind {
             5 => Some(PayloadKind::WorkRequest),
             6 => Some(PayloadKind::OrderLock),
             7 => Some(PayloadKind::OperatorSettings),
+            8 => Some(PayloadKind::CreditPurchase),
+            9 => Some(PayloadKind::Withdrawal),
             k if depin_core::Sector::owning_kind(k).is_some() => Some(PayloadKind::Sector(k)),
             _ => None,
         }
@@ -73,6 +83,8 @@ impl PayloadKind {
             PayloadKind::WorkRequest => 5,
             PayloadKind::OrderLock => 6,
             PayloadKind::OperatorSettings => 7,
+            PayloadKind::CreditPurchase => 8,
+            PayloadKind::Withdrawal => 9,
             PayloadKind::Sector(k) => k,
         }
     }
@@ -89,10 +101,13 @@ impl PayloadKind {
             | PayloadKind::Revocation
             | PayloadKind::KeyRotation
             | PayloadKind::OperatorSettings => true,
-            // A consumer's lock is not an operator message either.
+            // A consumer's lock, purchase or withdrawal is not an operator
+            // message either.
             PayloadKind::Heartbeat
             | PayloadKind::WorkRequest
             | PayloadKind::OrderLock
+            | PayloadKind::CreditPurchase
+            | PayloadKind::Withdrawal
             | PayloadKind::Sector(_) => false,
         }
     }
@@ -461,8 +476,10 @@ mod tests {
         assert_eq!(PayloadKind::WorkRequest.as_u32(), 5);
         assert_eq!(PayloadKind::OrderLock.as_u32(), 6);
         assert_eq!(PayloadKind::OperatorSettings.as_u32(), 7);
+        assert_eq!(PayloadKind::CreditPurchase.as_u32(), 8);
+        assert_eq!(PayloadKind::Withdrawal.as_u32(), 9);
         assert_eq!(PayloadKind::from_u32(0), None);
-        assert_eq!(PayloadKind::from_u32(8), None);
+        assert_eq!(PayloadKind::from_u32(10), None);
         assert_eq!(PayloadKind::from_u32(999), None);
         assert_eq!(PayloadKind::from_u32(1000), Some(PayloadKind::Sector(1000)));
         assert_eq!(PayloadKind::from_u32(4999), Some(PayloadKind::Sector(4999)));

@@ -9,7 +9,8 @@
 
 use crate::envelope::PayloadKind;
 use crate::payload::{
-    DeviceCertificate, Heartbeat, KeyRotation, OperatorSettings, OrderLock, Revocation, WorkRequest,
+    CreditPurchase, DeviceCertificate, Heartbeat, KeyRotation, OperatorSettings, OrderLock,
+    Revocation, Withdrawal, WorkRequest,
 };
 use depin_core::{BACKBONE_KINDS, Reason, Sector};
 
@@ -119,6 +120,22 @@ pub const BACKBONE: &[KindSpec] = &[
         route: Route::Own,
         answers_work: false,
         check: |b| check_with(OperatorSettings::decode)(b),
+    },
+    KindSpec {
+        kind: 8,
+        name: "credit_purchase",
+        signed_by: SignedBy::Consumer,
+        route: Route::Own,
+        answers_work: false,
+        check: |b| check_with(CreditPurchase::decode)(b),
+    },
+    KindSpec {
+        kind: 9,
+        name: "withdrawal",
+        signed_by: SignedBy::Consumer,
+        route: Route::Own,
+        answers_work: false,
+        check: |b| check_with(Withdrawal::decode)(b),
     },
 ];
 

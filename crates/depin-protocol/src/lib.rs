@@ -48,8 +48,9 @@ pub use envelope::{
 };
 pub use kinds::{BACKBONE, Checked, KindSpec, KindTable, Route, SignedBy};
 pub use payload::{
-    DeviceCertificate, Heartbeat, KeyRotation, Location, OperatorSettings, OrderLock, Payload,
-    Revocation, WorkRequest, answered_work_id, limits, work_ref_bytes,
+    CreditPurchase, DeviceCertificate, Heartbeat, KeyRotation, Location, OperatorSettings,
+    OrderLock, Payload, Revocation, Withdrawal, WorkRequest, answered_work_id, limits,
+    work_ref_bytes,
 };
 
 pub use depin_core::{PublicKey, Reason, Sector, UnixMillis};

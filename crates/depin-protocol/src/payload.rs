@@ -42,6 +42,9 @@ pub mod limits {
     pub const MAX_STORED: u64 = i64::MAX as u64;
     /// Longest sector terms of an order, in bytes.
     pub const MAX_TERMS_LEN: usize = 4096;
+    /// The lengths a withdrawal's destination may have: an EVM address (20
+    /// bytes) or a 32-byte account key (Solana and the like).
+    pub const WITHDRAWAL_DESTINATION_LENS: [usize; 2] = [20, 32];
     /// Longest operator settings document, in bytes: room for the figures and
     /// well over a hundred per-device hardware entries, small enough that a
     /// settings row costs nothing to store or re-verify.
@@ -511,6 +514,111 @@ macro_rules! payload {
         }
     };
 }
+/// Kind 8: a consumer buys data credits by burning free escrow (see
+/// `CreditPurchase` in the proto file). Decoding checks the ranges: every
+/// integer storable, at least one credit, and a burn limit of at least one
+/// base unit (any purchase burns something).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditPurchase {
+    pub purchase: u64,
+    pub credits: u64,
+    pub max_burn: u64,
+}
+
+impl CreditPurchase {
+    pub fn encode(&self) -> Vec<u8> {
+        wire::CreditPurchase {
+            purchase: self.purchase,
+            credits: self.credits,
+            max_burn: self.max_burn,
+        }
+        .encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Reason> {
+        let w: wire::CreditPurchase = decode_strict(bytes)?;
+        for v in [w.purchase, w.credits, w.max_burn] {
+            if v > limits::MAX_STORED {
+                return Err(Reason::OutOfRange);
+            }
+        }
+        check(w.credits > 0 && w.max_burn > 0)?;
+        Ok(CreditPurchase {
+            purchase: w.purchase,
+            credits: w.credits,
+            max_burn: w.max_burn,
+        })
+    }
+}
+
+/// Kind 9: a consumer takes free escrow out to a chain address (see
+/// `Withdrawal` in the proto file). Decoding checks the ranges: every integer
+/// storable, a positive amount, a destination of one of
+/// [`limits::WITHDRAWAL_DESTINATION_LENS`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub withdrawal: u64,
+    pub amount: u64,
+    pub destination: Vec<u8>,
+}
+
+impl Withdrawal {
+    pub fn encode(&self) -> Vec<u8> {
+        wire::Withdrawal {
+            withdrawal: self.withdrawal,
+            amount: self.amount,
+            destination: self.destination.clone(),
+        }
+        .encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Reason> {
+        let w: wire::Withdrawal = decode_strict(bytes)?;
+        for v in [w.withdrawal, w.amount] {
+            if v > limits::MAX_STORED {
+                return Err(Reason::OutOfRange);
+            }
+        }
+        check(w.amount > 0)?;
+        check(limits::WITHDRAWAL_DESTINATION_LENS.contains(&w.destination.len()))?;
+        Ok(Withdrawal {
+            withdrawal: w.withdrawal,
+            amount: w.amount,
+            destination: w.destination,
+        })
+    }
+}
+
+/// The work id an answer kind carries in its field 1 (see `WorkRef` in the
+/// proto file); `None` when the field is absent or not 32 bytes. Lenient on
+/// the other fields: the sector's own decoder is strict about those.
+pub fn answered_work_id(payload: &[u8]) -> Option<[u8; 32]> {
+    let r = wire::WorkRef::decode(payload).ok()?;
+    r.work_id.as_slice().try_into().ok()
+}
+
+/// Encodes the `WorkRef` prefix of an answer: field 1 with the work id.
+/// A sector's answer message has `bytes work_id = 1` and encodes it the same.
+pub fn work_ref_bytes(work_id: &[u8; 32]) -> Vec<u8> {
+    wire::WorkRef {
+        work_id: work_id.to_vec(),
+    }
+    .encode_to_vec()
+}
+
+macro_rules! payload {
+    ($ty:ident) => {
+        impl Payload for $ty {
+            const KIND: PayloadKind = PayloadKind::$ty;
+            fn encode(&self) -> Vec<u8> {
+                $ty::encode(self)
+            }
+            fn decode(bytes: &[u8]) -> Result<Self, Reason> {
+                $ty::decode(bytes)
+            }
+        }
+    };
+}
 payload!(DeviceCertificate);
 payload!(Heartbeat);
 payload!(Revocation);
@@ -518,6 +626,8 @@ payload!(KeyRotation);
 payload!(WorkRequest);
 payload!(OrderLock);
 payload!(OperatorSettings);
+payload!(CreditPurchase);
+payload!(Withdrawal);
 
 #[cfg(test)]
 mod tests {

@@ -114,6 +114,24 @@ fn golden_possession_signed_messages() {
     check_envelope("envelope_key_rotation_signed", &operator(), 3, &rot);
 }
 
+/// Consumer messages: a data-credit purchase (kind 8) and a withdrawal to an
+/// EVM address (kind 9).
+#[test]
+fn golden_consumer_money() {
+    let purchase = CreditPurchase {
+        purchase: 7,
+        credits: 300_000,
+        max_burn: 1_500_000,
+    };
+    check_envelope("envelope_credit_purchase", &operator(), 11, &purchase);
+    let withdrawal = Withdrawal {
+        withdrawal: 3,
+        amount: 2_500_000,
+        destination: (1..=20).collect(),
+    };
+    check_envelope("envelope_withdrawal", &operator(), 12, &withdrawal);
+}
+
 #[test]
 fn golden_operator_settings() {
     // A document in the byte form the coordinator accepts (serde_json of

@@ -159,7 +159,7 @@ fn other_versions_are_unsupported() {
 #[test]
 fn unknown_kinds_are_unknown_payload_kind() {
     let signer = public_key_of(&device()).0;
-    for kind in [0, 8, 99, 999, 5000, u64::from(u32::MAX)] {
+    for kind in [0, 10, 99, 999, 5000, u64::from(u32::MAX)] {
         let body = raw_body(1, &signer, 1, T0, kind, &[1, 2, 3]);
         check_decode(&wrap(&body, &device()), Err(Reason::UnknownPayloadKind));
     }
@@ -181,6 +181,8 @@ fn unknown_kinds_are_unknown_payload_kind() {
         PayloadKind::WorkRequest,
         PayloadKind::OrderLock,
         PayloadKind::OperatorSettings,
+        PayloadKind::CreditPurchase,
+        PayloadKind::Withdrawal,
     ] {
         assert_eq!(
             table.check_report(kind, &[]),
@@ -414,6 +416,34 @@ fn payloads_round_trip() {
         (spec.name, spec.signed_by, spec.route),
         ("operator_settings", SignedBy::Operator, Route::Own)
     );
+    let purchase = CreditPurchase {
+        purchase: 0,
+        credits: 1,
+        max_burn: 1,
+    };
+    assert_eq!(CreditPurchase::decode(&purchase.encode()), Ok(purchase));
+    let env = sign(
+        &Envelope::new(public_key_of(&operator()), 2, T0, &purchase),
+        &operator(),
+    );
+    assert_eq!(env.envelope.kind, PayloadKind::CreditPurchase);
+    assert_eq!(
+        env.envelope.decode_payload::<CreditPurchase>(),
+        Ok(purchase)
+    );
+    // A purchase is not a withdrawal, however its bytes happen to decode.
+    assert_eq!(
+        env.envelope.decode_payload::<Withdrawal>(),
+        Err(Reason::WrongPayloadKind)
+    );
+    for len in [20, 32] {
+        let w = Withdrawal {
+            withdrawal: 9,
+            amount: 5,
+            destination: vec![0xab; len],
+        };
+        assert_eq!(Withdrawal::decode(&w.encode()), Ok(w));
+    }
 }
 
 /// An `OperatorSettings` payload written by hand (field 1, bytes), so the
@@ -468,6 +498,46 @@ fn operator_settings_documents_at_the_limits() {
     twice.extend(settings_wire(b"{}"));
     assert_eq!(OperatorSettings::decode(&twice), Err(Reason::BadPayload));
     assert_eq!(OperatorSettings::decode(&[0x0a]), Err(Reason::BadPayload));
+}
+
+/// A credit purchase's and a withdrawal's fields as raw values, to encode
+/// out-of-range values the typed structs cannot hold; written by hand with
+/// prost's encoders (field numbers as in protocol.proto) so the test does not
+/// lean on the code under test.
+#[derive(Debug, Clone)]
+struct ConsumerMoneyWire {
+    id: u64,
+    amount: u64,
+    third: u64,
+    destination: usize,
+}
+
+fn put_u64(b: &mut Vec<u8>, tag: u32, v: u64) {
+    if v != 0 {
+        prost::encoding::uint64::encode(tag, &v, b);
+    }
+}
+
+impl ConsumerMoneyWire {
+    /// `CreditPurchase { purchase = id, credits = amount, max_burn = third }`.
+    fn purchase(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        put_u64(&mut b, 1, self.id);
+        put_u64(&mut b, 2, self.amount);
+        put_u64(&mut b, 3, self.third);
+        b
+    }
+
+    /// `Withdrawal { withdrawal = id, amount, destination }`.
+    fn withdrawal(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        put_u64(&mut b, 1, self.id);
+        put_u64(&mut b, 2, self.amount);
+        if self.destination > 0 {
+            prost::encoding::bytes::encode(3, &vec![0x5au8; self.destination], &mut b);
+        }
+        b
+    }
 }
 
 /// An order lock's fields as raw numbers, to encode out-of-range values the
@@ -809,6 +879,8 @@ proptest! {
         let _ = KeyRotation::decode(&bytes);
         let _ = OrderLock::decode(&bytes);
         let _ = OperatorSettings::decode(&bytes);
+        let _ = CreditPurchase::decode(&bytes);
+        let _ = Withdrawal::decode(&bytes);
     }
 
     /// Settings documents of any length around the limit and any bytes:
@@ -840,6 +912,40 @@ proptest! {
         prop_assert_eq!(got.is_ok(), valid, "{} bytes", doc.len());
         match got {
             Ok(s) => prop_assert_eq!(s.encode(), bytes),
+            Err(r) => prop_assert_eq!(r, Reason::BadPayload),
+        }
+    }
+
+    /// Every field of a credit purchase at 0, max and max + 1 of what the
+    /// store keeps: accepted exactly when in range, never a panic.
+    #[test]
+    fn credit_purchase_extremes(id in extreme(), credits in extreme(), max_burn in extreme()) {
+        let w = ConsumerMoneyWire { id, amount: credits, third: max_burn, destination: 0 };
+        let got = CreditPurchase::decode(&w.purchase());
+        let max = i64::MAX as u64;
+        let in_range = [id, credits, max_burn].iter().all(|v| *v <= max);
+        let valid = in_range && credits > 0 && max_burn > 0;
+        prop_assert_eq!(got.is_ok(), valid, "{:?} -> {:?}", w, got);
+        match got {
+            Ok(p) => prop_assert_eq!(p.encode(), w.purchase()),
+            Err(r) if !in_range => prop_assert_eq!(r, Reason::OutOfRange),
+            Err(r) => prop_assert_eq!(r, Reason::BadPayload),
+        }
+    }
+
+    /// Every field of a withdrawal at 0, max and max + 1, and destinations of
+    /// every length around the two accepted ones.
+    #[test]
+    fn withdrawal_extremes(id in extreme(), amount in extreme(), destination in prop_oneof![Just(0usize), Just(19), Just(20), Just(21), Just(31), Just(32), Just(33), 0usize..100]) {
+        let w = ConsumerMoneyWire { id, amount, third: 0, destination };
+        let got = Withdrawal::decode(&w.withdrawal());
+        let max = i64::MAX as u64;
+        let in_range = id <= max && amount <= max;
+        let valid = in_range && amount > 0 && (destination == 20 || destination == 32);
+        prop_assert_eq!(got.is_ok(), valid, "{:?} -> {:?}", w, got);
+        match got {
+            Ok(x) => prop_assert_eq!(x.encode(), w.withdrawal()),
+            Err(r) if !in_range => prop_assert_eq!(r, Reason::OutOfRange),
             Err(r) => prop_assert_eq!(r, Reason::BadPayload),
         }
     }

@@ -90,6 +90,33 @@ pub struct RewardPolicy {
     /// canonical bytes when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub max_reports_per_kind: BTreeMap<u32, u32>,
+    /// The fixed price of one data credit in micro-USD (10^-6 USD). Credits
+    /// are bought by burning tokens at the recorded token price and spent on
+    /// metered service (wireless data, sensor queries); their USD price never
+    /// moves, so a consumer's cost of service does not follow the token.
+    /// Default 10 (USD 0.00001), Helium's data credit (research/helium.md,
+    /// "Data Credits"). 1 to 1,000,000 (USD 1): a credit meters small units,
+    /// and a larger number is most likely USD typed as micro-USD. Left out of
+    /// the canonical bytes at its default, so existing policies keep their
+    /// ids.
+    #[serde(
+        default = "default_credit_price",
+        skip_serializing_if = "is_default_credit_price"
+    )]
+    pub credit_price_micro_usd: u64,
+}
+
+/// Helium's data credit: USD 0.00001.
+pub const DEFAULT_CREDIT_PRICE_MICRO_USD: u64 = 10;
+/// The highest credit price a policy may set: USD 1.
+pub const MAX_CREDIT_PRICE_MICRO_USD: u64 = 1_000_000;
+
+fn default_credit_price() -> u64 {
+    DEFAULT_CREDIT_PRICE_MICRO_USD
+}
+
+fn is_default_credit_price(p: &u64) -> bool {
+    *p == DEFAULT_CREDIT_PRICE_MICRO_USD
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +145,8 @@ pub enum PolicyError {
         "max_reports_per_kind[{kind}] = {limit}: must be 1 to max_reports_per_device_per_epoch, and for heartbeats (kind 2) at least the heartbeats an epoch expects"
     )]
     KindLimit { kind: u32, limit: u32 },
+    #[error("credit_price_micro_usd must be 1 to {MAX_CREDIT_PRICE_MICRO_USD} (USD 1), got {0}")]
+    CreditPrice(u64),
 }
 
 impl RewardPolicy {
@@ -139,6 +168,7 @@ impl RewardPolicy {
             max_heartbeat_delay_seconds: 900,
             sectors: BTreeMap::new(),
             max_reports_per_kind: BTreeMap::new(),
+            credit_price_micro_usd: DEFAULT_CREDIT_PRICE_MICRO_USD,
         }
     }
 
@@ -219,6 +249,9 @@ impl RewardPolicy {
                     limit: *limit,
                 });
             }
+        }
+        if !(1..=MAX_CREDIT_PRICE_MICRO_USD).contains(&self.credit_price_micro_usd) {
+            return Err(PolicyError::CreditPrice(self.credit_price_micro_usd));
         }
         Ok(())
     }

@@ -368,6 +368,28 @@ fn default_policies_validate_and_have_stable_ids() {
         ..p.clone()
     };
     assert_ne!(q.id(), p.id());
+    // The data-credit price joined the policy later: at its default it is
+    // left out of the canonical bytes, so policies stored before keep their
+    // ids and read back with Helium's price; any other price is in the id.
+    assert!(!json.contains("credit_price_micro_usd"), "{json}");
+    assert_eq!(p.credit_price_micro_usd, 10);
+    let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    old.as_object_mut()
+        .unwrap()
+        .remove("credit_price_micro_usd");
+    assert_eq!(serde_json::from_value::<RewardPolicy>(old).unwrap(), p);
+    let priced = RewardPolicy {
+        credit_price_micro_usd: 20,
+        ..p.clone()
+    };
+    priced.validate().unwrap();
+    assert_ne!(priced.id(), p.id());
+    let bytes = priced.canonical_bytes();
+    assert!(String::from_utf8_lossy(&bytes).contains("\"credit_price_micro_usd\":20"));
+    assert_eq!(
+        serde_json::from_slice::<RewardPolicy>(&bytes).unwrap(),
+        priced
+    );
 }
 
 #[test]
@@ -463,6 +485,20 @@ fn policy_validation_rejects_each_bad_constant() {
                 limit: 11,
                 expected: 12,
             },
+        ),
+        (
+            RewardPolicy {
+                credit_price_micro_usd: 0,
+                ..d()
+            },
+            PolicyError::CreditPrice(0),
+        ),
+        (
+            RewardPolicy {
+                credit_price_micro_usd: 1_000_001,
+                ..d()
+            },
+            PolicyError::CreditPrice(1_000_001),
         ),
     ];
     for (p, err) in cases {

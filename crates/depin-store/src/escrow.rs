@@ -188,13 +188,25 @@ pub(crate) async fn write_entries(
     Ok(())
 }
 
-fn entry(kind: &str, debit: String, credit: String, amount: u64) -> LedgerEntryRow {
+pub(crate) fn entry(kind: &str, debit: String, credit: String, amount: u64) -> LedgerEntryRow {
     LedgerEntryRow {
         debit,
         credit,
         amount,
         kind: kind.into(),
     }
+}
+
+/// The first epoch not closed yet, whatever the clock: where a movement
+/// outside any close (a deposit, a credit burn, a withdrawal) is filed.
+pub(crate) async fn first_open_epoch(conn: &mut sqlx::AnyConnection) -> Result<EpochIndex> {
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(epoch) FROM epochs")
+        .fetch_one(conn)
+        .await?;
+    Ok(match newest {
+        Some(n) => u64_from_row(n, "epoch")? + 1,
+        None => 0,
+    })
 }
 
 impl Store {
@@ -233,14 +245,7 @@ impl Store {
         }
         tx.step("deposit:row")?;
         let escrow = format!("escrow:{}", d.consumer.to_hex());
-        // Filed under the first epoch not closed yet, whatever the clock.
-        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(epoch) FROM epochs")
-            .fetch_one(tx.conn())
-            .await?;
-        let epoch = match newest {
-            Some(n) => u64_from_row(n, "epoch")? + 1,
-            None => 0,
-        };
+        let epoch = first_open_epoch(tx.conn()).await?;
         write_entries(
             tx.conn(),
             epoch,
@@ -434,6 +439,7 @@ pub(crate) async fn write_charges(
     Ok(())
 }
 
-/// The kinds of ledger entry an epoch close writes (the others — deposits
-/// and locks — are filed under an epoch but written outside its close).
+/// The kinds of ledger entry an epoch close writes (the others — deposits,
+/// locks, credit burns and withdrawals — are filed under an epoch but written
+/// outside its close).
 pub const CLOSE_ENTRY_KINDS: [&str; 5] = ["emission", "settle", "fee", "burn", "refund"];

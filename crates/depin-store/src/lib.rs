@@ -13,6 +13,7 @@
 //! closer blocks on it and then finds the conflict and rolls back.
 
 mod admission;
+mod credits;
 mod devices;
 mod epoch_inputs;
 mod epochs;
@@ -31,6 +32,10 @@ pub mod testing;
 mod work;
 
 pub use admission::*;
+pub use credits::{
+    MAX_CREDIT_TEXT_LEN, NewPurchase, NewTokenPrice, NewWithdrawal, PayoutRefusal, PurchaseRefusal,
+    PurchaseRow, SpendRefusal, Spent, TokenPriceRow, WithdrawalRefusal, WithdrawalRow,
+};
 pub use devices::*;
 pub use epoch_inputs::*;
 pub use epochs::*;
