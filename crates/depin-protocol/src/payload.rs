@@ -484,36 +484,6 @@ impl OperatorSettings {
     }
 }
 
-/// The work id an answer kind carries in its field 1 (see `WorkRef` in the
-/// proto file); `None` when the field is absent or not 32 bytes. Lenient on
-/// the other fields: the sector's own decoder is strict about those.
-pub fn answered_work_id(payload: &[u8]) -> Option<[u8; 32]> {
-    let r = wire::WorkRef::decode(payload).ok()?;
-    r.work_id.as_slice().try_into().ok()
-}
-
-/// Encodes the `WorkRef` prefix of an answer: field 1 with the work id.
-/// A sector's answer message has `bytes work_id = 1` and encodes it the same.
-pub fn work_ref_bytes(work_id: &[u8; 32]) -> Vec<u8> {
-    wire::WorkRef {
-        work_id: work_id.to_vec(),
-    }
-    .encode_to_vec()
-}
-
-macro_rules! payload {
-    ($ty:ident) => {
-        impl Payload for $ty {
-            const KIND: PayloadKind = PayloadKind::$ty;
-            fn encode(&self) -> Vec<u8> {
-                $ty::encode(self)
-            }
-            fn decode(bytes: &[u8]) -> Result<Self, Reason> {
-                $ty::decode(bytes)
-            }
-        }
-    };
-}
 /// Kind 8: a consumer buys data credits by burning free escrow (see
 /// `CreditPurchase` in the proto file). Decoding checks the ranges: every
 /// integer storable, at least one credit, and a burn limit of at least one
