@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::depin;
+use common::{Api, depin};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
@@ -32,28 +32,6 @@ fn fails(o: Output) -> String {
         common::stdout(&o)
     );
     common::stderr(&o)
-}
-
-struct Api {
-    rt: tokio::runtime::Runtime,
-    c: depin_client::Client,
-}
-
-impl Api {
-    fn new(url: &str) -> Api {
-        Api {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            c: depin_client::Client::new(url).unwrap(),
-        }
-    }
-
-    fn epochs(&self) -> Vec<Value> {
-        let e = self.rt.block_on(self.c.epochs()).unwrap();
-        e.as_array().unwrap().clone()
-    }
 }
 
 /// An operator key and one storage node that has earned in a few closed epochs.

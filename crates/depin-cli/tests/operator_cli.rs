@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::depin;
+use common::{Api, depin};
 use depin_core::PublicKey;
 use serde_json::Value;
 use std::path::Path;
@@ -44,38 +44,12 @@ fn serve(dir: &Path) -> (common::Server, String) {
     common::serve(dir, EPOCH_SECONDS, BOUND)
 }
 
-/// The coordinator's API, for checking what the CLI printed.
-struct Api {
-    rt: tokio::runtime::Runtime,
-    c: depin_client::Client,
-}
-
-impl Api {
-    fn new(url: &str) -> Api {
-        Api {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            c: depin_client::Client::new(url).unwrap(),
-        }
-    }
-
-    fn last_closed(&self) -> Option<u64> {
-        let e = self.rt.block_on(self.c.epochs()).unwrap();
-        e.as_array()
-            .unwrap()
-            .last()
-            .map(|e| e["epoch"].as_u64().unwrap())
-    }
-
-    /// The cumulative claim of `op` as of `epoch`, 0 when it has none.
-    fn cumulative(&self, epoch: u64, op: &PublicKey) -> u128 {
-        match self.rt.block_on(self.c.claim(epoch, op)) {
-            Ok(v) => v.amount.as_str().unwrap().parse().unwrap(),
-            Err(e) if e.status() == Some(404) => 0,
-            Err(e) => panic!("{e}"),
-        }
+/// The cumulative claim of `op` as of `epoch`, 0 when it has none.
+fn cumulative(api: &Api, epoch: u64, op: &PublicKey) -> u128 {
+    match api.rt.block_on(api.c.claim(epoch, op)) {
+        Ok(v) => v.amount.as_str().unwrap().parse().unwrap(),
+        Err(e) if e.status() == Some(404) => 0,
+        Err(e) => panic!("{e}"),
     }
 }
 
@@ -512,7 +486,7 @@ fn operator_commands_against_a_live_coordinator() {
         "the device earned in the short epochs: {devices_api}"
     );
     let last = api.last_closed().unwrap();
-    let cum = api.cumulative(last, &op);
+    let cum = cumulative(&api, last, &op);
     assert_eq!(
         cum,
         u128::from(rewards),
@@ -527,7 +501,7 @@ fn operator_commands_against_a_live_coordinator() {
     let l = st["earnings"]["last_closed_epoch"]["epoch"]
         .as_u64()
         .unwrap();
-    let in_l = api.cumulative(l, &op) - l.checked_sub(1).map_or(0, |p| api.cumulative(p, &op));
+    let in_l = cumulative(&api, l, &op) - l.checked_sub(1).map_or(0, |p| cumulative(&api, p, &op));
     assert_eq!(
         st["earnings"]["last_closed_epoch"]["earned"]["base_units"],
         in_l.to_string().as_str()

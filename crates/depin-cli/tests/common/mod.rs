@@ -73,3 +73,33 @@ pub fn serve(dir: &Path, epoch_seconds: &str, bound: Duration) -> (Server, Strin
     }
     (server, format!("http://{listen}"))
 }
+
+/// The coordinator's API over a blocking runtime, for checking what the CLI
+/// printed against what the server says.
+pub struct Api {
+    pub rt: tokio::runtime::Runtime,
+    pub c: depin_client::Client,
+}
+
+impl Api {
+    pub fn new(url: &str) -> Api {
+        Api {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            c: depin_client::Client::new(url).unwrap(),
+        }
+    }
+
+    /// The closed epochs, oldest first.
+    pub fn epochs(&self) -> Vec<serde_json::Value> {
+        let e = self.rt.block_on(self.c.epochs()).unwrap();
+        e.as_array().unwrap().clone()
+    }
+
+    /// The newest closed epoch, if any.
+    pub fn last_closed(&self) -> Option<u64> {
+        self.epochs().last().map(|e| e["epoch"].as_u64().unwrap())
+    }
+}
